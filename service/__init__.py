@@ -1,0 +1,3 @@
+"""The Video Analyzer service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,79 @@
+"""Every setting of the service, read from the environment and `.env`, and nowhere else."""
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Store
+    mongodb_url: str | None = None
+    mongodb_db: str = "video_analyzer"
+    mongodb_max_pool_size: int = Field(default=100, ge=1)
+    mongodb_min_pool_size: int = Field(default=0, ge=0)
+    mongodb_connect_timeout_ms: int = Field(default=10_000, ge=1)
+    mongodb_server_selection_timeout_ms: int = Field(default=10_000, ge=1)
+    mongodb_socket_timeout_ms: int = Field(default=30_000, ge=1)
+    embedded_compact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    # Files
+    data_dir: Path = Path("data")
+    upload_dir: Path | None = None
+    storage: Literal["local"] = "local"
+    max_upload_mb: int = Field(default=2048, ge=1)
+
+    # Transcription
+    whisper_model: str = "bundled:tiny.en"
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str = "default"
+    whisper_beam_size: int = Field(default=5, ge=1)
+    whisper_vad_filter: bool = False
+    whisper_word_timestamps: bool = False
+    workers: int = Field(default=1, ge=0)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1)
+    job_retry_base_seconds: float = Field(default=5.0, ge=0)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+
+    # Language models
+    llm_provider: Literal["auto", "openai", "local"] = "auto"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+
+    # Users
+    auth_enabled: bool = False
+    secret_key: str | None = None
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> "Settings":
+        if self.mongodb_min_pool_size > self.mongodb_max_pool_size:
+            raise ValueError("MONGODB_MIN_POOL_SIZE must not exceed MONGODB_MAX_POOL_SIZE")
+        return self
+
+    @cached_property
+    def files_dir(self) -> Path:
+        """Where uploaded video files are kept: UPLOAD_DIR, or DATA_DIR/uploads."""
+        return self.upload_dir or self.data_dir / "uploads"
+
+    @cached_property
+    def embedded_dir(self) -> Path:
+        return self.data_dir / "db"
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        return not self.mongodb_url
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024

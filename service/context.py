@@ -1,0 +1,20 @@
+"""What the running app shares with its request handlers: settings, the store, file storage."""
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from service.config import Settings
+from service.db.service import Database
+from service.storage.service import LocalStorage
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    database: Database
+    storage: LocalStorage
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.context

@@ -1,0 +1,371 @@
+"""The embedded store: mongomock-motor made durable, and as strict as MongoDB where we can hit it.
+
+mongomock keeps documents in memory and has no persistence, so this module adds it. Every
+operation runs on one dedicated thread (the event loop never blocks on it, and operations are
+serialized as MongoDB serializes writes to one document). A write records which documents it
+touched; once it returns, each touched document's new state is appended to the journal and
+fsynced before the caller gets its answer. The journal is compacted into a snapshot when it
+outgrows `compact_bytes`, so a write costs what the documents it touched weigh, not the store.
+
+Where mongomock is more lenient than MongoDB in ways the service can hit, it is made strict
+here: a document over 16 MiB is refused and the write rolled back.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import bson
+import mongomock
+from mongomock.filtering import filter_applies
+from mongomock.store import CollectionStore
+from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection, AsyncMongoMockDatabase
+from pymongo.errors import DocumentTooLarge, WriteError
+
+from service.db.journal import Journal, read_records, write_snapshot
+
+logger = logging.getLogger(__name__)
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+SNAPSHOT_NAME = "snapshot.bson"
+JOURNAL_NAME = "journal.bson"
+
+T = TypeVar("T")
+
+_WRITE_METHODS = (
+    "insert_one",
+    "insert_many",
+    "update_one",
+    "update_many",
+    "replace_one",
+    "delete_one",
+    "delete_many",
+    "find_one_and_update",
+    "find_one_and_replace",
+    "find_one_and_delete",
+    "bulk_write",
+)
+_THREADED_METHODS = (
+    "find_one",
+    "count_documents",
+    "estimated_document_count",
+    "distinct",
+    "create_index",
+    "create_indexes",
+    "drop_index",
+    "drop_indexes",
+    "index_information",
+)
+
+
+class _WriteTracker:
+    """The prior BSON of every document one write touched (None: it did not exist)."""
+
+    def __init__(self) -> None:
+        self.prior: dict[Any, bytes | None] = {}
+
+    def touch(self, key: Any, document: dict[str, Any] | None) -> None:
+        if key not in self.prior:
+            self.prior[key] = None if document is None else bson.encode(document)
+
+
+class _TrackedCollectionStore(CollectionStore):
+    """mongomock's per-collection document map, reporting insertions and deletions to a tracker."""
+
+    tracker: _WriteTracker | None = None
+
+    def __setitem__(self, key: Any, value: dict[str, Any]) -> None:
+        if self.tracker is not None:
+            self.tracker.touch(key, self._documents.get(key))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        if self.tracker is not None:
+            self.tracker.touch(key, self._documents.get(key))
+        super().__delitem__(key)
+
+
+def _plain_id_lookup(filter: Any) -> list[Any] | None:
+    """The `_id` values a filter pins down by equality or `$in`, else None (a full scan is needed)."""
+    if not isinstance(filter, dict) or not all(type(key) is str for key in filter):
+        return None
+    wanted = filter.get("_id")
+    if isinstance(wanted, bson.ObjectId | str | int):
+        return [wanted]
+    if isinstance(wanted, dict) and set(wanted) == {"$in"} and isinstance(wanted["$in"], list):
+        if all(isinstance(value, bson.ObjectId | str | int) for value in wanted["$in"]):
+            return list(wanted["$in"])
+    return None
+
+
+def _make_tracked(collection: mongomock.Collection) -> mongomock.Collection:
+    """Give a mongomock collection an `_id` fast path and write tracking (once per collection)."""
+    if getattr(collection, "_embedded_tracked", False):
+        return collection
+    store = collection._store
+    if type(store) is CollectionStore:
+        store.__class__ = _TrackedCollectionStore
+    full_scan = collection._iter_documents
+
+    def iter_documents(filter: Any) -> Iterator[dict[str, Any]]:
+        ids = _plain_id_lookup(filter)
+        if ids is None:
+            candidates: Iterator[dict[str, Any]] = full_scan(filter)
+        else:
+            found = (store._documents.get(key) for key in dict.fromkeys(ids))
+            candidates = (doc for doc in found if doc is not None and filter_applies(filter, doc))
+        for document in candidates:
+            if store.tracker is not None:
+                store.tracker.touch(document["_id"], document)
+            yield document
+
+    collection._iter_documents = iter_documents
+    collection._embedded_tracked = True
+    return collection
+
+
+class EmbeddedStore:
+    """The in-process database: mongomock data, one thread to run on, a journal and a snapshot."""
+
+    def __init__(self, directory: Path, compact_bytes: int) -> None:
+        self.directory = directory
+        self.compact_bytes = compact_bytes
+        self.mongo = mongomock.MongoClient(tz_aware=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-store")
+        self._journal: Journal | None = None
+
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(function, *args, **kwargs))
+
+    def collection(self, database: str, name: str) -> mongomock.Collection:
+        return _make_tracked(self.mongo[database][name])
+
+    # Start-up and shut-down
+
+    def open(self) -> int:
+        """Load the snapshot, replay the journal, and return how many documents were loaded."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        snapshot, _ = read_records(self.directory / SNAPSHOT_NAME)
+        journal, valid_length = read_records(self.directory / JOURNAL_NAME)
+        for record in snapshot + journal:
+            self._apply(record)
+        self._journal = Journal(self.directory / JOURNAL_NAME, valid_length)
+        return sum(
+            len(self.collection(db, name)._store._documents)
+            for db in self.mongo.list_database_names()
+            for name in self.mongo[db].list_collection_names()
+        )
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self._executor.shutdown(wait=True)
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        documents = self.collection(record["d"], record["c"])._store._documents
+        if "put" in record:
+            documents[record["put"]["_id"]] = record["put"]
+        elif "del" in record:
+            documents.pop(record["del"], None)
+        else:
+            documents.clear()
+
+    # Writes
+
+    def write(self, collection: mongomock.Collection, method: str, args: tuple, kwargs: dict) -> Any:
+        """Run one write, then journal (or, if a document grew past 16 MiB, undo) what it touched."""
+        store: _TrackedCollectionStore = collection._store
+        tracker = _WriteTracker()
+        store.tracker = tracker
+        try:
+            return getattr(collection, method)(*args, **kwargs)
+        finally:
+            store.tracker = None
+            self._commit(collection, tracker)
+
+    def drop(self, collection: mongomock.Collection) -> None:
+        collection.drop()
+        self._append([{"d": collection.database.name, "c": collection.name, "drop": True}])
+
+    def _commit(self, collection: mongomock.Collection, tracker: _WriteTracker) -> None:
+        documents = collection._store._documents
+        place = {"d": collection.database.name, "c": collection.name}
+        records: list[dict[str, Any]] = []
+        oversized: list[Any] = []
+        for key, prior in tracker.prior.items():
+            current = documents.get(key)
+            if current is None:
+                if prior is not None:
+                    records.append({**place, "del": key})
+                continue
+            encoded = bson.encode(current)
+            if len(encoded) > MAX_DOCUMENT_BYTES:
+                oversized.append(key)
+            elif encoded != prior:
+                records.append({**place, "put": current})
+        if oversized:
+            self._roll_back(documents, tracker)
+            self._raise_too_large(oversized[0], tracker.prior[oversized[0]] is None)
+        self._append(records)
+
+    @staticmethod
+    def _roll_back(documents: dict[Any, Any], tracker: _WriteTracker) -> None:
+        for key, prior in tracker.prior.items():
+            if prior is None:
+                documents.pop(key, None)
+            else:
+                documents[key] = bson.decode(prior)
+
+    @staticmethod
+    def _raise_too_large(key: Any, was_insert: bool) -> None:
+        message = f"document {key} would exceed MongoDB's {MAX_DOCUMENT_BYTES} byte limit"
+        if was_insert:
+            raise DocumentTooLarge(message)
+        raise WriteError(message, code=17419, details={"errmsg": message, "code": 17419})
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        if self._journal is None:
+            raise RuntimeError("the embedded store is not open")
+        self._journal.append(records)
+        if self._journal.size > self.compact_bytes:
+            self.compact()
+
+    def compact(self) -> None:
+        """Write every document into a new snapshot, then empty the journal."""
+        write_snapshot(self.directory / SNAPSHOT_NAME, self._all_records())
+        if self._journal is not None:
+            self._journal.reset()
+
+    def _all_records(self) -> Iterator[dict[str, Any]]:
+        for db in self.mongo.list_database_names():
+            for name in self.mongo[db].list_collection_names():
+                for document in list(self.collection(db, name)._store._documents.values()):
+                    yield {"d": db, "c": name, "put": document}
+
+
+class _EmbeddedCursor:
+    """A Motor-like cursor whose results are computed on the store's thread when first read."""
+
+    def __init__(self, store: EmbeddedStore, produce: Callable[[], list[dict[str, Any]]]) -> None:
+        self._store = store
+        self._produce = produce
+        self._chain: list[tuple[str, tuple, dict]] = []
+        self._results: list[dict[str, Any]] | None = None
+
+    def _chained(self, name: str, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
+        self._chain.append((name, args, kwargs))
+        return self
+
+    def sort(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
+        return self._chained("sort", *args, **kwargs)
+
+    def skip(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
+        return self._chained("skip", *args, **kwargs)
+
+    def limit(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
+        return self._chained("limit", *args, **kwargs)
+
+    def batch_size(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
+        return self
+
+    async def _load(self) -> list[dict[str, Any]]:
+        if self._results is None:
+            self._results = await self._store.run(self._compute)
+        return self._results
+
+    def _compute(self) -> list[dict[str, Any]]:
+        cursor = self._produce()
+        for name, args, kwargs in self._chain:
+            cursor = getattr(cursor, name)(*args, **kwargs)
+        return list(cursor)
+
+    async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
+        results = await self._load()
+        taken = results if length is None else results[:length]
+        self._results = results[len(taken) :]
+        return taken
+
+    def __aiter__(self) -> "_EmbeddedCursor":
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        results = await self._load()
+        if not results:
+            raise StopAsyncIteration
+        return results.pop(0)
+
+    next = __anext__
+
+    async def close(self) -> None:
+        self._results = []
+
+
+class EmbeddedCollection(AsyncMongoMockCollection):
+    """A Motor collection over the embedded store: reads and writes run on the store's thread."""
+
+    def __init__(self, database: "EmbeddedDatabase", collection: mongomock.Collection) -> None:
+        super().__init__(database, collection)
+        self._embedded = database.store
+        self._mongo = collection
+
+    def find(self, *args: Any, **kwargs: Any) -> _EmbeddedCursor:
+        return _EmbeddedCursor(self._embedded, partial(self._mongo.find, *args, **kwargs))
+
+    def aggregate(self, pipeline: list[dict[str, Any]], *args: Any, **kwargs: Any) -> _EmbeddedCursor:
+        return _EmbeddedCursor(self._embedded, lambda: list(self._mongo.aggregate(pipeline, *args, **kwargs)))
+
+    async def drop(self, *args: Any, **kwargs: Any) -> None:
+        await self._embedded.run(self._embedded.drop, self._mongo)
+
+
+def _add_threaded_methods(cls: type) -> type:
+    def threaded(name: str) -> Callable[..., Any]:
+        async def method(self: EmbeddedCollection, *args: Any, **kwargs: Any) -> Any:
+            return await self._embedded.run(getattr(self._mongo, name), *args, **kwargs)
+
+        return method
+
+    def journaled(name: str) -> Callable[..., Any]:
+        async def method(self: EmbeddedCollection, *args: Any, **kwargs: Any) -> Any:
+            return await self._embedded.run(self._embedded.write, self._mongo, name, args, kwargs)
+
+        return method
+
+    for name in _THREADED_METHODS:
+        setattr(cls, name, threaded(name))
+    for name in _WRITE_METHODS:
+        setattr(cls, name, journaled(name))
+    return cls
+
+
+_add_threaded_methods(EmbeddedCollection)
+
+
+class EmbeddedDatabase(AsyncMongoMockDatabase):
+    def __init__(self, client: "EmbeddedClient", name: str) -> None:
+        super().__init__(client, client.store.mongo[name])
+        self.store = client.store
+        self.name = name
+
+    def get_collection(self, name: str, *args: Any, **kwargs: Any) -> EmbeddedCollection:
+        return EmbeddedCollection(self, self.store.collection(self.name, name))
+
+
+class EmbeddedClient(AsyncMongoMockClient):
+    """The Motor-compatible client handed to Beanie and the services."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        super().__init__(mock_mongo_client=store.mongo)
+        self.store = store
+
+    def get_database(self, name: str, *args: Any, **kwargs: Any) -> EmbeddedDatabase:
+        return EmbeddedDatabase(self, name)
+
+    def close(self) -> None:
+        self.store.close()

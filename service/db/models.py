@@ -1,0 +1,7 @@
+"""Every Beanie document model the store is initialised with."""
+
+from beanie import Document
+
+from service.videos.models import Video
+
+DOCUMENT_MODELS: list[type[Document]] = [Video]

@@ -1,0 +1,63 @@
+"""connect(settings): real MongoDB through Motor, or the embedded store, with Beanie initialised."""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from beanie import init_beanie
+from motor.motor_asyncio import AsyncIOMotorClient
+
+from service.config import Settings
+from service.db.embedded import EmbeddedClient, EmbeddedStore
+from service.db.models import DOCUMENT_MODELS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Database:
+    """The one client of this process, and which kind of store it talks to."""
+
+    client: Any
+    name: str
+    kind: str
+
+    @property
+    def handle(self) -> Any:
+        return self.client[self.name]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _motor_client(settings: Settings) -> AsyncIOMotorClient:
+    return AsyncIOMotorClient(
+        settings.mongodb_url,
+        tz_aware=True,
+        maxPoolSize=settings.mongodb_max_pool_size,
+        minPoolSize=settings.mongodb_min_pool_size,
+        connectTimeoutMS=settings.mongodb_connect_timeout_ms,
+        serverSelectionTimeoutMS=settings.mongodb_server_selection_timeout_ms,
+        socketTimeoutMS=settings.mongodb_socket_timeout_ms,
+    )
+
+
+async def _embedded_client(settings: Settings) -> EmbeddedClient:
+    store = EmbeddedStore(settings.embedded_dir, settings.embedded_compact_bytes)
+    loaded = await asyncio.to_thread(store.open)
+    logger.info("store: embedded (mongomock-motor) at %s, %d documents loaded", store.directory.resolve(), loaded)
+    return EmbeddedClient(store)
+
+
+async def connect(settings: Settings) -> Database:
+    """Open the store named by the settings and create every index at start-up."""
+    if settings.uses_embedded_store:
+        database = Database(await _embedded_client(settings), settings.mongodb_db, "embedded")
+    else:
+        client = _motor_client(settings)
+        await client.admin.command("ping")
+        logger.info("store: MongoDB at %s, database %s", client.address, settings.mongodb_db)
+        database = Database(client, settings.mongodb_db, "mongodb")
+    await init_beanie(database=database.handle, document_models=DOCUMENT_MODELS)
+    return database

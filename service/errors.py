@@ -1,0 +1,35 @@
+"""Errors a client caused or can act on; each becomes `{"detail": ...}` with its status code."""
+
+
+class ServiceError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ServiceError):
+    status_code = 404
+
+
+class Conflict(ServiceError):
+    status_code = 409
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+
+
+class UnsupportedMedia(ServiceError):
+    status_code = 415
+
+
+class InvalidInput(ServiceError):
+    status_code = 422
+
+
+class DocumentFull(ServiceError):
+    """A write would take a video's document past MongoDB's 16 MB limit; nothing was written."""
+
+    status_code = 507

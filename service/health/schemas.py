@@ -1,0 +1,7 @@
+from pydantic import BaseModel
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    version: str

@@ -1,0 +1,75 @@
+"""create_app(settings): the FastAPI application, its store, its workers and its error answers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo.errors import DocumentTooLarge, WriteError
+
+from service import __version__
+from service.config import Settings
+from service.context import AppContext
+from service.db.service import connect
+from service.errors import DocumentFull, ServiceError
+from service.health.router import router as health_router
+from service.stats.router import router as stats_router
+from service.storage.service import LocalStorage
+from service.videos.router import router as videos_router
+
+logger = logging.getLogger(__name__)
+
+DOCUMENT_TOO_LARGE_CODES = {10334, 17419}
+
+
+def _error(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content={"detail": detail})
+
+
+async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
+    return _error(error.status_code, error.detail)
+
+
+async def _write_error(request: Request, error: WriteError) -> JSONResponse:
+    if error.code in DOCUMENT_TOO_LARGE_CODES:
+        return await _document_too_large(request, error)
+    return await _unexpected_error(request, error)
+
+
+async def _document_too_large(request: Request, error: Exception) -> JSONResponse:
+    logger.warning("%s %s refused: %s", request.method, request.url.path, error)
+    return _error(
+        DocumentFull.status_code,
+        "the video's document would pass MongoDB's 16 MB limit; nothing was written",
+    )
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
+    return _error(500, "internal error; the service log has the details")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = await connect(settings)
+        storage = LocalStorage(settings.files_dir)
+        storage.prepare()
+        logger.info("files: %s storage at %s", storage.kind, storage.root.resolve())
+        app.state.context = AppContext(settings=settings, database=database, storage=storage)
+        try:
+            yield
+        finally:
+            database.close()
+
+    app = FastAPI(title="Video Analyzer", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(DocumentTooLarge, _document_too_large)
+    app.add_exception_handler(WriteError, _write_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    for router in (health_router, videos_router, stats_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,12 @@
+from fastapi import APIRouter
+
+from service.stats.schemas import Stats
+from service.stats.service import compute_stats
+
+router = APIRouter(tags=["stats"])
+
+
+@router.get("/stats")
+async def stats() -> Stats:
+    """Total videos, videos uploaded today (UTC), count by status, chat entries, mean processing time."""
+    return await compute_stats()

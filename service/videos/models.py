@@ -1,0 +1,153 @@
+"""The Video document: one MongoDB document per video, embedding everything about it."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+import pymongo
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+from pymongo import IndexModel
+
+from service.clock import utc_now
+
+VideoStatus = Literal["queued", "processing", "completed", "failed"]
+
+TEXT_SEARCH_LANGUAGE_FIELD = "search_language"
+"""The text index reads its language from this field of ours, never from `transcript.language`
+or `chat.language`: MongoDB rejects a write whose language field holds a value text search does
+not support (`ja`, for one)."""
+
+
+class FileInfo(BaseModel):
+    storage: Literal["local", "gridfs"] = "local"
+    key: str
+    size: int
+    sha256: str
+    content_type: str | None = None
+
+
+class VideoStreamInfo(BaseModel):
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+
+class AudioStreamInfo(BaseModel):
+    codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+class MediaMetadata(BaseModel):
+    duration: float | None = None
+    format: str | None = None
+    size: int | None = None
+    bit_rate: int | None = None
+    has_audio: bool = False
+    video: VideoStreamInfo | None = None
+    audio: AudioStreamInfo | None = None
+
+
+class Job(BaseModel):
+    stage: str | None = None
+    progress: float = 0.0
+    attempts: int = 0
+    lease_until: datetime | None = None
+    worker: str | None = None
+    error: str | None = None
+    note: str | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Word(BaseModel):
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+
+
+class Segment(BaseModel):
+    start: float
+    end: float
+    text: str
+    words: list[Word] | None = None
+
+
+class Transcript(BaseModel):
+    language: str | None = None
+    language_probability: float | None = None
+    model: str | None = None
+    text: str = ""
+    segments: list[Segment] = Field(default_factory=list)
+
+
+class Chapter(BaseModel):
+    start: float
+    end: float
+    title: str
+    summary: str = ""
+
+
+class Summary(BaseModel):
+    text: str = ""
+    key_points: list[str] = Field(default_factory=list)
+    chapters: list[Chapter] = Field(default_factory=list)
+    model: str | None = None
+    language: str | None = None
+    error: str | None = None
+
+
+class Citation(BaseModel):
+    start: float
+    end: float
+    text: str
+
+
+class ChatEntry(BaseModel):
+    id: str
+    question: str
+    answer: str
+    citations: list[Citation] = Field(default_factory=list)
+    model: str | None = None
+    language: str | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class Video(Document):
+    filename: str
+    file: FileInfo
+    owner_id: PydanticObjectId | None = None
+    is_public: bool = False
+    status: VideoStatus = "queued"
+    job: Job = Field(default_factory=Job)
+    metadata: MediaMetadata = Field(default_factory=MediaMetadata)
+    transcript: Transcript | None = None
+    summary: Summary | None = None
+    chat: list[ChatEntry] = Field(default_factory=list)
+    legacy: dict[str, Any] | None = None
+    requested_language: str = "auto"
+    search_language: str = "english"
+    uploaded_at: datetime = Field(default_factory=utc_now)
+    processed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utc_now)
+
+    class Settings:
+        name = "videos"
+        indexes = [
+            IndexModel([("uploaded_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)], name="uploaded_at"),
+            IndexModel([("status", pymongo.ASCENDING), ("job.lease_until", pymongo.ASCENDING)], name="queue"),
+            IndexModel([("owner_id", pymongo.ASCENDING), ("uploaded_at", pymongo.DESCENDING)], name="owner"),
+            IndexModel([("filename", pymongo.ASCENDING)], name="filename"),
+            IndexModel([("file.sha256", pymongo.ASCENDING)], name="sha256"),
+            IndexModel([("legacy.id", pymongo.ASCENDING)], name="legacy_id", unique=True, sparse=True),
+            IndexModel(
+                [("filename", pymongo.TEXT), ("summary.text", pymongo.TEXT), ("transcript.text", pymongo.TEXT)],
+                name="search",
+                weights={"filename": 3, "summary.text": 2, "transcript.text": 1},
+                default_language="english",
+                language_override=TEXT_SEARCH_LANGUAGE_FIELD,
+            ),
+        ]

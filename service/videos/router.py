@@ -1,0 +1,63 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from service.context import AppContext, get_context
+from service.videos import service
+from service.videos.models import VideoStatus
+from service.videos.schemas import VideoOut, VideoPage
+
+router = APIRouter(prefix="/videos", tags=["videos"])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "language": {"type": "string", "default": "auto"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=_UPLOAD_BODY)
+async def upload_video(request: Request, context: Annotated[AppContext, Depends(get_context)]) -> VideoOut:
+    """Upload a video (multipart field `file`, optional `language`); it is queued for processing."""
+    length = request.headers.get("content-length")
+    video = await service.upload_video(
+        context,
+        content_type=request.headers.get("content-type", ""),
+        content_length=int(length) if length and length.isdigit() else None,
+        body=request.stream(),
+    )
+    return VideoOut.of(video)
+
+
+@router.get("")
+async def list_videos(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+    status: VideoStatus | None = None,
+) -> VideoPage:
+    """Videos, newest first, without transcript segments or chat."""
+    return await service.list_videos(limit, cursor, status)
+
+
+@router.get("/{video_id}")
+async def get_video(video_id: str) -> VideoOut:
+    return VideoOut.of(await service.get_video(video_id))
+
+
+@router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_video(video_id: str, context: Annotated[AppContext, Depends(get_context)]) -> Response:
+    """Delete the video's document and its file."""
+    await service.delete_video(context, video_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,81 @@
+"""What the API shows of a video: the full view, and the lighter list item."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from service.videos.models import Job, MediaMetadata, Summary, Transcript, Video, VideoStatus
+
+
+class FileOut(BaseModel):
+    size: int
+    sha256: str
+    content_type: str | None
+
+
+class TranscriptOverview(BaseModel):
+    language: str | None
+    language_probability: float | None
+    model: str | None
+    text: str
+
+
+class VideoListItem(BaseModel):
+    id: str
+    filename: str
+    file: FileOut
+    owner_id: str | None
+    is_public: bool
+    status: VideoStatus
+    job: Job
+    metadata: MediaMetadata
+    transcript: TranscriptOverview | None
+    summary: Summary | None
+    uploaded_at: datetime
+    processed_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, video: Video) -> "VideoListItem":
+        return cls(**_common_fields(video), transcript=_overview(video.transcript))
+
+
+class VideoOut(VideoListItem):
+    transcript: Transcript | None  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, video: Video) -> "VideoOut":
+        return cls(**_common_fields(video), transcript=video.transcript)
+
+
+class VideoPage(BaseModel):
+    items: list[VideoListItem]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
+def _overview(transcript: Transcript | None) -> TranscriptOverview | None:
+    if transcript is None:
+        return None
+    return TranscriptOverview(
+        language=transcript.language,
+        language_probability=transcript.language_probability,
+        model=transcript.model,
+        text=transcript.text,
+    )
+
+
+def _common_fields(video: Video) -> dict:
+    return {
+        "id": str(video.id),
+        "filename": video.filename,
+        "file": FileOut(size=video.file.size, sha256=video.file.sha256, content_type=video.file.content_type),
+        "owner_id": None if video.owner_id is None else str(video.owner_id),
+        "is_public": video.is_public,
+        "status": video.status,
+        "job": video.job,
+        "metadata": video.metadata,
+        "summary": video.summary,
+        "uploaded_at": video.uploaded_at,
+        "processed_at": video.processed_at,
+        "updated_at": video.updated_at,
+    }

@@ -1,0 +1,146 @@
+"""Videos: accepting uploads, listing, reading and deleting them."""
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from beanie import PydanticObjectId
+from bson.errors import InvalidId
+from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
+
+from service.clock import utc_now
+from service.context import AppContext
+from service.errors import InvalidInput, NotFound, PayloadTooLarge
+from service.processing.media import content_type_of, probe
+from service.videos.models import FileInfo, Job, Video, VideoStatus
+from service.videos.schemas import VideoListItem, VideoPage
+from service.videos.upload import MultipartUploadReceiver
+
+logger = logging.getLogger(__name__)
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+LIST_PROJECTION = {"chat": 0, "transcript.segments": 0}
+
+
+def parse_video_id(raw: str) -> PydanticObjectId:
+    """The ObjectId a client named; a malformed one is as unknown as a missing one (404)."""
+    try:
+        return PydanticObjectId(raw)
+    except (InvalidId, TypeError):
+        raise NotFound(f"no video with id {raw!r}")
+
+
+async def get_video(raw_id: str) -> Video:
+    video = await Video.get(parse_video_id(raw_id))
+    if video is None:
+        raise NotFound(f"no video with id {raw_id!r}")
+    return video
+
+
+async def upload_video(
+    context: AppContext,
+    content_type: str,
+    content_length: int | None,
+    body: AsyncIterator[bytes],
+) -> Video:
+    """Stream an upload to storage, check it is media, and queue it; leave nothing behind on failure."""
+    limit = context.settings.max_upload_bytes
+    if content_length is not None and content_length > limit + MULTIPART_OVERHEAD_BYTES:
+        raise PayloadTooLarge(f"the file is larger than the limit of {context.settings.max_upload_mb} MB")
+    storage = context.storage
+    received = await MultipartUploadReceiver(storage.new_incoming_path(), limit).receive(content_type, body)
+    try:
+        language = requested_language(received.fields.get("language"))
+        metadata = await asyncio.to_thread(probe, received.path)
+        key = storage.new_key()
+        await storage.keep(received.path, key)
+    except BaseException:
+        received.path.unlink(missing_ok=True)
+        raise
+    now = utc_now()
+    video = Video(
+        filename=received.filename.strip() or "untitled",
+        file=FileInfo(
+            storage=storage.kind,
+            key=key,
+            size=received.size,
+            sha256=received.sha256,
+            content_type=content_type_of(metadata.format),
+        ),
+        metadata=metadata,
+        status="queued",
+        job=Job(stage="queued", queued_at=now),
+        uploaded_at=now,
+        updated_at=now,
+        requested_language=language,
+    )
+    try:
+        await video.insert()
+    except BaseException:
+        await storage.delete(key)
+        raise
+    logger.info("video %s uploaded: %d bytes, %s", video.id, received.size, metadata.format)
+    return video
+
+
+def requested_language(raw: str | None) -> str:
+    """`auto`, or a language code Whisper knows; anything else is the client's mistake (422)."""
+    language = (raw or "auto").strip().lower()
+    if language != "auto" and language not in WHISPER_LANGUAGES:
+        raise InvalidInput(f"language must be 'auto' or a Whisper language code, not {raw!r}")
+    return language
+
+
+def _encode_cursor(video: Video) -> str:
+    millis = int(video.uploaded_at.timestamp() * 1000)
+    return base64.urlsafe_b64encode(f"{millis}:{video.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, PydanticObjectId]:
+    try:
+        millis, raw_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        return datetime.fromtimestamp(int(millis) / 1000, UTC), PydanticObjectId(raw_id)
+    except (ValueError, binascii.Error, InvalidId, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this service returned")
+
+
+def _after_cursor(cursor: str | None) -> dict[str, Any]:
+    if cursor is None:
+        return {}
+    uploaded_at, video_id = _decode_cursor(cursor)
+    return {
+        "$or": [
+            {"uploaded_at": {"$lt": uploaded_at}},
+            {"uploaded_at": uploaded_at, "_id": {"$lt": video_id}},
+        ]
+    }
+
+
+async def list_videos(limit: int, cursor: str | None, status: VideoStatus | None) -> VideoPage:
+    """Newest first, one page; segments and chat stay in the store."""
+    query = _after_cursor(cursor)
+    if status is not None:
+        query["status"] = status
+    raw = (
+        await Video.get_motor_collection()
+        .find(query, LIST_PROJECTION)
+        .sort([("uploaded_at", -1), ("_id", -1)])
+        .limit(limit + 1)
+        .to_list(None)
+    )
+    videos = [Video.model_validate(document) for document in raw[:limit]]
+    next_cursor = _encode_cursor(videos[-1]) if len(raw) > limit else None
+    return VideoPage(items=[VideoListItem.of(video) for video in videos], next_cursor=next_cursor)
+
+
+async def delete_video(context: AppContext, raw_id: str) -> None:
+    """Remove the document, then its file: a crash between them leaves a stray file, never a
+    document pointing at nothing."""
+    video = await get_video(raw_id)
+    result = await Video.get_motor_collection().delete_one({"_id": video.id})
+    if result.deleted_count:
+        await context.storage.delete(video.file.key)

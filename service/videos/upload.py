@@ -1,0 +1,183 @@
+"""Receiving a multipart upload as a stream, straight into storage.
+
+Starlette's own form parsing spools the whole file to a temporary file before the handler runs,
+so the size limit would be checked only after the whole body was on disk, and every byte would be
+written twice. python-multipart's streaming parser lets the body go to its final disk location in
+bounded memory while it is hashed, counted, and cut off at the limit.
+"""
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from service.errors import InvalidInput, PayloadTooLarge
+
+FILE_FIELD = "file"
+FLUSH_BYTES = 1024 * 1024
+MAX_TEXT_FIELD_BYTES = 1024
+
+
+@dataclass
+class ReceivedUpload:
+    path: Path
+    filename: str
+    size: int
+    sha256: str
+    fields: dict[str, str]
+
+
+@dataclass
+class _Part:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    name: str = ""
+    filename: str | None = None
+    text: bytearray = field(default_factory=bytearray)
+
+
+class _FileSink:
+    """The destination file and its running size and hash; written from a worker thread."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self._file: BinaryIO | None = None
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise PayloadTooLarge(f"the file is larger than the limit of {self.max_bytes // (1024 * 1024)} MB")
+        if self._file is None:
+            self._file = open(self.path, "wb")
+        self._file.write(data)
+        self.sha256.update(data)
+
+    def finish(self) -> None:
+        if self._file is None:
+            self._file = open(self.path, "wb")
+        self._file.close()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class MultipartUploadReceiver:
+    """Parses one multipart body: the `file` part goes to disk, small text fields are kept."""
+
+    def __init__(self, destination: Path, max_bytes: int) -> None:
+        self.sink = _FileSink(destination, max_bytes)
+        self.filename: str | None = None
+        self.fields: dict[str, str] = {}
+        self._part = _Part()
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._pending = bytearray()
+        self._in_file = False
+        self._file_seen = False
+        self._complete = False
+
+    async def receive(self, content_type: str, body: AsyncIterator[bytes]) -> ReceivedUpload:
+        parser = self._parser(content_type)
+        try:
+            async for chunk in body:
+                self._feed(parser, chunk)
+                if len(self._pending) >= FLUSH_BYTES:
+                    await self._flush()
+            self._feed(parser, None)
+            if not self._complete:
+                raise InvalidInput("the multipart body ended before its closing boundary")
+            await self._flush()
+            if not self._file_seen:
+                raise InvalidInput(f"the multipart field '{FILE_FIELD}' with a file is required")
+            await asyncio.to_thread(self.sink.finish)
+        except BaseException:
+            await asyncio.to_thread(self.sink.discard)
+            raise
+        return ReceivedUpload(
+            path=self.sink.path,
+            filename=self.filename or "",
+            size=self.sink.size,
+            sha256=self.sink.sha256.hexdigest(),
+            fields=self.fields,
+        )
+
+    def _parser(self, content_type: str) -> MultipartParser:
+        kind, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            raise InvalidInput("the body must be multipart/form-data with a 'file' field")
+        return MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._on_part_begin,
+                "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),
+                "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_end": self._on_end,
+            },
+        )
+
+    @staticmethod
+    def _feed(parser: MultipartParser, chunk: bytes | None) -> None:
+        """Parse one chunk of the body (None: the end of it)."""
+        try:
+            if chunk is None:
+                parser.finalize()
+            else:
+                parser.write(chunk)
+        except MultipartParseError as error:
+            raise InvalidInput(f"the multipart body is malformed: {error}")
+
+    async def _flush(self) -> None:
+        if self._pending:
+            data = bytes(self._pending)
+            self._pending.clear()
+            await asyncio.to_thread(self.sink.write, data)
+
+    def _on_part_begin(self) -> None:
+        self._part = _Part()
+
+    def _on_header_end(self) -> None:
+        self._part.headers[bytes(self._header_field).lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def _on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._part.headers.get(b"content-disposition"))
+        self._part.name = options.get(b"name", b"").decode("utf-8", "replace")
+        raw_filename = options.get(b"filename")
+        self._part.filename = None if raw_filename is None else raw_filename.decode("utf-8", "replace")
+        self._in_file = self._part.name == FILE_FIELD and self._part.filename is not None
+        if self._in_file:
+            if self._file_seen:
+                raise InvalidInput(f"send exactly one '{FILE_FIELD}'")
+            self._file_seen = True
+            self.filename = self._part.filename
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            self._pending.extend(data[start:end])
+            return
+        self._part.text.extend(data[start:end])
+        if len(self._part.text) > MAX_TEXT_FIELD_BYTES:
+            raise InvalidInput(f"the form field '{self._part.name}' is longer than {MAX_TEXT_FIELD_BYTES} bytes")
+
+    def _on_end(self) -> None:
+        self._complete = True
+
+    def _on_part_end(self) -> None:
+        if not self._in_file and self._part.name:
+            self.fields[self._part.name] = self._part.text.decode("utf-8", "replace")
+        self._in_file = False

@@ -1,0 +1,45 @@
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.config import Settings
+from service.main import create_app
+from tests.media import write_raw_video
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SPEECH_VIDEO = FIXTURES / "speech.mp4"
+SPEECH_SCRIPT = FIXTURES / "speech.txt"
+NO_AUDIO_VIDEO = FIXTURES / "no_audio.mp4"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            http.app = app
+            yield http
+
+
+@pytest.fixture(scope="session")
+def large_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 2.3 MB of real video: larger than the upload's in-memory chunk."""
+    return write_raw_video(tmp_path_factory.mktemp("media") / "large.mkv", frames=10)
+
+
+async def upload(http: httpx.AsyncClient, path: Path, filename: str | None = None, **form: str) -> httpx.Response:
+    with path.open("rb") as file:
+        return await http.post("/videos", files={"file": (filename or path.name, file)}, data=form)

@@ -1,0 +1,21 @@
+"""Real media files made at test time with PyAV, for sizes the committed fixtures do not cover."""
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def write_raw_video(path: Path, frames: int, width: int = 320, height: int = 240) -> Path:
+    """A lossless Matroska video of noise: about width*height*3 bytes per frame, decodable by PyAV."""
+    rng = np.random.default_rng(7)
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
+        for _ in range(frames):
+            pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
