@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore")
 
     # Store
     mongodb_url: str | None = None
@@ -39,16 +39,6 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     job_retry_base_seconds: float = Field(default=5.0, ge=0)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
-
-    # Language models
-    llm_provider: Literal["auto", "openai", "local"] = "auto"
-    openai_api_key: str | None = None
-    openai_base_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
-
-    # Users
-    auth_enabled: bool = False
-    secret_key: str | None = None
 
     # Server
     host: str = "127.0.0.1"

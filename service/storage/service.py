@@ -4,6 +4,8 @@ import asyncio
 import uuid
 from pathlib import Path
 
+from service.db.journal import fsync_directory
+
 
 class LocalStorage:
     """A folder of files; uploads land in `.incoming/` and are renamed into place once accepted."""
@@ -33,7 +35,13 @@ class LocalStorage:
         return self.root / key
 
     async def keep(self, incoming: Path, key: str) -> None:
-        await asyncio.to_thread(incoming.replace, self.path(key))
+        """Move an accepted upload into place, durably."""
+        await asyncio.to_thread(self._rename_durably, incoming, self.path(key))
+
+    @staticmethod
+    def _rename_durably(source: Path, target: Path) -> None:
+        source.replace(target)
+        fsync_directory(target.parent)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)

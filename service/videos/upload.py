@@ -8,6 +8,7 @@ bounded memory while it is hashed, counted, and cut off at the limit.
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,11 @@ class _FileSink:
         self.sha256.update(data)
 
     def finish(self) -> None:
+        """Close the file once its bytes are on disk, so an acknowledged upload survives a crash."""
         if self._file is None:
             self._file = open(self.path, "wb")
+        self._file.flush()
+        os.fsync(self._file.fileno())
         self._file.close()
 
     def discard(self) -> None:

@@ -1,0 +1,107 @@
+"""The embedded store keeps every acknowledged write and refuses what MongoDB refuses."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError, WriteError
+
+from service.db.embedded import JOURNAL_NAME, SNAPSHOT_NAME, EmbeddedClient, EmbeddedStore
+
+BIG_TEXT = "x" * (6 * 1024 * 1024)
+
+
+async def open_collection(directory: Path, compact_bytes: int = 64 * 1024 * 1024) -> tuple[EmbeddedClient, object]:
+    store = EmbeddedStore(directory, compact_bytes)
+    await store.run(store.open)
+    client = EmbeddedClient(store)
+    return client, client["app"]["videos"]
+
+
+@pytest.fixture
+async def videos(tmp_path: Path) -> AsyncIterator[object]:
+    client, collection = await open_collection(tmp_path)
+    yield collection
+    client.close()
+
+
+async def reopened(tmp_path: Path) -> object:
+    _, collection = await open_collection(tmp_path)
+    return collection
+
+
+async def test_acknowledged_writes_survive_a_reopen(tmp_path: Path, videos: object) -> None:
+    await videos.insert_many([{"_id": i, "n": i, "chat": []} for i in range(5)])
+    await videos.update_one({"_id": 1}, {"$push": {"chat": {"q": "why?"}}})
+    await videos.update_many({"n": {"$gte": 3}}, {"$set": {"big": True}})
+    await videos.delete_one({"_id": 0})
+    await videos.find_one_and_update({"n": 2}, {"$inc": {"n": 10}})
+    await videos.replace_one({"_id": 4}, {"n": 40})
+
+    again = await reopened(tmp_path)
+    assert await again.find({}, {"_id": 1, "n": 1, "chat": 1, "big": 1}).sort("_id", 1).to_list(None) == [
+        {"_id": 1, "n": 1, "chat": [{"q": "why?"}]},
+        {"_id": 2, "n": 12, "chat": []},
+        {"_id": 3, "n": 3, "chat": [], "big": True},
+        {"_id": 4, "n": 40},
+    ]
+
+
+async def test_a_torn_journal_tail_is_cut_off(tmp_path: Path, videos: object) -> None:
+    await videos.insert_one({"_id": "kept"})
+    with open(tmp_path / JOURNAL_NAME, "ab") as journal:
+        journal.write(b"\x40\x00\x00\x00\x12\x34half a record")
+    again = await reopened(tmp_path)
+    assert await again.find({}).to_list(None) == [{"_id": "kept"}]
+    await again.insert_one({"_id": "after"})
+    assert sorted(d["_id"] for d in await (await reopened(tmp_path)).find({}).to_list(None)) == ["after", "kept"]
+
+
+async def test_compaction_writes_a_snapshot_and_loses_nothing(tmp_path: Path) -> None:
+    client, videos = await open_collection(tmp_path, compact_bytes=4096)
+    for i in range(200):
+        await videos.insert_one({"_id": i, "text": "words " * 20})
+    await videos.delete_many({"_id": {"$lt": 50}})
+    assert (tmp_path / SNAPSHOT_NAME).stat().st_size > 0
+    assert (tmp_path / JOURNAL_NAME).stat().st_size <= 4096
+    client.close()
+    again = await reopened(tmp_path)
+    assert await again.count_documents({}) == 150
+    assert (await again.find_one({"_id": 199}))["text"] == "words " * 20
+
+
+async def test_an_insert_over_16_mb_is_refused_and_not_kept(tmp_path: Path, videos: object) -> None:
+    with pytest.raises(DocumentTooLarge):
+        await videos.insert_one({"_id": "huge", "text": BIG_TEXT * 3})
+    assert await videos.count_documents({}) == 0
+    assert await (await reopened(tmp_path)).count_documents({}) == 0
+
+
+async def test_an_update_past_16_mb_is_refused_and_rolled_back(tmp_path: Path, videos: object) -> None:
+    await videos.insert_one({"_id": "v", "chat": [BIG_TEXT, BIG_TEXT]})
+    with pytest.raises(WriteError) as refused:
+        await videos.update_one({"_id": "v"}, {"$push": {"chat": BIG_TEXT}})
+    assert refused.value.code == 17419
+    assert len((await videos.find_one({"_id": "v"}))["chat"]) == 2
+    assert len((await (await reopened(tmp_path)).find_one({"_id": "v"}))["chat"]) == 2
+
+
+async def test_unique_sparse_index_is_enforced_and_nothing_journaled(tmp_path: Path, videos: object) -> None:
+    await videos.create_index([("legacy.id", 1)], unique=True, sparse=True)
+    await videos.insert_one({"_id": 1, "legacy": {"id": 7}})
+    await videos.insert_one({"_id": 2})
+    await videos.insert_one({"_id": 3})
+    with pytest.raises(DuplicateKeyError):
+        await videos.insert_one({"_id": 4, "legacy": {"id": 7}})
+    with pytest.raises(DuplicateKeyError):
+        await videos.update_one({"_id": 2}, {"$set": {"legacy.id": 7}})
+    again = await reopened(tmp_path)
+    assert sorted(d["_id"] for d in await again.find({}).to_list(None)) == [1, 2, 3]
+    assert await again.count_documents({"legacy.id": 7}) == 1
+
+
+async def test_id_lookups_still_apply_the_rest_of_the_filter(videos: object) -> None:
+    await videos.insert_one({"_id": 1, "status": "queued"})
+    result = await videos.update_one({"_id": 1, "status": "processing"}, {"$set": {"status": "done"}})
+    assert result.matched_count == 0
+    assert await videos.find_one({"_id": {"$in": [1, 2]}, "status": "queued"}) == {"_id": 1, "status": "queued"}
