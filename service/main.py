@@ -14,6 +14,8 @@ from service.context import AppContext
 from service.db.service import connect
 from service.errors import DocumentFull, ServiceError
 from service.health.router import router as health_router
+from service.processing.router import router as processing_router
+from service.processing.worker import WorkerPool
 from service.stats.router import router as stats_router
 from service.storage.service import LocalStorage
 from service.videos.router import router as videos_router
@@ -60,9 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage.prepare()
         logger.info("files: %s storage at %s", storage.kind, storage.root.resolve())
         app.state.context = AppContext(settings=settings, database=database, storage=storage)
+        workers = WorkerPool(settings, storage)
+        workers.start()
+        logger.info("workers: %d in this process", len(workers.workers))
         try:
             yield
         finally:
+            await workers.stop()
             database.close()
 
     app = FastAPI(title="Video Analyzer", version=__version__, lifespan=lifespan)
@@ -70,6 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
     app.add_exception_handler(WriteError, _write_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health_router, videos_router, stats_router):
+    for router in (health_router, videos_router, processing_router, stats_router):
         app.include_router(router)
     return app

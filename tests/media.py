@@ -19,3 +19,15 @@ def write_raw_video(path: Path, frames: int, width: int = 320, height: int = 240
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def remux(source: Path, target: Path, container_format: str) -> Path:
+    """Copy every stream of `source` into another container without re-encoding."""
+    with av.open(str(source)) as reader, av.open(str(target), "w", format=container_format) as writer:
+        streams = {s.index: writer.add_stream_from_template(s) for s in reader.streams if s.type in ("audio", "video")}
+        for packet in reader.demux(*[reader.streams[i] for i in streams]):
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            writer.mux(packet)
+    return target

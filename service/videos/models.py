@@ -58,6 +58,7 @@ class Job(BaseModel):
     error: str | None = None
     note: str | None = None
     queued_at: datetime | None = None
+    next_attempt_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

@@ -1,0 +1,126 @@
+"""The job queue, kept in the video documents themselves.
+
+A worker claims the oldest runnable video with one atomic find_one_and_update (queued and due,
+or processing with an expired lease), holds it with a lease it keeps extending, and writes
+results only while it still holds that lease; so two workers never process one video at once,
+and a worker that dies loses nothing: its lease runs out and another worker claims the video.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from beanie import PydanticObjectId
+from pymongo import ReturnDocument
+
+from service.clock import utc_now
+from service.videos.models import Transcript, Video
+
+
+def _collection() -> Any:
+    return Video.get_motor_collection()
+
+
+def _held_by(video_id: PydanticObjectId, worker: str) -> dict[str, Any]:
+    return {"_id": video_id, "status": "processing", "job.worker": worker}
+
+
+async def claim(worker: str, lease_seconds: float) -> Video | None:
+    now = utc_now()
+    runnable = {
+        "$or": [
+            {"status": "queued", "$or": [{"job.next_attempt_at": None}, {"job.next_attempt_at": {"$lte": now}}]},
+            {"status": "processing", "job.lease_until": {"$lt": now}},
+        ]
+    }
+    update = {
+        "$set": {
+            "status": "processing",
+            "job.stage": "transcribing",
+            "job.progress": 0.0,
+            "job.worker": worker,
+            "job.lease_until": now + timedelta(seconds=lease_seconds),
+            "job.started_at": now,
+            "job.finished_at": None,
+            "updated_at": now,
+        },
+        "$inc": {"job.attempts": 1},
+    }
+    document = await _collection().find_one_and_update(
+        runnable, update, sort=[("job.queued_at", 1), ("_id", 1)], return_document=ReturnDocument.AFTER
+    )
+    return None if document is None else Video.model_validate(document)
+
+
+async def heartbeat(video_id: PydanticObjectId, worker: str, lease_seconds: float, progress: float) -> bool:
+    """Extend the lease and record progress; False when the lease is no longer this worker's."""
+    now = utc_now()
+    result = await _collection().update_one(
+        _held_by(video_id, worker),
+        {"$set": {"job.lease_until": now + timedelta(seconds=lease_seconds), "job.progress": round(progress, 4), "updated_at": now}},
+    )
+    return result.matched_count == 1
+
+
+async def complete(video_id: PydanticObjectId, worker: str, transcript: Transcript, note: str | None) -> bool:
+    now = utc_now()
+    result = await _collection().update_one(
+        _held_by(video_id, worker),
+        {
+            "$set": {
+                "status": "completed",
+                "transcript": transcript.model_dump(),
+                "job.stage": "done",
+                "job.progress": 1.0,
+                "job.note": note,
+                "job.error": None,
+                "job.lease_until": None,
+                "job.next_attempt_at": None,
+                "job.finished_at": now,
+                "processed_at": now,
+                "updated_at": now,
+            }
+        },
+    )
+    return result.matched_count == 1
+
+
+async def fail(video: Video, worker: str, error: str, max_attempts: int, retry_base_seconds: float, permanent: bool) -> bool:
+    """Queue the video again after a backoff, or mark it failed once its attempts are used up."""
+    now = utc_now()
+    attempts = video.job.attempts
+    fields: dict[str, Any] = {"job.error": error, "job.lease_until": None, "job.finished_at": now, "updated_at": now}
+    if permanent or attempts >= max_attempts:
+        fields.update({"status": "failed", "job.stage": "failed"})
+    else:
+        backoff = retry_base_seconds * 2 ** (attempts - 1)
+        fields.update({"status": "queued", "job.stage": "queued", "job.next_attempt_at": now + timedelta(seconds=backoff)})
+    result = await _collection().update_one(_held_by(video.id, worker), {"$set": fields})
+    return result.matched_count == 1
+
+
+async def release(video_id: PydanticObjectId, worker: str) -> None:
+    """Hand an unfinished video back at shutdown; the interrupted attempt does not count."""
+    await _collection().update_one(
+        _held_by(video_id, worker),
+        {
+            "$set": {"status": "queued", "job.stage": "queued", "job.worker": None, "job.lease_until": None, "updated_at": utc_now()},
+            "$inc": {"job.attempts": -1},
+        },
+    )
+
+
+async def requeue(video_id: PydanticObjectId) -> Video | None:
+    """Queue a finished (completed or failed) video again, with a fresh count of attempts."""
+    now = utc_now()
+    document = await _collection().find_one_and_update(
+        {"_id": video_id, "status": {"$in": ["completed", "failed"]}},
+        {
+            "$set": {
+                "status": "queued",
+                "job": {"stage": "queued", "progress": 0.0, "attempts": 0, "queued_at": now},
+                "updated_at": now,
+            }
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if document is None else Video.model_validate(document)
