@@ -1,0 +1,161 @@
+"""The job queue in MongoDB: atomic claims, leases that run out, results only from the lease holder."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from service.clock import utc_now
+from service.config import Settings
+from service.db.service import connect
+from service.processing import queue
+from service.processing.transcription import Transcriber, TranscriptionResult
+from service.processing.worker import Worker
+from service.storage.service import LocalStorage
+from service.videos.models import FileInfo, Job, MediaMetadata, Transcript, Video
+from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO
+from tests.server import running_server
+
+T = TypeVar("T")
+
+
+class RecordingWorker(Worker):
+    """A real worker that also notes each video it transcribed."""
+
+    def __init__(self, *args: object, processed: list[str]) -> None:
+        super().__init__(*args)
+        self.processed = processed
+
+    async def _transcribe(self, video: Video, *args: object) -> TranscriptionResult:
+        self.processed.append(str(video.id))
+        await asyncio.sleep(0.01)
+        return await super()._transcribe(video, *args)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[tuple[Settings, LocalStorage]]:
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", job_lease_seconds=0.5, worker_poll_seconds=0.01)
+    database = await connect(settings)
+    storage = LocalStorage(settings.files_dir)
+    storage.prepare()
+    yield settings, storage
+    database.close()
+
+
+async def queued_silent_videos(storage: LocalStorage, count: int) -> list[str]:
+    ids = []
+    for index in range(count):
+        key = storage.new_key()
+        storage.path(key).write_bytes(NO_AUDIO_VIDEO.read_bytes())
+        video = Video(
+            filename=f"v{index}.mp4",
+            file=FileInfo(key=key, size=1, sha256="0"),
+            metadata=MediaMetadata(duration=3.0, has_audio=False),
+            job=Job(stage="queued", queued_at=utc_now()),
+        )
+        await video.insert()
+        ids.append(str(video.id))
+    return ids
+
+
+async def test_two_workers_racing_process_each_video_exactly_once(store: tuple[Settings, LocalStorage]) -> None:
+    settings, storage = store
+    ids = await queued_silent_videos(storage, 10)
+    processed: list[str] = []
+    transcriber = Transcriber(settings)
+    workers = [RecordingWorker(settings, storage, transcriber, f"racer-{n}", processed=processed) for n in range(2)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(worker.run(stop)) for worker in workers]
+    async with asyncio.timeout(30):
+        while await Video.find(Video.status == "completed").count() < 10:
+            await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert sorted(processed) == sorted(ids)
+    for video in await Video.find_all().to_list():
+        assert video.job.attempts == 1
+        assert video.job.worker in {"racer-0", "racer-1"}
+
+
+async def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_write(
+    store: tuple[Settings, LocalStorage],
+) -> None:
+    settings, storage = store
+    [video_id] = await queued_silent_videos(storage, 1)
+    stalled = await queue.claim("stalled-worker", lease_seconds=0.3)
+    assert stalled is not None and str(stalled.id) == video_id
+    assert await queue.claim("eager-worker", lease_seconds=0.3) is None
+
+    await asyncio.sleep(0.4)
+    processed: list[str] = []
+    survivor = RecordingWorker(settings, storage, Transcriber(settings), "survivor", processed=processed)
+    assert await survivor.run_once()
+    assert processed == [video_id]
+
+    late = await queue.complete(stalled.id, "stalled-worker", Transcript(text="stale"), None)
+    assert late is False
+    assert await queue.heartbeat(stalled.id, "stalled-worker", 10, 0.5) is False
+    video = await Video.get(stalled.id)
+    assert video.status == "completed"
+    assert video.job.worker == "survivor"
+    assert video.job.attempts == 2
+    assert video.transcript.text == ""
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.02) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")
+
+
+def test_a_worker_killed_mid_job_loses_nothing(tmp_path: Path) -> None:
+    """A real server process is SIGKILLed while transcribing; after a restart its lease runs out
+    and the video is finished, once, with the whole transcript."""
+    data_dir = tmp_path / "data"
+    env = {"WORKERS": "1", "JOB_LEASE_SECONDS": "2", "WORKER_POLL_SECONDS": "0.1"}
+    with running_server(data_dir, env) as server:
+        with SPEECH_VIDEO.open("rb") as file:
+            video_id = httpx.post(f"{server.base_url}/videos", files={"file": ("s.mp4", file)}, timeout=30).json()["id"]
+        url = f"{server.base_url}/videos/{video_id}"
+        wait_for(lambda: httpx.get(url, timeout=5).json()["status"] == "processing", timeout=30, interval=0.01)
+        started = time.perf_counter()
+        assert httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200
+        health_seconds = time.perf_counter() - started
+        assert httpx.get(url, timeout=5).json()["status"] == "processing"
+        server.kill()
+    assert health_seconds < 0.5
+
+    with running_server(data_dir, env) as restarted:
+        url = f"{restarted.base_url}/videos/{video_id}"
+        video = wait_for(lambda: (v := httpx.get(url, timeout=5).json())["status"] in ("completed", "failed") and v, timeout=60)
+        assert video["status"] == "completed"
+        assert video["job"]["attempts"] == 2
+        assert "Berlin" in video["transcript"]["text"]
+        starts = [segment["start"] for segment in video["transcript"]["segments"]]
+        assert starts == sorted(set(starts))
+        assert video["transcript"]["text"].count("My name is") == 1
+
+
+def test_events_stream_over_http_until_completed(tmp_path: Path) -> None:
+    with running_server(tmp_path / "data", {"WORKERS": "1", "WORKER_POLL_SECONDS": "0.1"}) as server:
+        with SPEECH_VIDEO.open("rb") as file:
+            video_id = httpx.post(f"{server.base_url}/videos", files={"file": ("s.mp4", file)}, timeout=30).json()["id"]
+        events = []
+        with httpx.stream("GET", f"{server.base_url}/videos/{video_id}/events", timeout=60) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events.append(httpx.Response(200, content=line[6:]).json())
+    assert events[-1]["status"] == "completed"
+    assert events[-1]["progress"] == 1.0
+    progress = [event["progress"] for event in events]
+    assert progress == sorted(progress)
+    assert {event["status"] for event in events} >= {"processing", "completed"}
