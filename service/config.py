@@ -4,7 +4,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     job_retry_base_seconds: float = Field(default=5.0, ge=0)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # Language models
+    llm_provider: Literal["auto", "openai", "local"] = "auto"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)
+    llm_context_chars: int = Field(default=12_000, ge=1_000)
+    chat_history_turns: int = Field(default=3, ge=0)
+    chat_excerpts: int = Field(default=6, ge=1)
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -63,6 +74,13 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_store(self) -> bool:
         return not self.mongodb_url
+
+    @property
+    def language_model_provider(self) -> str:
+        """`auto` means openai when a key or a server address is given, else the offline local one."""
+        if self.llm_provider != "auto":
+            return self.llm_provider
+        return "openai" if self.openai_api_key or self.openai_base_url else "local"
 
     @property
     def max_upload_bytes(self) -> int:

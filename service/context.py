@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from service.ai.providers.base import LanguageModel
+from service.ai.retrieval import IndexCache
 from service.config import Settings
 from service.db.service import Database
 from service.storage.service import LocalStorage
@@ -14,6 +16,8 @@ class AppContext:
     settings: Settings
     database: Database
     storage: LocalStorage
+    language_model: LanguageModel
+    transcript_indexes: IndexCache
 
 
 def get_context(request: Request) -> AppContext:

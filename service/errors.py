@@ -33,3 +33,15 @@ class DocumentFull(ServiceError):
     """A write would take a video's document past MongoDB's 16 MB limit; nothing was written."""
 
     status_code = 507
+
+
+class ProviderFailed(ServiceError):
+    """The language model answered, but with an error or with something unusable."""
+
+    status_code = 502
+
+
+class ProviderUnavailable(ServiceError):
+    """The language model could not be reached in time, or keeps refusing for load."""
+
+    status_code = 503

@@ -9,10 +9,14 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import DocumentTooLarge, WriteError
 
 from service import __version__
+from service.ai.retrieval import IndexCache
+from service.ai.service import create_language_model
 from service.config import Settings
 from service.context import AppContext
 from service.db.service import connect
 from service.errors import DocumentFull, ServiceError
+from service.ai.router import router as ai_router
+from service.chat.router import router as chat_router
 from service.health.router import router as health_router
 from service.processing.router import router as processing_router
 from service.processing.worker import WorkerPool
@@ -61,14 +65,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage = LocalStorage(settings.files_dir)
         storage.prepare()
         logger.info("files: %s storage at %s", storage.kind, storage.root.resolve())
-        app.state.context = AppContext(settings=settings, database=database, storage=storage)
-        workers = WorkerPool(settings, storage)
+        language_model = create_language_model(settings)
+        app.state.context = AppContext(
+            settings=settings,
+            database=database,
+            storage=storage,
+            language_model=language_model,
+            transcript_indexes=IndexCache(),
+        )
+        workers = WorkerPool(settings, storage, language_model)
         workers.start()
         logger.info("workers: %d in this process", len(workers.workers))
         try:
             yield
         finally:
             await workers.stop()
+            await language_model.close()
             database.close()
 
     app = FastAPI(title="Video Analyzer", version=__version__, lifespan=lifespan)
@@ -76,6 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
     app.add_exception_handler(WriteError, _write_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health_router, videos_router, processing_router, stats_router):
+    for router in (health_router, videos_router, processing_router, ai_router, chat_router, stats_router):
         app.include_router(router)
     return app

@@ -1,4 +1,5 @@
 import hashlib
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -7,6 +8,9 @@ import pytest
 
 from service.config import Settings
 from service.main import create_app
+from service.processing.transcription import Transcriber
+from service.text import text_search_language
+from service.videos.models import FileInfo, Transcript, Video
 from tests.media import write_raw_video
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -43,3 +47,24 @@ def large_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def upload(http: httpx.AsyncClient, path: Path, filename: str | None = None, **form: str) -> httpx.Response:
     with path.open("rb") as file:
         return await http.post("/videos", files={"file": (filename or path.name, file)}, data=form)
+
+
+@pytest.fixture(scope="session")
+def speech_transcript() -> Transcript:
+    """The committed speech fixture, transcribed once per test session by the real transcriber."""
+    settings = Settings(_env_file=None)
+    result = Transcriber(settings).transcribe(SPEECH_VIDEO, "en", 34.894, lambda _: None, threading.Event())
+    return result.transcript
+
+
+async def insert_completed_video(transcript: Transcript, filename: str = "speech.mp4") -> Video:
+    """A processed video in the store, as a worker leaves it (file facts aside)."""
+    video = Video(
+        filename=filename,
+        file=FileInfo(key="0" * 32, size=1, sha256="0"),
+        status="completed",
+        transcript=transcript,
+        search_language=text_search_language(transcript.language),
+    )
+    await video.insert()
+    return video

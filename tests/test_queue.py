@@ -9,6 +9,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from service.ai.providers.local import LocalModel
 from service.clock import utc_now
 from service.config import Settings
 from service.db.service import connect
@@ -67,7 +68,10 @@ async def test_two_workers_racing_process_each_video_exactly_once(store: tuple[S
     ids = await queued_silent_videos(storage, 10)
     processed: list[str] = []
     transcriber = Transcriber(settings)
-    workers = [RecordingWorker(settings, storage, transcriber, f"racer-{n}", processed=processed) for n in range(2)]
+    workers = [
+        RecordingWorker(settings, storage, transcriber, LocalModel(settings), f"racer-{n}", processed=processed)
+        for n in range(2)
+    ]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(worker.run(stop)) for worker in workers]
     async with asyncio.timeout(30):
@@ -92,11 +96,11 @@ async def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_write(
 
     await asyncio.sleep(0.4)
     processed: list[str] = []
-    survivor = RecordingWorker(settings, storage, Transcriber(settings), "survivor", processed=processed)
+    survivor = RecordingWorker(settings, storage, Transcriber(settings), LocalModel(settings), "survivor", processed=processed)
     assert await survivor.run_once()
     assert processed == [video_id]
 
-    late = await queue.complete(stalled.id, "stalled-worker", Transcript(text="stale"), None)
+    late = await queue.store_transcript(stalled.id, "stalled-worker", Transcript(text="stale"), None)
     assert late is False
     assert await queue.heartbeat(stalled.id, "stalled-worker", 10, 0.5) is False
     video = await Video.get(stalled.id)

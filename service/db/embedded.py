@@ -27,10 +27,10 @@ from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection, Asyn
 from pymongo.errors import DocumentTooLarge, WriteError
 
 from service.db.journal import Journal, read_records, write_snapshot
+from service.db.limits import MAX_DOCUMENT_BYTES
 
 logger = logging.getLogger(__name__)
 
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 SNAPSHOT_NAME = "snapshot.bson"
 JOURNAL_NAME = "journal.bson"
 

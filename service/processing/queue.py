@@ -13,7 +13,8 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
 from service.clock import utc_now
-from service.videos.models import Transcript, Video
+from service.text import text_search_language
+from service.videos.models import Summary, Transcript, Video
 
 
 def _collection() -> Any:
@@ -61,17 +62,33 @@ async def heartbeat(video_id: PydanticObjectId, worker: str, lease_seconds: floa
     return result.matched_count == 1
 
 
-async def complete(video_id: PydanticObjectId, worker: str, transcript: Transcript, note: str | None) -> bool:
+async def store_transcript(video_id: PydanticObjectId, worker: str, transcript: Transcript, note: str | None) -> bool:
+    """Keep the transcript as soon as it exists; the summary comes next (stage `summarizing`)."""
+    result = await _collection().update_one(
+        _held_by(video_id, worker),
+        {
+            "$set": {
+                "transcript": transcript.model_dump(),
+                "search_language": text_search_language(transcript.language),
+                "job.stage": "summarizing",
+                "job.progress": 1.0,
+                "job.note": note,
+                "updated_at": utc_now(),
+            }
+        },
+    )
+    return result.matched_count == 1
+
+
+async def complete(video_id: PydanticObjectId, worker: str, summary: Summary) -> bool:
     now = utc_now()
     result = await _collection().update_one(
         _held_by(video_id, worker),
         {
             "$set": {
                 "status": "completed",
-                "transcript": transcript.model_dump(),
+                "summary": summary.model_dump(),
                 "job.stage": "done",
-                "job.progress": 1.0,
-                "job.note": note,
                 "job.error": None,
                 "job.lease_until": None,
                 "job.next_attempt_at": None,

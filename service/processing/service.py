@@ -10,7 +10,7 @@ from service.processing import queue
 from service.processing.formats import to_srt, to_txt, to_vtt
 from service.processing.schemas import ProgressEvent, TranscriptFormat
 from service.videos.models import Video
-from service.videos.service import get_video
+from service.videos.service import get_completed_video, get_video
 
 FINAL_STATUSES = ("completed", "failed")
 _TEXT_FORMATS = {
@@ -21,9 +21,7 @@ _TEXT_FORMATS = {
 
 
 async def transcript_file(raw_id: str, format: TranscriptFormat) -> Response:
-    video = await get_video(raw_id)
-    if video.status != "completed" or video.transcript is None:
-        raise Conflict(f"the transcript is not ready: the video is {video.status}")
+    video = await get_completed_video(raw_id, "its transcript is ready")
     disposition = {"content-disposition": f'attachment; filename="{video.id}.{format}"'}
     if format == "json":
         return JSONResponse(video.transcript.model_dump(mode="json"), headers=disposition)

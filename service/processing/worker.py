@@ -6,8 +6,11 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import TypeVar
 
+from service.ai.providers.base import LanguageModel
+from service.ai.service import create_language_model, summarize
 from service.config import Settings
 from service.db.service import connect
 from service.processing import queue
@@ -19,7 +22,9 @@ from service.processing.transcription import (
     empty_transcript,
 )
 from service.storage.service import LocalStorage
-from service.videos.models import Video
+from service.videos.models import Summary, Video
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +34,13 @@ def worker_name(index: int) -> str:
 
 
 class Worker:
-    def __init__(self, settings: Settings, storage: LocalStorage, transcriber: Transcriber, name: str) -> None:
+    def __init__(
+        self, settings: Settings, storage: LocalStorage, transcriber: Transcriber, language_model: LanguageModel, name: str
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.transcriber = transcriber
+        self.language_model = language_model
         self.name = name
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -58,27 +66,37 @@ class Worker:
         logger.info("worker %s: processing video %s (attempt %d)", self.name, video.id, video.job.attempts)
         cancelled = threading.Event()
         try:
-            result = await self._with_lease(video, cancelled, lambda progress: self._transcribe(video, progress, cancelled))
+            await self._process(video, cancelled)
         except (asyncio.CancelledError, JobCancelled) as stopped:
             cancelled.set()
             await queue.release(video.id, self.name)
             if isinstance(stopped, asyncio.CancelledError):
                 raise
             logger.warning("worker %s: lost the lease on video %s; left it to its new owner", self.name, video.id)
-            return True
         except UndecodableMedia as error:
-            await queue.fail(video, self.name, str(error), self.settings.job_max_attempts, self.settings.job_retry_base_seconds, permanent=True)
+            await self._fail(video, str(error), permanent=True)
             logger.warning("worker %s: video %s failed: %s", self.name, video.id, error)
-            return True
         except Exception as error:
-            await queue.fail(video, self.name, f"{error.__class__.__name__}: {error}", self.settings.job_max_attempts, self.settings.job_retry_base_seconds, permanent=False)
+            await self._fail(video, f"{error.__class__.__name__}: {error}", permanent=False)
             logger.exception("worker %s: video %s attempt %d failed", self.name, video.id, video.job.attempts)
-            return True
-        if await queue.complete(video.id, self.name, result.transcript, result.note):
+        return True
+
+    async def _process(self, video: Video, cancelled: threading.Event) -> None:
+        progress = [0.0]
+        result = await self._with_lease(video, cancelled, progress, self._transcribe(video, progress, cancelled))
+        if not await queue.store_transcript(video.id, self.name, result.transcript, result.note):
+            logger.warning("worker %s: video %s was taken over or deleted; transcript dropped", self.name, video.id)
+            return
+        video.transcript = result.transcript
+        summary = await self._with_lease(video, cancelled, progress, self._summarize(video))
+        if await queue.complete(video.id, self.name, summary):
             logger.info("worker %s: video %s completed", self.name, video.id)
         else:
-            logger.warning("worker %s: video %s was taken over or deleted; result dropped", self.name, video.id)
-        return True
+            logger.warning("worker %s: video %s was taken over or deleted; summary dropped", self.name, video.id)
+
+    async def _fail(self, video: Video, error: str, permanent: bool) -> None:
+        settings = self.settings
+        await queue.fail(video, self.name, error, settings.job_max_attempts, settings.job_retry_base_seconds, permanent)
 
     async def _transcribe(self, video: Video, progress: list[float], cancelled: threading.Event) -> TranscriptionResult:
         if not video.metadata.has_audio:
@@ -96,15 +114,17 @@ class Worker:
             cancelled,
         )
 
-    async def _with_lease(
-        self,
-        video: Video,
-        cancelled: threading.Event,
-        work: Callable[[list[float]], Awaitable[TranscriptionResult]],
-    ) -> TranscriptionResult:
-        """Run `work` while extending the lease and recording its progress every third of a lease."""
-        progress = [0.0]
-        task = asyncio.ensure_future(work(progress))
+    async def _summarize(self, video: Video) -> Summary:
+        """The summary, or the reason there is none: a summary failure never loses the transcript."""
+        try:
+            return await summarize(video, self.language_model)
+        except Exception as error:
+            logger.warning("worker %s: summary of video %s failed: %s", self.name, video.id, error)
+            return Summary(model=self.language_model.model, error=str(error) or error.__class__.__name__)
+
+    async def _with_lease(self, video: Video, cancelled: threading.Event, progress: list[float], work: Awaitable[T]) -> T:
+        """Await `work` while extending the lease and recording progress every third of a lease."""
+        task = asyncio.ensure_future(work)
         interval = min(self.settings.job_lease_seconds / 3, 2.0)
         try:
             while True:
@@ -123,9 +143,11 @@ class Worker:
 class WorkerPool:
     """WORKERS workers sharing one transcriber (one model) in this process."""
 
-    def __init__(self, settings: Settings, storage: LocalStorage) -> None:
+    def __init__(self, settings: Settings, storage: LocalStorage, language_model: LanguageModel) -> None:
         transcriber = Transcriber(settings)
-        self.workers = [Worker(settings, storage, transcriber, worker_name(i)) for i in range(settings.workers)]
+        self.workers = [
+            Worker(settings, storage, transcriber, language_model, worker_name(i)) for i in range(settings.workers)
+        ]
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -149,7 +171,8 @@ async def run_workers(settings: Settings) -> None:
     settings.workers = max(settings.workers, 1)
     database = await connect(settings)
     storage = LocalStorage(settings.files_dir)
-    pool = WorkerPool(settings, storage)
+    language_model = create_language_model(settings)
+    pool = WorkerPool(settings, storage, language_model)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -159,4 +182,5 @@ async def run_workers(settings: Settings) -> None:
         await stopping.wait()
     finally:
         await pool.stop()
+        await language_model.close()
         database.close()

@@ -14,7 +14,7 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 
 from service.clock import utc_now
 from service.context import AppContext
-from service.errors import InvalidInput, NotFound, PayloadTooLarge
+from service.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from service.processing.media import content_type_of, probe
 from service.videos.models import FileInfo, Job, Video, VideoStatus
 from service.videos.schemas import VideoListItem, VideoPage
@@ -38,6 +38,14 @@ async def get_video(raw_id: str) -> Video:
     video = await Video.get(parse_video_id(raw_id))
     if video is None:
         raise NotFound(f"no video with id {raw_id!r}")
+    return video
+
+
+async def get_completed_video(raw_id: str, waiting_for: str) -> Video:
+    """The video, once processed; 409 with its status before that."""
+    video = await get_video(raw_id)
+    if video.status != "completed" or video.transcript is None:
+        raise Conflict(f"the video is {video.status}; {waiting_for} once it is completed")
     return video
 
 

@@ -1,0 +1,53 @@
+"""The one small interface every summary and answer provider implements."""
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+from service.ai.schemas import AnswerDraft, AnswerRequest, SummaryDraft, SummaryRequest
+from service.config import Settings
+
+LANGUAGE_NAMES = {
+    "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
+    "nl": "Dutch", "ja": "Japanese", "zh": "Chinese", "ko": "Korean", "ru": "Russian", "ar": "Arabic",
+    "hi": "Hindi", "pl": "Polish", "tr": "Turkish", "sv": "Swedish", "da": "Danish", "fi": "Finnish",
+}  # fmt: skip
+
+
+def language_name(code: str | None) -> str:
+    return LANGUAGE_NAMES.get((code or "en").lower(), code or "English")
+
+
+class LanguageModel(ABC):
+    """Summaries and grounded answers. Subclasses name themselves and are found by that name."""
+
+    name: ClassVar[str]
+    registry: ClassVar[dict[str, type["LanguageModel"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        LanguageModel.registry[cls.name] = cls
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    @abstractmethod
+    def model(self) -> str:
+        """The model name recorded with each summary and answer."""
+
+    @abstractmethod
+    async def summarize(self, request: SummaryRequest) -> SummaryDraft: ...
+
+    @abstractmethod
+    def answer_stream(self, request: AnswerRequest) -> AsyncIterator[str | AnswerDraft]:
+        """Text deltas as they come, then the finished AnswerDraft last."""
+
+    async def answer(self, request: AnswerRequest) -> AnswerDraft:
+        async for item in self.answer_stream(request):
+            if isinstance(item, AnswerDraft):
+                return item
+        raise RuntimeError(f"{self.name} ended its answer without a result")
+
+    async def close(self) -> None:
+        """Release what the provider holds (network clients)."""

@@ -1,0 +1,47 @@
+"""Choosing the language model, and summarizing a video with it."""
+
+import logging
+
+import service.ai.providers  # noqa: F401 - registers every provider
+from service.ai.providers.base import LanguageModel
+from service.ai.schemas import SummaryRequest
+from service.clock import utc_now
+from service.config import Settings
+from service.errors import NotFound
+from service.videos.models import Summary, Video
+from service.videos.service import get_completed_video
+
+logger = logging.getLogger(__name__)
+
+
+def create_language_model(settings: Settings) -> LanguageModel:
+    """The provider LLM_PROVIDER names (auto: openai when configured, else local); one per process."""
+    provider = LanguageModel.registry[settings.language_model_provider](settings)
+    logger.info("language model: %s provider, model %s", provider.name, provider.model)
+    return provider
+
+
+async def summarize(video: Video, language_model: LanguageModel) -> Summary:
+    transcript = video.transcript
+    draft = await language_model.summarize(
+        SummaryRequest(title=video.filename, language=transcript.language, segments=transcript.segments)
+    )
+    return Summary(
+        text=draft.text,
+        key_points=draft.key_points,
+        chapters=draft.chapters,
+        model=language_model.model,
+        language=transcript.language,
+    )
+
+
+async def resummarize(raw_id: str, language_model: LanguageModel) -> Summary:
+    """A new summary for a completed video; a provider failure leaves the stored one as it was."""
+    video = await get_completed_video(raw_id, "it can be summarized")
+    summary = await summarize(video, language_model)
+    result = await Video.get_motor_collection().update_one(
+        {"_id": video.id}, {"$set": {"summary": summary.model_dump(), "updated_at": utc_now()}}
+    )
+    if result.matched_count == 0:
+        raise NotFound(f"video {video.id} was deleted while it was summarized")
+    return summary

@@ -1,0 +1,40 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+from fastapi.sse import EventSourceResponse
+
+from service.chat import service
+from service.chat.schemas import ChatPage, ChatQuestion
+from service.context import AppContext, get_context
+from service.videos.models import ChatEntry
+
+router = APIRouter(prefix="/videos", tags=["chat"])
+
+
+@router.post(
+    "/{video_id}/chat",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ChatEntry,
+    responses={200: {"description": "with ?stream=true: server-sent `delta` events, then `entry` (or `error`)", "content": {"text/event-stream": {}}}},
+)
+async def ask(
+    video_id: str,
+    question: ChatQuestion,
+    context: Annotated[AppContext, Depends(get_context)],
+    stream: bool = False,
+) -> Any:
+    """Ask about a completed video; the answer cites the moments it draws on and is kept in its chat."""
+    prepared = await service.prepare(context, video_id, question)
+    if stream:
+        return EventSourceResponse(service.answer_events(context, prepared))
+    return await service.answer(context, prepared)
+
+
+@router.get("/{video_id}/chat")
+async def chat_history(
+    video_id: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> ChatPage:
+    """The video's questions and answers, oldest first."""
+    return await service.history(video_id, limit, cursor)

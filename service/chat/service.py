@@ -1,0 +1,125 @@
+"""Questions about a video: retrieve the passages, ask the model, store the entry atomically."""
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi.sse import format_sse_event
+
+from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt
+from service.chat.schemas import ChatPage, ChatQuestion
+from service.clock import utc_now
+from service.context import AppContext
+from service.db.limits import MAX_DOCUMENT_BYTES, document_size
+from service.errors import DocumentFull, InvalidInput, NotFound, ServiceError
+from service.videos.models import ChatEntry, Video
+from service.videos.service import get_completed_video, parse_video_id
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedQuestion:
+    video: Video
+    request: AnswerRequest
+
+
+async def prepare(context: AppContext, raw_id: str, question: ChatQuestion) -> PreparedQuestion:
+    """Everything that can refuse the question (404, 409) happens here, before any answer starts."""
+    video = await get_completed_video(raw_id, "questions can be asked")
+    index = await asyncio.to_thread(context.transcript_indexes.index_for, video)
+    turns = context.settings.chat_history_turns
+    history = video.chat[-turns:] if turns else []
+    earlier = history[-1].question if history else ""
+    matches = index.search(question.question, context=earlier, limit=context.settings.chat_excerpts)
+    best = matches[0].score if matches else 1.0
+    request = AnswerRequest(
+        title=video.filename,
+        question=question.question,
+        language=question.language or video.transcript.language,
+        excerpts=[Excerpt.of(n, m.passage, min(1.0, m.score / best)) for n, m in enumerate(matches, start=1)],
+        history=history,
+    )
+    return PreparedQuestion(video, request)
+
+
+def _entry(context: AppContext, prepared: PreparedQuestion, draft: AnswerDraft) -> ChatEntry:
+    return ChatEntry(
+        id=uuid.uuid4().hex,
+        question=prepared.request.question,
+        answer=draft.text,
+        citations=draft.citations,
+        model=context.language_model.model,
+        language=prepared.request.language,
+        created_at=utc_now(),
+    )
+
+
+async def _store(video: Video, entry: ChatEntry) -> None:
+    """Append with one atomic $push, after checking the document stays under MongoDB's limit."""
+    pushed = entry.model_dump()
+    size = await asyncio.to_thread(lambda: document_size(video.model_dump(by_alias=True)) + document_size(pushed))
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentFull("this video's chat history has filled its document (MongoDB's 16 MB limit)")
+    result = await Video.get_motor_collection().update_one({"_id": video.id}, {"$push": {"chat": pushed}})
+    if result.matched_count == 0:
+        raise NotFound(f"video {video.id} was deleted while the question was answered")
+
+
+async def answer(context: AppContext, prepared: PreparedQuestion) -> ChatEntry:
+    draft = await context.language_model.answer(prepared.request)
+    entry = _entry(context, prepared, draft)
+    await _store(prepared.video, entry)
+    return entry
+
+
+def _event(event: str, data: object) -> bytes:
+    return format_sse_event(event=event, data_str=json.dumps(data, ensure_ascii=False))
+
+
+async def answer_events(context: AppContext, prepared: PreparedQuestion) -> AsyncIterator[bytes]:
+    """Server-sent `delta` events as the answer is written, then the stored `entry`, or one `error`."""
+    try:
+        async for item in context.language_model.answer_stream(prepared.request):
+            if isinstance(item, AnswerDraft):
+                entry = _entry(context, prepared, item)
+                await _store(prepared.video, entry)
+                yield _event("entry", entry.model_dump(mode="json"))
+            else:
+                yield _event("delta", {"text": item})
+    except ServiceError as error:
+        yield _event("error", {"status": error.status_code, "detail": error.detail})
+    except Exception:
+        logger.exception("streamed answer for video %s failed", prepared.video.id)
+        yield _event("error", {"status": 500, "detail": "internal error; the service log has the details"})
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this service returned")
+    if offset < 0:
+        raise InvalidInput("cursor is not one this service returned")
+    return offset
+
+
+async def history(raw_id: str, limit: int, cursor: str | None) -> ChatPage:
+    """Chat entries oldest first; only the page's slice of the array leaves the store."""
+    offset = _offset(cursor)
+    document = await Video.get_motor_collection().find_one(
+        {"_id": parse_video_id(raw_id)}, {"chat": {"$slice": [offset, limit + 1]}, "_id": 1}
+    )
+    if document is None:
+        raise NotFound(f"no video with id {raw_id!r}")
+    entries = [ChatEntry.model_validate(entry) for entry in document.get("chat", [])]
+    more = len(entries) > limit
+    next_cursor = base64.urlsafe_b64encode(str(offset + limit).encode()).decode() if more else None
+    return ChatPage(items=entries[:limit], next_cursor=next_cursor)

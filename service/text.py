@@ -1,0 +1,135 @@
+"""Text analysis shared by text search, matching moments and transcript retrieval.
+
+It follows what MongoDB's text index does, so that the embedded store, the search service and
+the answer retrieval agree on what a word is: case and diacritics are folded, words split on
+anything that is not a letter or a digit, stop words of the language dropped, and the rest
+reduced with the Snowball stemmer of that language.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+from service.videos.models import Segment
+
+NO_LANGUAGE = "none"
+
+TEXT_SEARCH_LANGUAGES = {
+    "danish": "danish", "da": "danish",
+    "dutch": "dutch", "nl": "dutch",
+    "english": "english", "en": "english",
+    "finnish": "finnish", "fi": "finnish",
+    "french": "french", "fr": "french",
+    "german": "german", "de": "german",
+    "hungarian": "hungarian", "hu": "hungarian",
+    "italian": "italian", "it": "italian",
+    "norwegian": "norwegian", "nb": "norwegian",
+    "portuguese": "portuguese", "pt": "portuguese",
+    "romanian": "romanian", "ro": "romanian",
+    "russian": "russian", "ru": "russian",
+    "spanish": "spanish", "es": "spanish",
+    "swedish": "swedish", "sv": "swedish",
+    "turkish": "turkish", "tr": "turkish",
+    NO_LANGUAGE: NO_LANGUAGE,
+}  # fmt: skip
+"""The languages MongoDB text search supports, by name and by ISO 639-1 code."""
+
+# MongoDB's own list for English text indexes (src/mongo/db/fts/stop_words_english.txt).
+ENGLISH_STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been before
+    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+    don't down during each few for from further had hadn't has hasn't have haven't having he he'd
+    he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into
+    is isn't it it's its itself let's me more most mustn't my myself no nor not of off on once only
+    or other ought our ours ourselves out over own same shan't she she'd she'll she's should
+    shouldn't so some such than that that's the their theirs them themselves then there there's
+    these they they'd they'll they're they've this those through to too under until up very was
+    wasn't we we'd we'll we're we've were weren't what what's when when's where where's which while
+    who who's whom why why's with won't would wouldn't you you'd you'll you're you've your yours
+    yourself yourselves""".split()
+)
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+
+
+def text_search_language(language: str | None) -> str:
+    """The MongoDB text-search language for a transcript language; `none` when unsupported."""
+    return TEXT_SEARCH_LANGUAGES.get((language or "").lower(), NO_LANGUAGE)
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics: `Ünïcødé` becomes `unicode`."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(fold(text))
+
+
+@lru_cache(maxsize=32)
+def _stemmer(language: str) -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer(language)
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str, language: str = "english") -> str:
+    if language == NO_LANGUAGE:
+        return word
+    return _stemmer(language).stemWord(word)
+
+
+def is_stop_word(word: str, language: str = "english") -> bool:
+    return language == "english" and word in ENGLISH_STOP_WORDS
+
+
+def terms(text: str, language: str = "english") -> list[str]:
+    """The index terms of a text: its words less stop words, stemmed."""
+    return [stem(word, language) for word in words(text) if not is_stop_word(word, language)]
+
+
+@dataclass(frozen=True)
+class TimedText:
+    start: float
+    end: float
+    text: str
+
+
+def timed_sentences(segments: list[Segment]) -> list[TimedText]:
+    """The transcript cut into sentences, each with the time span it was spoken in.
+
+    Whisper cuts segments by time, not by sentence, so a sentence may begin in one segment and
+    end in the next; its times are interpolated by character position within each segment.
+    """
+    pieces: list[tuple[str, float, float]] = []
+    for segment in segments:
+        parts = [part for part in _SENTENCE_END.split(segment.text.strip()) if part]
+        total = sum(len(part) for part in parts) or 1
+        position = 0
+        for part in parts:
+            start = segment.start + (segment.end - segment.start) * position / total
+            position += len(part)
+            end = segment.start + (segment.end - segment.start) * position / total
+            pieces.append((part, start, end))
+    sentences: list[TimedText] = []
+    buffer: list[tuple[str, float, float]] = []
+    for piece in pieces:
+        buffer.append(piece)
+        if piece[0].rstrip().endswith((".", "!", "?", "。", "！", "？")):
+            sentences.append(_joined(buffer))
+            buffer = []
+    if buffer:
+        sentences.append(_joined(buffer))
+    return sentences
+
+
+def _joined(pieces: list[tuple[str, float, float]]) -> TimedText:
+    return TimedText(
+        start=round(pieces[0][1], 3),
+        end=round(pieces[-1][2], 3),
+        text=" ".join(text.strip() for text, _, _ in pieces),
+    )
