@@ -93,6 +93,15 @@ async def test_speech_fixture_is_transcribed_end_to_end(client: httpx.AsyncClien
     as_json = (await client.get(f"/videos/{video_id}/transcript")).json()
     assert as_json["segments"] == segments
 
+    summary = video["summary"]
+    assert summary["model"] == "local-extractive"
+    assert summary["error"] is None
+    assert summary["text"] and summary["text"] in transcript["text"]
+    assert 1 <= len(summary["key_points"]) <= 5
+    assert all(point in transcript["text"] for point in summary["key_points"])
+    assert summary["chapters"][0]["start"] == 0.0
+    assert summary["chapters"][-1]["end"] <= duration
+
 
 async def test_a_video_without_audio_completes_with_an_empty_transcript(client: httpx.AsyncClient) -> None:
     video = await finished(client, (await upload(client, NO_AUDIO_VIDEO)).json()["id"])

@@ -192,5 +192,5 @@ class OpenAICompatibleModel(LanguageModel):
                     yield delta
         text = "".join(parts).strip()
         if not text:
-            raise ProviderFailed("the language model sent an empty answer")
+            raise ProviderFailed("the language model sent an empty or malformed answer")
         yield AnswerDraft(text=text, citations=[e.citation() for e in _cited(text, request.excerpts)])
