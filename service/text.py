@@ -133,3 +133,44 @@ def _joined(pieces: list[tuple[str, float, float]]) -> TimedText:
         end=round(pieces[-1][2], 3),
         text=" ".join(text.strip() for text, _, _ in pieces),
     )
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """A MongoDB `$search` string, parsed as MongoDB does: words match any, `"a phrase"` must
+    appear, `-word` and `-"a phrase"` exclude. Words and phrases are folded, not yet stemmed."""
+
+    words: tuple[str, ...]
+    phrases: tuple[str, ...]
+    negated_words: tuple[str, ...]
+    negated_phrases: tuple[str, ...]
+
+    def terms(self, language: str) -> list[str]:
+        """The positive index terms (phrases' words included) in the query's language."""
+        found = [term for text in (*self.words, *self.phrases) for term in terms(text, language)]
+        return list(dict.fromkeys(found))
+
+    def negated_terms(self, language: str) -> set[str]:
+        return {term for word in self.negated_words for term in terms(word, language)}
+
+
+_QUERY_PART = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+def parse_text_query(search: str) -> TextQuery:
+    positive: list[str] = []
+    phrases: list[str] = []
+    negative: list[str] = []
+    negative_phrases: list[str] = []
+    for negation, phrase, token in _QUERY_PART.findall(search):
+        if token:
+            negated = token.startswith("-")
+            (negative if negated else positive).extend(words(token.lstrip("-")))
+        elif words(phrase):
+            (negative_phrases if negation else phrases).append(" ".join(words(phrase)))
+    return TextQuery(tuple(positive), tuple(phrases), tuple(negative), tuple(negative_phrases))
+
+
+def contains_phrase(word_text: str, phrase: str) -> bool:
+    """Whether a text, as its words joined by single spaces, holds the phrase's words in a row."""
+    return f" {phrase} " in f" {word_text} "

@@ -24,10 +24,12 @@ import mongomock
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection, AsyncMongoMockDatabase
-from pymongo.errors import DocumentTooLarge, WriteError
+from pymongo import IndexModel
+from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
 
 from service.db.journal import Journal, read_records, write_snapshot
 from service.db.limits import MAX_DOCUMENT_BYTES
+from service.db.text_search import TextIndexSpec, TextSearcher, check_languages
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,6 @@ _THREADED_METHODS = (
     "count_documents",
     "estimated_document_count",
     "distinct",
-    "create_index",
-    "create_indexes",
     "drop_index",
     "drop_indexes",
     "index_information",
@@ -128,6 +128,31 @@ def _make_tracked(collection: mongomock.Collection) -> mongomock.Collection:
     return collection
 
 
+TEXT_SCORE = {"$meta": "textScore"}
+
+
+def _dotted(document: dict[str, Any], path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _ordered(keys: list[Any], scores: dict[Any, float], sort: list[tuple[str, Any]], documents: dict[Any, Any]) -> list[Any]:
+    """`$text` results in the asked order (by default, best score first); `None` sorts first, as in MongoDB."""
+    ordered = sorted(keys, key=lambda key: -scores[key])
+    for field, direction in reversed(sort):
+        if direction == TEXT_SCORE:
+            ordered.sort(key=lambda key: -scores[key])
+        else:
+            ordered.sort(key=lambda key: _sortable(_dotted(documents[key], field)), reverse=direction == -1)
+    return ordered
+
+
+def _sortable(value: Any) -> tuple[bool, Any]:
+    return (value is not None, value)
+
+
 class EmbeddedStore:
     """The in-process database: mongomock data, one thread to run on, a journal and a snapshot."""
 
@@ -137,6 +162,7 @@ class EmbeddedStore:
         self.mongo = mongomock.MongoClient(tz_aware=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-store")
         self._journal: Journal | None = None
+        self._searchers: dict[tuple[str, str], TextSearcher] = {}
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -176,6 +202,60 @@ class EmbeddedStore:
         else:
             documents.clear()
 
+    # Indexes and reads
+
+    def create_index(self, collection: mongomock.Collection, keys: list[tuple[str, Any]], options: dict[str, Any]) -> str:
+        """mongomock keeps a text index's keys but not its options; `$text` needs them all."""
+        if any(kind == "text" for _, kind in keys):
+            self._searchers[self._place(collection)] = TextSearcher(TextIndexSpec.from_index(keys, options))
+        mongomock_options = {k: v for k, v in options.items() if k not in ("weights", "default_language", "language_override", "textIndexVersion")}
+        return collection.create_index(keys, **mongomock_options)
+
+    @staticmethod
+    def _place(collection: mongomock.Collection) -> tuple[str, str]:
+        return collection.database.name, collection.name
+
+    def find(
+        self,
+        collection: mongomock.Collection,
+        filter: dict[str, Any],
+        projection: Any,
+        sort: list[tuple[str, Any]],
+        skip: int,
+        limit: int,
+        options: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        if "$text" in filter:
+            return self._text_find(collection, filter, projection, sort, skip, limit)
+        cursor = collection.find(filter, projection, **options)
+        if sort:
+            cursor = cursor.sort(sort)
+        return list(cursor.skip(skip).limit(limit))
+
+    def _text_find(
+        self,
+        collection: mongomock.Collection,
+        filter: dict[str, Any],
+        projection: Any,
+        sort: list[tuple[str, Any]],
+        skip: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        searcher = self._searchers.get(self._place(collection))
+        if searcher is None:
+            raise OperationFailure("text index required for $text query", code=27)
+        rest = {key: value for key, value in filter.items() if key != "$text"}
+        scores = searcher.scores(filter["$text"], collection._iter_documents(rest))
+        ordered = _ordered(list(scores), scores, sort, collection._store._documents)
+        page = ordered[skip : skip + limit if limit else None]
+        score_fields = [name for name, value in (projection or {}).items() if value == TEXT_SCORE]
+        plain = {name: value for name, value in (projection or {}).items() if name not in score_fields} or None
+        found = {document["_id"]: document for document in collection.find({"_id": {"$in": page}}, plain)}
+        for key in page:
+            for name in score_fields:
+                found[key][name] = scores[key]
+        return [found[key] for key in page]
+
     # Writes
 
     def write(self, collection: mongomock.Collection, method: str, args: tuple, kwargs: dict) -> Any:
@@ -212,6 +292,15 @@ class EmbeddedStore:
         if oversized:
             self._roll_back(documents, tracker)
             self._raise_too_large(oversized[0], tracker.prior[oversized[0]] is None)
+        searcher = self._searchers.get(self._place(collection))
+        if searcher is not None:
+            try:
+                for record in records:
+                    if "put" in record:
+                        check_languages(record["put"], searcher.spec)
+            except WriteError:
+                self._roll_back(documents, tracker)
+                raise
         self._append(records)
 
     @staticmethod
@@ -249,41 +338,49 @@ class EmbeddedStore:
                     yield {"d": db, "c": name, "put": document}
 
 
-class _EmbeddedCursor:
-    """A Motor-like cursor whose results are computed on the store's thread when first read."""
+def _sort_keys(key_or_list: Any, direction: Any = None) -> list[tuple[str, Any]]:
+    """pymongo's two ways of naming a sort, as one list of (key, direction)."""
+    if isinstance(key_or_list, str):
+        return [(key_or_list, 1 if direction is None else direction)]
+    return [(key, value) for key, value in (key_or_list.items() if isinstance(key_or_list, dict) else key_or_list)]
 
-    def __init__(self, store: EmbeddedStore, produce: Callable[[], list[dict[str, Any]]]) -> None:
+
+class _EmbeddedCursor:
+    """A Motor-like cursor: its sort, skip and limit are gathered, and the results computed on
+    the store's thread when first read."""
+
+    def __init__(self, store: "EmbeddedStore", collection: mongomock.Collection, filter: Any, projection: Any, options: dict) -> None:
         self._store = store
-        self._produce = produce
-        self._chain: list[tuple[str, tuple, dict]] = []
+        self._collection = collection
+        self._filter = filter or {}
+        self._projection = projection
+        self._sort: list[tuple[str, Any]] = _sort_keys(options.pop("sort")) if options.get("sort") else []
+        self._skip: int = options.pop("skip", 0) or 0
+        self._limit: int = options.pop("limit", 0) or 0
+        self._options = {key: value for key, value in options.items() if value is not None}
         self._results: list[dict[str, Any]] | None = None
 
-    def _chained(self, name: str, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
-        self._chain.append((name, args, kwargs))
+    def sort(self, key_or_list: Any, direction: Any = None) -> "_EmbeddedCursor":
+        self._sort = _sort_keys(key_or_list, direction)
         return self
 
-    def sort(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
-        return self._chained("sort", *args, **kwargs)
+    def skip(self, skip: int) -> "_EmbeddedCursor":
+        self._skip = skip
+        return self
 
-    def skip(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
-        return self._chained("skip", *args, **kwargs)
-
-    def limit(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
-        return self._chained("limit", *args, **kwargs)
+    def limit(self, limit: int) -> "_EmbeddedCursor":
+        self._limit = limit
+        return self
 
     def batch_size(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
         return self
 
     async def _load(self) -> list[dict[str, Any]]:
         if self._results is None:
-            self._results = await self._store.run(self._compute)
+            self._results = await self._store.run(
+                self._store.find, self._collection, self._filter, self._projection, self._sort, self._skip, self._limit, self._options
+            )
         return self._results
-
-    def _compute(self) -> list[dict[str, Any]]:
-        cursor = self._produce()
-        for name, args, kwargs in self._chain:
-            cursor = getattr(cursor, name)(*args, **kwargs)
-        return list(cursor)
 
     async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
         results = await self._load()
@@ -306,6 +403,20 @@ class _EmbeddedCursor:
         self._results = []
 
 
+class _AggregateCursor(_EmbeddedCursor):
+    def __init__(self, store: "EmbeddedStore", collection: mongomock.Collection, pipeline: list, options: dict) -> None:
+        super().__init__(store, collection, {}, None, {})
+        self._pipeline = pipeline
+        self._aggregate_options = options
+
+    async def _load(self) -> list[dict[str, Any]]:
+        if self._results is None:
+            self._results = await self._store.run(
+                lambda: list(self._collection.aggregate(self._pipeline, **self._aggregate_options))
+            )
+        return self._results
+
+
 class EmbeddedCollection(AsyncMongoMockCollection):
     """A Motor collection over the embedded store: reads and writes run on the store's thread."""
 
@@ -314,11 +425,22 @@ class EmbeddedCollection(AsyncMongoMockCollection):
         self._embedded = database.store
         self._mongo = collection
 
-    def find(self, *args: Any, **kwargs: Any) -> _EmbeddedCursor:
-        return _EmbeddedCursor(self._embedded, partial(self._mongo.find, *args, **kwargs))
+    def find(self, filter: Any = None, projection: Any = None, **options: Any) -> _EmbeddedCursor:
+        return _EmbeddedCursor(self._embedded, self._mongo, filter, projection, options)
 
-    def aggregate(self, pipeline: list[dict[str, Any]], *args: Any, **kwargs: Any) -> _EmbeddedCursor:
-        return _EmbeddedCursor(self._embedded, lambda: list(self._mongo.aggregate(pipeline, *args, **kwargs)))
+    def aggregate(self, pipeline: list[dict[str, Any]], **options: Any) -> _EmbeddedCursor:
+        return _AggregateCursor(self._embedded, self._mongo, pipeline, options)
+
+    async def create_index(self, keys: Any, **options: Any) -> str:
+        return await self._embedded.run(self._embedded.create_index, self._mongo, _sort_keys(keys), options)
+
+    async def create_indexes(self, indexes: list[IndexModel], **options: Any) -> list[str]:
+        names = []
+        for index in indexes:
+            document = dict(index.document)
+            keys = list(document.pop("key").items())
+            names.append(await self.create_index(keys, **document))
+        return names
 
     async def drop(self, *args: Any, **kwargs: Any) -> None:
         await self._embedded.run(self._embedded.drop, self._mongo)
