@@ -20,6 +20,7 @@ from service.chat.router import router as chat_router
 from service.health.router import router as health_router
 from service.processing.router import router as processing_router
 from service.processing.worker import WorkerPool
+from service.search.router import router as search_router
 from service.stats.router import router as stats_router
 from service.storage.service import LocalStorage
 from service.videos.router import router as videos_router
@@ -88,6 +89,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
     app.add_exception_handler(WriteError, _write_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health_router, videos_router, processing_router, ai_router, chat_router, stats_router):
+    for router in (health_router, videos_router, processing_router, ai_router, chat_router, search_router, stats_router):
         app.include_router(router)
     return app

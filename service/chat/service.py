@@ -1,8 +1,6 @@
 """Questions about a video: retrieve the passages, ask the model, store the entry atomically."""
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import uuid
@@ -15,8 +13,9 @@ from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt
 from service.chat.schemas import ChatPage, ChatQuestion
 from service.clock import utc_now
 from service.context import AppContext
-from service.db.limits import MAX_DOCUMENT_BYTES, document_size
-from service.errors import DocumentFull, InvalidInput, NotFound, ServiceError
+from service.db.mongodb import MAX_DOCUMENT_BYTES, document_size
+from service.pagination import decode_offset, encode_offset
+from service.errors import DocumentFull, NotFound, ServiceError
 from service.videos.models import ChatEntry, Video
 from service.videos.service import get_completed_video, parse_video_id
 
@@ -99,21 +98,9 @@ async def answer_events(context: AppContext, prepared: PreparedQuestion) -> Asyn
         yield _event("error", {"status": 500, "detail": "internal error; the service log has the details"})
 
 
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this service returned")
-    if offset < 0:
-        raise InvalidInput("cursor is not one this service returned")
-    return offset
-
-
 async def history(raw_id: str, limit: int, cursor: str | None) -> ChatPage:
     """Chat entries oldest first; only the page's slice of the array leaves the store."""
-    offset = _offset(cursor)
+    offset = decode_offset(cursor)
     document = await Video.get_motor_collection().find_one(
         {"_id": parse_video_id(raw_id)}, {"chat": {"$slice": [offset, limit + 1]}, "_id": 1}
     )
@@ -121,5 +108,5 @@ async def history(raw_id: str, limit: int, cursor: str | None) -> ChatPage:
         raise NotFound(f"no video with id {raw_id!r}")
     entries = [ChatEntry.model_validate(entry) for entry in document.get("chat", [])]
     more = len(entries) > limit
-    next_cursor = base64.urlsafe_b64encode(str(offset + limit).encode()).decode() if more else None
+    next_cursor = encode_offset(offset + limit) if more else None
     return ChatPage(items=entries[:limit], next_cursor=next_cursor)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import bson
 import mongomock
+from mongomock import helpers
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection, AsyncMongoMockDatabase
@@ -28,7 +29,7 @@ from pymongo import IndexModel
 from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
 
 from service.db.journal import Journal, read_records, write_snapshot
-from service.db.limits import MAX_DOCUMENT_BYTES
+from service.db.mongodb import MAX_DOCUMENT_BYTES, TEXT_SCORE
 from service.db.text_search import TextIndexSpec, TextSearcher, check_languages
 
 logger = logging.getLogger(__name__)
@@ -126,9 +127,6 @@ def _make_tracked(collection: mongomock.Collection) -> mongomock.Collection:
     collection._iter_documents = iter_documents
     collection._embedded_tracked = True
     return collection
-
-
-TEXT_SCORE = {"$meta": "textScore"}
 
 
 def _dotted(document: dict[str, Any], path: str) -> Any:
@@ -244,7 +242,7 @@ class EmbeddedStore:
         searcher = self._searchers.get(self._place(collection))
         if searcher is None:
             raise OperationFailure("text index required for $text query", code=27)
-        rest = {key: value for key, value in filter.items() if key != "$text"}
+        rest = helpers.patch_datetime_awareness_in_document({k: v for k, v in filter.items() if k != "$text"})
         scores = searcher.scores(filter["$text"], collection._iter_documents(rest))
         ordered = _ordered(list(scores), scores, sort, collection._store._documents)
         page = ordered[skip : skip + limit if limit else None]

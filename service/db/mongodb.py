@@ -1,4 +1,5 @@
-"""MongoDB's limits that the service must respect on every store."""
+"""What the service relies on from MongoDB itself, on every store: the document size limit and
+the text score."""
 
 from typing import Any
 
@@ -9,3 +10,5 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 def document_size(document: dict[str, Any]) -> int:
     return len(bson.encode(document))
+
+TEXT_SCORE = {"$meta": "textScore"}

@@ -1,0 +1,23 @@
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.search import service
+from service.search.schemas import SearchPage
+from service.videos.models import VideoStatus
+
+router = APIRouter(tags=["search"])
+
+
+@router.get("/search")
+async def search(
+    q: Annotated[str, Query(min_length=1, max_length=500, description='MongoDB text search: words match any, "a phrase" must appear, -word excludes')],
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    cursor: str | None = None,
+    status: VideoStatus | None = None,
+    uploaded_after: datetime | None = None,
+    uploaded_before: datetime | None = None,
+) -> SearchPage:
+    """Videos ranked by MongoDB's text score, each with the transcript moments that match."""
+    return await service.search(q, limit, cursor, status, uploaded_after, uploaded_before)
