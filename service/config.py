@@ -8,6 +8,9 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+MIN_SECRET_KEY_BYTES = 32
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore")
 
@@ -51,6 +54,14 @@ class Settings(BaseSettings):
     chat_history_turns: int = Field(default=3, ge=0)
     chat_excerpts: int = Field(default=6, ge=1)
 
+    # Users
+    auth_enabled: bool = False
+    secret_key: SecretStr | None = None
+    access_token_minutes: int = Field(default=60, ge=1)
+    allow_registration: bool = False
+    password_min_length: int = Field(default=10, ge=8)
+    login_max_failures: int = Field(default=5, ge=1)
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -60,6 +71,18 @@ class Settings(BaseSettings):
     def _check_pool(self) -> "Settings":
         if self.mongodb_min_pool_size > self.mongodb_max_pool_size:
             raise ValueError("MONGODB_MIN_POOL_SIZE must not exceed MONGODB_MAX_POOL_SIZE")
+        return self
+
+    @model_validator(mode="after")
+    def _check_secret_key(self) -> "Settings":
+        """With users on, tokens are only as safe as the key that signs them."""
+        if self.auth_enabled:
+            key = self.secret_key.get_secret_value() if self.secret_key else ""
+            if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+                raise ValueError(
+                    f"AUTH_ENABLED=true needs a SECRET_KEY of at least {MIN_SECRET_KEY_BYTES} bytes "
+                    "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
         return self
 
     @cached_property

@@ -3,10 +3,24 @@
 
 class ServiceError(Exception):
     status_code = 400
+    headers: dict[str, str] = {}
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class Unauthorized(ServiceError):
+    """No credentials, or ones that are wrong, expired, tampered with, revoked or deactivated."""
+
+    status_code = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ServiceError):
+    """Visible to this user, but not theirs to change."""
+
+    status_code = 403
 
 
 class NotFound(ServiceError):
@@ -45,3 +59,11 @@ class ProviderUnavailable(ServiceError):
     """The language model could not be reached in time, or keeps refusing for load."""
 
     status_code = 503
+
+
+class TooManyAttempts(ServiceError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -23,6 +23,7 @@ from service.processing.worker import WorkerPool
 from service.search.router import router as search_router
 from service.stats.router import router as stats_router
 from service.storage.service import LocalStorage
+from service.users.router import router as users_router
 from service.videos.router import router as videos_router
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def _error(status_code: int, detail: str) -> JSONResponse:
 
 
 async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
-    return _error(error.status_code, error.detail)
+    return JSONResponse(status_code=error.status_code, content={"detail": error.detail}, headers=error.headers)
 
 
 async def _write_error(request: Request, error: WriteError) -> JSONResponse:
@@ -89,6 +90,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
     app.add_exception_handler(WriteError, _write_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health_router, videos_router, processing_router, ai_router, chat_router, search_router, stats_router):
+    for router in (health_router, users_router, videos_router, processing_router, ai_router, chat_router, search_router, stats_router):
         app.include_router(router)
     return app

@@ -4,12 +4,13 @@ from fastapi import APIRouter, Depends
 
 from service.ai import service
 from service.context import AppContext, get_context
+from service.users.dependencies import Viewer
 from service.videos.models import Summary
 
 router = APIRouter(prefix="/videos", tags=["summaries"])
 
 
 @router.post("/{video_id}/summarize")
-async def summarize(video_id: str, context: Annotated[AppContext, Depends(get_context)]) -> Summary:
+async def summarize(video_id: str, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer) -> Summary:
     """Summarize a completed video again (after a summary failure, or with another model)."""
-    return await service.resummarize(video_id, context.language_model)
+    return await service.resummarize(video_id, viewer, context.language_model)

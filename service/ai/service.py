@@ -9,7 +9,8 @@ from service.clock import utc_now
 from service.config import Settings
 from service.errors import NotFound
 from service.videos.models import Summary, Video
-from service.videos.service import get_completed_video
+from service.users.models import User
+from service.videos.service import ensure_owner, get_completed_video
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,10 @@ async def summarize(video: Video, language_model: LanguageModel) -> Summary:
     )
 
 
-async def resummarize(raw_id: str, language_model: LanguageModel) -> Summary:
+async def resummarize(raw_id: str, viewer: User | None, language_model: LanguageModel) -> Summary:
     """A new summary for a completed video; a provider failure leaves the stored one as it was."""
-    video = await get_completed_video(raw_id, "it can be summarized")
+    video = await get_completed_video(raw_id, viewer, "it can be summarized")
+    ensure_owner(video, viewer)
     summary = await summarize(video, language_model)
     result = await Video.get_motor_collection().update_one(
         {"_id": video.id}, {"$set": {"summary": summary.model_dump(), "updated_at": utc_now()}}

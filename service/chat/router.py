@@ -6,6 +6,7 @@ from fastapi.sse import EventSourceResponse
 from service.chat import service
 from service.chat.schemas import ChatPage, ChatQuestion
 from service.context import AppContext, get_context
+from service.users.dependencies import Viewer
 from service.videos.models import ChatEntry
 
 router = APIRouter(prefix="/videos", tags=["chat"])
@@ -21,10 +22,11 @@ async def ask(
     video_id: str,
     question: ChatQuestion,
     context: Annotated[AppContext, Depends(get_context)],
+    viewer: Viewer,
     stream: bool = False,
 ) -> Any:
     """Ask about a completed video; the answer cites the moments it draws on and is kept in its chat."""
-    prepared = await service.prepare(context, video_id, question)
+    prepared = await service.prepare(context, video_id, viewer, question)
     if stream:
         return EventSourceResponse(service.answer_events(context, prepared))
     return await service.answer(context, prepared)
@@ -33,8 +35,9 @@ async def ask(
 @router.get("/{video_id}/chat")
 async def chat_history(
     video_id: str,
+    viewer: Viewer,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> ChatPage:
     """The video's questions and answers, oldest first."""
-    return await service.history(video_id, limit, cursor)
+    return await service.history(video_id, viewer, limit, cursor)

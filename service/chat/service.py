@@ -16,8 +16,9 @@ from service.context import AppContext
 from service.db.mongodb import MAX_DOCUMENT_BYTES, document_size
 from service.pagination import decode_offset, encode_offset
 from service.errors import DocumentFull, NotFound, ServiceError
+from service.users.models import User
 from service.videos.models import ChatEntry, Video
-from service.videos.service import get_completed_video, parse_video_id
+from service.videos.service import ensure_owner, get_completed_video, parse_video_id, visible_to
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,14 @@ class PreparedQuestion:
     request: AnswerRequest
 
 
-async def prepare(context: AppContext, raw_id: str, question: ChatQuestion) -> PreparedQuestion:
-    """Everything that can refuse the question (404, 409) happens here, before any answer starts."""
-    video = await get_completed_video(raw_id, "questions can be asked")
+async def prepare(context: AppContext, raw_id: str, viewer: User | None, question: ChatQuestion) -> PreparedQuestion:
+    """Everything that can refuse the question (404, 403, 409) happens here, before any answer starts.
+
+    A video's chat is one history shared by all who may see it, so only its owner (or an admin)
+    adds to it; others may read a public video's chat.
+    """
+    video = await get_completed_video(raw_id, viewer, "questions can be asked")
+    ensure_owner(video, viewer)
     index = await asyncio.to_thread(context.transcript_indexes.index_for, video)
     turns = context.settings.chat_history_turns
     history = video.chat[-turns:] if turns else []
@@ -98,11 +104,11 @@ async def answer_events(context: AppContext, prepared: PreparedQuestion) -> Asyn
         yield _event("error", {"status": 500, "detail": "internal error; the service log has the details"})
 
 
-async def history(raw_id: str, limit: int, cursor: str | None) -> ChatPage:
+async def history(raw_id: str, viewer: User | None, limit: int, cursor: str | None) -> ChatPage:
     """Chat entries oldest first; only the page's slice of the array leaves the store."""
     offset = decode_offset(cursor)
     document = await Video.get_motor_collection().find_one(
-        {"_id": parse_video_id(raw_id)}, {"chat": {"$slice": [offset, limit + 1]}, "_id": 1}
+        {"_id": parse_video_id(raw_id), **visible_to(viewer)}, {"chat": {"$slice": [offset, limit + 1]}, "_id": 1}
     )
     if document is None:
         raise NotFound(f"no video with id {raw_id!r}")

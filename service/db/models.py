@@ -2,6 +2,7 @@
 
 from beanie import Document
 
+from service.users.models import ApiKey, LoginThrottle, User
 from service.videos.models import Video
 
-DOCUMENT_MODELS: list[type[Document]] = [Video]
+DOCUMENT_MODELS: list[type[Document]] = [Video, User, ApiKey, LoginThrottle]

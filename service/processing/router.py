@@ -8,6 +8,7 @@ from service.processing import service
 from service.processing.schemas import TranscriptFormat
 from service.videos.models import Video
 from service.videos.schemas import VideoOut
+from service.users.dependencies import Viewer
 from service.videos.dependencies import video_from_path
 
 router = APIRouter(prefix="/videos", tags=["processing"])
@@ -16,9 +17,9 @@ EVENT_POLL_SECONDS = 0.5
 
 
 @router.get("/{video_id}/transcript", response_class=Response)
-async def transcript(video_id: str, format: TranscriptFormat = "json") -> Response:
+async def transcript(video_id: str, viewer: Viewer, format: TranscriptFormat = "json") -> Response:
     """The transcript as a file: json, txt, srt or vtt. 409 until the video is completed."""
-    return await service.transcript_file(video_id, format)
+    return await service.transcript_file(video_id, viewer, format)
 
 
 @router.get("/{video_id}/events", response_class=EventSourceResponse)
@@ -29,6 +30,6 @@ async def events(video: Annotated[Video, Depends(video_from_path)]) -> AsyncIter
 
 
 @router.post("/{video_id}/reprocess", status_code=status.HTTP_202_ACCEPTED)
-async def reprocess(video_id: str) -> VideoOut:
+async def reprocess(video_id: str, viewer: Viewer) -> VideoOut:
     """Queue a completed or failed video again. 409 while it is queued or processing."""
-    return VideoOut.of(await service.reprocess(video_id))
+    return VideoOut.of(await service.reprocess(video_id, viewer))

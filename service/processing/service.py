@@ -9,8 +9,9 @@ from service.errors import Conflict
 from service.processing import queue
 from service.processing.formats import to_srt, to_txt, to_vtt
 from service.processing.schemas import ProgressEvent, TranscriptFormat
+from service.users.models import User
 from service.videos.models import Video
-from service.videos.service import get_completed_video, get_video
+from service.videos.service import get_completed_video, get_own_video
 
 FINAL_STATUSES = ("completed", "failed")
 _TEXT_FORMATS = {
@@ -20,8 +21,8 @@ _TEXT_FORMATS = {
 }
 
 
-async def transcript_file(raw_id: str, format: TranscriptFormat) -> Response:
-    video = await get_completed_video(raw_id, "its transcript is ready")
+async def transcript_file(raw_id: str, viewer: User | None, format: TranscriptFormat) -> Response:
+    video = await get_completed_video(raw_id, viewer, "its transcript is ready")
     disposition = {"content-disposition": f'attachment; filename="{video.id}.{format}"'}
     if format == "json":
         return JSONResponse(video.transcript.model_dump(mode="json"), headers=disposition)
@@ -55,8 +56,8 @@ async def progress_events(video: Video, poll_seconds: float) -> AsyncIterator[Pr
         current = await Video.get(video.id)
 
 
-async def reprocess(raw_id: str) -> Video:
-    video = await get_video(raw_id)
+async def reprocess(raw_id: str, viewer: User | None) -> Video:
+    video = await get_own_video(raw_id, viewer)
     requeued = await queue.requeue(video.id)
     if requeued is None:
         raise Conflict(f"the video is already {video.status}; it can be processed again once it completes or fails")

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Query
 
 from service.search import service
 from service.search.schemas import SearchPage
+from service.users.dependencies import Viewer
 from service.videos.models import VideoStatus
 
 router = APIRouter(tags=["search"])
@@ -12,6 +13,7 @@ router = APIRouter(tags=["search"])
 
 @router.get("/search")
 async def search(
+    viewer: Viewer,
     q: Annotated[str, Query(min_length=1, max_length=500, description='MongoDB text search: words match any, "a phrase" must appear, -word excludes')],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     cursor: str | None = None,
@@ -20,4 +22,4 @@ async def search(
     uploaded_before: datetime | None = None,
 ) -> SearchPage:
     """Videos ranked by MongoDB's text score, each with the transcript moments that match."""
-    return await service.search(q, limit, cursor, status, uploaded_after, uploaded_before)
+    return await service.search(q, viewer, limit, cursor, status, uploaded_after, uploaded_before)

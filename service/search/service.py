@@ -11,15 +11,19 @@ from service.errors import InvalidInput
 from service.pagination import decode_offset, encode_offset
 from service.search.schemas import Moment, SearchHit, SearchPage
 from service.text import TextQuery, contains_phrase, parse_text_query, terms, words
+from service.users.models import User
 from service.videos.models import Segment, Video, VideoStatus
 from service.videos.schemas import VideoListItem
+from service.videos.service import visible_to
 
 MOMENTS_PER_VIDEO = 3
 SEARCH_PROJECTION = {"chat": 0, "score": TEXT_SCORE}
 
 
-def _filter(query: str, status: VideoStatus | None, after: datetime | None, before: datetime | None) -> dict[str, Any]:
-    conditions: dict[str, Any] = {"$text": {"$search": query}}
+def _filter(
+    query: str, viewer: User | None, status: VideoStatus | None, after: datetime | None, before: datetime | None
+) -> dict[str, Any]:
+    conditions: dict[str, Any] = {"$text": {"$search": query}, **visible_to(viewer)}
     if status is not None:
         conditions["status"] = status
     uploaded: dict[str, datetime] = {}
@@ -48,6 +52,7 @@ def matching_moments(segments: list[Segment], query: TextQuery, language: str, l
 
 async def search(
     q: str,
+    viewer: User | None,
     limit: int,
     cursor: str | None,
     status: VideoStatus | None,
@@ -60,7 +65,7 @@ async def search(
     offset = decode_offset(cursor)
     raw = (
         await Video.get_motor_collection()
-        .find(_filter(query, status, uploaded_after, uploaded_before), SEARCH_PROJECTION)
+        .find(_filter(query, viewer, status, uploaded_after, uploaded_before), SEARCH_PROJECTION)
         .sort([("score", TEXT_SCORE), ("uploaded_at", -1)])
         .skip(offset)
         .limit(limit + 1)

@@ -1,12 +1,13 @@
 from fastapi import APIRouter
 
 from service.stats.schemas import Stats
+from service.users.dependencies import Viewer
 from service.stats.service import compute_stats
 
 router = APIRouter(tags=["stats"])
 
 
 @router.get("/stats")
-async def stats() -> Stats:
+async def stats(viewer: Viewer) -> Stats:
     """Total videos, videos uploaded today (UTC), count by status, chat entries, mean processing time."""
-    return await compute_stats()
+    return await compute_stats(viewer)

@@ -4,11 +4,14 @@ from datetime import UTC, datetime, time
 
 from service.clock import utc_now
 from service.stats.schemas import Stats
+from service.users.models import User
 from service.videos.models import Video
+from service.videos.service import visible_to
 
 
-def _pipeline(start_of_today: datetime) -> list[dict]:
+def _pipeline(start_of_today: datetime, visible: dict) -> list[dict]:
     return [
+        {"$match": visible},
         {
             "$facet": {
                 "by_status": [{"$group": {"_id": "$status", "count": {"$sum": 1}}}],
@@ -27,9 +30,10 @@ def _first(rows: list[dict], field: str, default: float | int | None) -> float |
     return rows[0][field] if rows else default
 
 
-async def compute_stats() -> Stats:
+async def compute_stats(viewer: User | None) -> Stats:
+    """Over the videos the viewer may see: their own and public ones (all for admins)."""
     start_of_today = datetime.combine(utc_now().date(), time.min, tzinfo=UTC)
-    [facets] = await Video.get_motor_collection().aggregate(_pipeline(start_of_today)).to_list(None)
+    [facets] = await Video.get_motor_collection().aggregate(_pipeline(start_of_today, visible_to(viewer))).to_list(None)
     by_status = {row["_id"]: row["count"] for row in facets["by_status"]}
     millis = _first(facets["processing"], "millis", None)
     return Stats(

@@ -48,6 +48,11 @@ class VideoOut(VideoListItem):
         return cls(**_common_fields(video), transcript=video.transcript)
 
 
+class VideoPatch(BaseModel):
+    is_public: bool | None = None
+    filename: str | None = Field(default=None, min_length=1, max_length=255)
+
+
 class VideoPage(BaseModel):
     items: list[VideoListItem]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")

@@ -14,8 +14,9 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 
 from service.clock import utc_now
 from service.context import AppContext
-from service.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from service.processing.media import content_type_of, probe
+from service.users.models import User
 from service.videos.models import FileInfo, Job, Video, VideoStatus
 from service.videos.schemas import VideoListItem, VideoPage
 from service.videos.upload import MultipartUploadReceiver
@@ -34,16 +35,36 @@ def parse_video_id(raw: str) -> PydanticObjectId:
         raise NotFound(f"no video with id {raw!r}")
 
 
-async def get_video(raw_id: str) -> Video:
-    video = await Video.get(parse_video_id(raw_id))
+def visible_to(viewer: User | None) -> dict[str, Any]:
+    """The videos a viewer may see: all in single-user mode and for admins, else their own and public ones."""
+    if viewer is None or viewer.is_admin:
+        return {}
+    return {"$or": [{"owner_id": viewer.id}, {"is_public": True}]}
+
+
+async def get_video(raw_id: str, viewer: User | None) -> Video:
+    """The video, if this viewer may see it; otherwise 404, as if it did not exist (a 403 would tell)."""
+    video = await Video.find_one({"_id": parse_video_id(raw_id), **visible_to(viewer)})
     if video is None:
         raise NotFound(f"no video with id {raw_id!r}")
     return video
 
 
-async def get_completed_video(raw_id: str, waiting_for: str) -> Video:
+def ensure_owner(video: Video, viewer: User | None) -> None:
+    """Changing a video is for its owner or an admin (403 for someone else's public video)."""
+    if viewer is not None and not viewer.is_admin and video.owner_id != viewer.id:
+        raise Forbidden("only the video's owner can do this")
+
+
+async def get_own_video(raw_id: str, viewer: User | None) -> Video:
+    video = await get_video(raw_id, viewer)
+    ensure_owner(video, viewer)
+    return video
+
+
+async def get_completed_video(raw_id: str, viewer: User | None, waiting_for: str) -> Video:
     """The video, once processed; 409 with its status before that."""
-    video = await get_video(raw_id)
+    video = await get_video(raw_id, viewer)
     if video.status != "completed" or video.transcript is None:
         raise Conflict(f"the video is {video.status}; {waiting_for} once it is completed")
     return video
@@ -51,6 +72,7 @@ async def get_completed_video(raw_id: str, waiting_for: str) -> Video:
 
 async def upload_video(
     context: AppContext,
+    viewer: User | None,
     content_type: str,
     content_length: int | None,
     body: AsyncIterator[bytes],
@@ -72,6 +94,7 @@ async def upload_video(
     now = utc_now()
     video = Video(
         filename=received.filename.strip() or "untitled",
+        owner_id=None if viewer is None else viewer.id,
         file=FileInfo(
             storage=storage.kind,
             key=key,
@@ -128,9 +151,10 @@ def _after_cursor(cursor: str | None) -> dict[str, Any]:
     }
 
 
-async def list_videos(limit: int, cursor: str | None, status: VideoStatus | None) -> VideoPage:
+async def list_videos(viewer: User | None, limit: int, cursor: str | None, status: VideoStatus | None) -> VideoPage:
     """Newest first, one page; segments and chat stay in the store."""
-    query = _after_cursor(cursor)
+    conditions = [condition for condition in (visible_to(viewer), _after_cursor(cursor)) if condition]
+    query: dict[str, Any] = {"$and": conditions} if conditions else {}
     if status is not None:
         query["status"] = status
     raw = (
@@ -145,10 +169,18 @@ async def list_videos(limit: int, cursor: str | None, status: VideoStatus | None
     return VideoPage(items=[VideoListItem.of(video) for video in videos], next_cursor=next_cursor)
 
 
-async def delete_video(context: AppContext, raw_id: str) -> None:
+async def delete_video(context: AppContext, raw_id: str, viewer: User | None) -> None:
     """Remove the document, then its file: a crash between them leaves a stray file, never a
     document pointing at nothing."""
-    video = await get_video(raw_id)
+    video = await get_own_video(raw_id, viewer)
     result = await Video.get_motor_collection().delete_one({"_id": video.id})
     if result.deleted_count:
         await context.storage.delete(video.file.key)
+
+
+async def update_video(raw_id: str, viewer: User | None, changes: dict[str, Any]) -> Video:
+    """Change what a client may change (privacy, display name); owner or admin only."""
+    video = await get_own_video(raw_id, viewer)
+    if changes:
+        await Video.get_motor_collection().update_one({"_id": video.id}, {"$set": {**changes, "updated_at": utc_now()}})
+    return await get_video(raw_id, viewer)

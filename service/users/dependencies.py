@@ -1,0 +1,58 @@
+"""Who is asking. With AUTH_ENABLED=false the service is single-user: the viewer is None and
+sees and owns everything."""
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from service.context import AppContext, get_context
+from service.errors import NotFound, Unauthorized
+from service.users import service
+from service.users.models import User
+
+API_KEY_HEADER = "X-API-Key"
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+_api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+
+async def optional_user(
+    context: Annotated[AppContext, Depends(get_context)],
+    token: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> User | None:
+    """The user the credentials name; None when none were sent; 401 when they are no good."""
+    if not context.settings.auth_enabled or not (api_key or token):
+        return None
+    if api_key:
+        user = await service.user_from_api_key(api_key)
+    else:
+        user = await service.user_from_token(context.settings, token)
+    if user is None:
+        raise Unauthorized("the credentials are invalid, expired or revoked")
+    return user
+
+
+async def current_viewer(
+    context: Annotated[AppContext, Depends(get_context)],
+    user: Annotated[User | None, Depends(optional_user)],
+) -> User | None:
+    if context.settings.auth_enabled and user is None:
+        raise Unauthorized("not authenticated: send a bearer token or an X-API-Key header")
+    return user
+
+
+async def current_user(
+    context: Annotated[AppContext, Depends(get_context)],
+    viewer: Annotated[User | None, Depends(current_viewer)],
+) -> User:
+    """A signed-in user, for the account's own endpoints (which exist only with users on)."""
+    if viewer is None:
+        raise NotFound("users are not enabled on this service (AUTH_ENABLED=false)")
+    return viewer
+
+
+Viewer = Annotated[User | None, Depends(current_viewer)]
+Caller = Annotated[User | None, Depends(optional_user)]
+SignedIn = Annotated[User, Depends(current_user)]

@@ -1,0 +1,57 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from service.context import AppContext, get_context
+from service.errors import Forbidden, NotFound
+from service.users import service
+from service.users.dependencies import Caller, SignedIn
+from service.users.schemas import AccessToken, ApiKeyCreated, ApiKeyOut, ApiKeyRequest, Registration, UserOut
+
+router = APIRouter(prefix="/auth", tags=["users"])
+
+Context = Annotated[AppContext, Depends(get_context)]
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(registration: Registration, context: Context, caller: Caller) -> UserOut:
+    """Create an account: anyone when ALLOW_REGISTRATION=true, else an admin (sending credentials).
+    Only an admin creates admins."""
+    if not context.settings.auth_enabled:
+        raise NotFound("users are not enabled on this service (AUTH_ENABLED=false)")
+    if not context.settings.allow_registration or registration.is_admin:
+        if caller is None or not caller.is_admin:
+            raise Forbidden("only an admin can create this account")
+    return UserOut.of(await service.register(context.settings, registration))
+
+
+@router.post("/token")
+async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], context: Context, request: Request) -> AccessToken:
+    """OAuth2 password flow: form fields `username` and `password`; answers a bearer token."""
+    if not context.settings.auth_enabled:
+        raise NotFound("users are not enabled on this service (AUTH_ENABLED=false)")
+    address = request.client.host if request.client else "unknown"
+    return await service.login(context.settings, form.username, form.password, address)
+
+
+@router.get("/me")
+async def me(user: SignedIn) -> UserOut:
+    return UserOut.of(user)
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED)
+async def create_api_key(request: ApiKeyRequest, user: SignedIn) -> ApiKeyCreated:
+    """A new API key for scripts, sent as the X-API-Key header. It is shown this once."""
+    return await service.create_api_key(user, request.name)
+
+
+@router.get("/api-keys")
+async def list_api_keys(user: SignedIn) -> list[ApiKeyOut]:
+    return await service.list_api_keys(user)
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_api_key(key_id: str, user: SignedIn) -> Response:
+    await service.revoke_api_key(user, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
