@@ -2,9 +2,13 @@
 
 import argparse
 import asyncio
+import getpass
+import ipaddress
+import sys
 import logging
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.config import Settings
 
@@ -18,6 +22,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    if not settings.auth_enabled and not _is_loopback(host):
+        logging.getLogger("service").warning(
+            "!!! AUTH_ENABLED=false while listening on %s: anyone who can reach this address can read, "
+            "change and delete every video. Set AUTH_ENABLED=true and SECRET_KEY, or bind 127.0.0.1. !!!",
+            host,
+        )
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=settings.log_level.lower())
 
 
@@ -27,6 +37,22 @@ def _work(settings: Settings, args: argparse.Namespace) -> None:
     if args.workers is not None:
         settings.workers = args.workers
     asyncio.run(run_workers(settings))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _create_user(settings: Settings, args: argparse.Namespace) -> None:
+    from service.users.cli import create_user
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    asyncio.run(create_user(settings, args.username, args.email, password, args.admin))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,12 +65,22 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run workers only, no HTTP API (scale-out against one MongoDB)")
     worker.add_argument("--workers", type=int, help="how many workers (default: WORKERS, at least 1)")
     worker.set_defaults(run=_work)
+    user = commands.add_parser("create-user", help="create an account (the first admin, for one)")
+    user.add_argument("--username", required=True)
+    user.add_argument("--email", required=True)
+    user.add_argument("--admin", action="store_true", help="make the account an admin")
+    user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user.set_defaults(run=_create_user)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        problems = "; ".join(problem["msg"] for problem in error.errors(include_url=False, include_input=False))
+        raise SystemExit(f"video-analyzer: the settings are not valid: {problems}")
     _configure_logging(settings)
     args.run(settings, args)
 

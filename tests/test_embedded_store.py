@@ -18,16 +18,30 @@ async def open_collection(directory: Path, compact_bytes: int = 64 * 1024 * 1024
     return client, client["app"]["videos"]
 
 
+OPEN: list[EmbeddedClient] = []
+
+
 @pytest.fixture
 async def videos(tmp_path: Path) -> AsyncIterator[object]:
     client, collection = await open_collection(tmp_path)
+    OPEN.append(client)
     yield collection
-    client.close()
+    while OPEN:
+        OPEN.pop().close()
 
 
 async def reopened(tmp_path: Path) -> object:
-    _, collection = await open_collection(tmp_path)
+    """The store as a restarted process finds it (the previous one is closed: one process at a time)."""
+    while OPEN:
+        OPEN.pop().close()
+    client, collection = await open_collection(tmp_path)
+    OPEN.append(client)
     return collection
+
+
+async def test_a_second_process_cannot_open_a_store_in_use(tmp_path: Path, videos: object) -> None:
+    with pytest.raises(RuntimeError, match="in use by another process"):
+        await open_collection(tmp_path)
 
 
 async def test_acknowledged_writes_survive_a_reopen(tmp_path: Path, videos: object) -> None:
@@ -59,12 +73,12 @@ async def test_a_torn_journal_tail_is_cut_off(tmp_path: Path, videos: object) ->
 
 async def test_compaction_writes_a_snapshot_and_loses_nothing(tmp_path: Path) -> None:
     client, videos = await open_collection(tmp_path, compact_bytes=4096)
+    OPEN.append(client)
     for i in range(200):
         await videos.insert_one({"_id": i, "text": "words " * 20})
     await videos.delete_many({"_id": {"$lt": 50}})
     assert (tmp_path / SNAPSHOT_NAME).stat().st_size > 0
     assert (tmp_path / JOURNAL_NAME).stat().st_size <= 4096
-    client.close()
     again = await reopened(tmp_path)
     assert await again.count_documents({}) == 150
     assert (await again.find_one({"_id": 199}))["text"] == "words " * 20

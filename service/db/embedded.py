@@ -12,12 +12,13 @@ here: a document over 16 MiB is refused and the write rolled back.
 """
 
 import asyncio
+import fcntl
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import bson
 import mongomock
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_NAME = "snapshot.bson"
 JOURNAL_NAME = "journal.bson"
+LOCK_NAME = "LOCK"
 
 T = TypeVar("T")
 
@@ -61,6 +63,20 @@ _THREADED_METHODS = (
     "drop_indexes",
     "index_information",
 )
+
+
+def _exclusive_lock(path: Path) -> BinaryIO:
+    """One process at a time: a second writer would interleave its journal with ours."""
+    handle = open(path, "a+b")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(
+            f"the embedded store at {path.parent} is in use by another process; stop it first, "
+            "or run every process against MongoDB (MONGODB_URL)"
+        ) from None
+    return handle
 
 
 class _WriteTracker:
@@ -161,6 +177,7 @@ class EmbeddedStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-store")
         self._journal: Journal | None = None
         self._searchers: dict[tuple[str, str], TextSearcher] = {}
+        self._lock: BinaryIO | None = None
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -174,6 +191,7 @@ class EmbeddedStore:
     def open(self) -> int:
         """Load the snapshot, replay the journal, and return how many documents were loaded."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = _exclusive_lock(self.directory / LOCK_NAME)
         snapshot, _ = read_records(self.directory / SNAPSHOT_NAME)
         journal, valid_length = read_records(self.directory / JOURNAL_NAME)
         for record in snapshot + journal:
@@ -186,10 +204,13 @@ class EmbeddedStore:
         )
 
     def close(self) -> None:
+        self._executor.shutdown(wait=True)
         if self._journal is not None:
             self._journal.close()
             self._journal = None
-        self._executor.shutdown(wait=True)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def _apply(self, record: dict[str, Any]) -> None:
         documents = self.collection(record["d"], record["c"])._store._documents

@@ -1,0 +1,279 @@
+"""Users, ownership and privacy with AUTH_ENABLED=true."""
+
+import logging
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from service.config import Settings
+from service.main import create_app
+from service.users import security
+from service.users.models import User
+from service.users.schemas import Registration
+from service.users.service import register
+from service.videos.models import Transcript, Video
+from tests.conftest import SPEECH_VIDEO, insert_completed_video
+from tests.server import free_port
+
+SECRET = "s" * 48
+PASSWORDS = {"admin": "admin-password-1", "alice": "alice-password-1", "bob": "bob-password-12"}
+
+
+def auth_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values = {"auth_enabled": True, "secret_key": SECRET, "workers": 0, "login_max_failures": 3, **overrides}
+    return Settings(_env_file=None, data_dir=tmp_path / "data", **values)
+
+
+@dataclass
+class World:
+    http: httpx.AsyncClient
+    settings: Settings
+    tokens: dict[str, str]
+
+    def as_(self, name: str | None) -> dict[str, str]:
+        return {} if name is None else {"Authorization": f"Bearer {self.tokens[name]}"}
+
+
+async def sign_in(http: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await http.post("/auth/token", data={"username": username, "password": password})
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    settings = auth_settings(tmp_path)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            await register(settings, Registration(username="admin", email="admin@example.com", password=PASSWORDS["admin"], is_admin=True))
+            tokens = {"admin": (await sign_in(http, "admin", PASSWORDS["admin"])).json()["access_token"]}
+            for name in ("alice", "bob"):
+                response = await http.post(
+                    "/auth/register",
+                    json={"username": name, "email": f"{name}@example.com", "password": PASSWORDS[name]},
+                    headers={"Authorization": f"Bearer {tokens['admin']}"},
+                )
+                assert response.status_code == 201, response.text
+                tokens[name] = (await sign_in(http, name, PASSWORDS[name])).json()["access_token"]
+            yield World(http, settings, tokens)
+
+
+async def owned_video(name: str, transcript: Transcript, public: bool = False) -> str:
+    video = await insert_completed_video(transcript, f"{name}-{'public' if public else 'private'}.mp4")
+    owner = await User.find_one(User.username == name)
+    await Video.get_motor_collection().update_one({"_id": video.id}, {"$set": {"owner_id": owner.id, "is_public": public}})
+    return str(video.id)
+
+
+MISSING = "0123456789abcdef01234567"
+
+# For bob: his own private video, alice's private one, alice's public one, and one that does not exist.
+ROUTES = [
+    ("GET", "/videos/{id}", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
+    ("PATCH", "/videos/{id}", {"filename": "renamed.mp4"}, {"own": 200, "private": 404, "public": 403, "missing": 404}),
+    ("POST", "/videos/{id}/reprocess", None, {"own": 202, "private": 404, "public": 403, "missing": 404}),
+    ("GET", "/videos/{id}/transcript?format=srt", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
+    ("GET", "/videos/{id}/events", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
+    ("POST", "/videos/{id}/chat", {"question": "Where does Clara live?"}, {"own": 201, "private": 404, "public": 403, "missing": 404}),
+    ("GET", "/videos/{id}/chat", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
+    ("POST", "/videos/{id}/summarize", None, {"own": 200, "private": 404, "public": 403, "missing": 404}),
+    ("DELETE", "/videos/{id}", None, {"own": 204, "private": 404, "public": 403, "missing": 404}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
+async def test_every_route_for_own_private_public_and_missing_videos(
+    world: World, speech_transcript: Transcript, method: str, path: str, body: dict | None, expected: dict[str, int]
+) -> None:
+    videos = {
+        "own": await owned_video("bob", speech_transcript),
+        "private": await owned_video("alice", speech_transcript),
+        "public": await owned_video("alice", speech_transcript, public=True),
+        "missing": MISSING,
+    }
+    for case, video_id in videos.items():
+        url = path.format(id=video_id)
+        anonymous = await world.http.request(method, url, json=body)
+        assert anonymous.status_code == 401, (case, anonymous.text)
+        response = await world.http.request(method, url, json=body, headers=world.as_("bob"))
+        assert response.status_code == expected[case], (case, response.text)
+        if response.status_code in (403, 404):
+            assert "detail" in response.json()
+    admin = await world.http.request(method, path.format(id=videos["private"]), json=body, headers=world.as_("admin"))
+    assert admin.status_code == expected["own"]
+
+
+async def test_list_search_and_stats_never_show_another_users_private_video(world: World, speech_transcript: Transcript) -> None:
+    own = await owned_video("bob", speech_transcript)
+    private = await owned_video("alice", speech_transcript)
+    public = await owned_video("alice", speech_transcript, public=True)
+    for name, expected in (("bob", {own, public}), ("alice", {private, public}), ("admin", {own, private, public})):
+        listed = {v["id"] for v in (await world.http.get("/videos", headers=world.as_(name))).json()["items"]}
+        found = {h["video"]["id"] for h in (await world.http.get("/search", params={"q": "Lisbon"}, headers=world.as_(name))).json()["items"]}
+        stats = (await world.http.get("/stats", headers=world.as_(name))).json()
+        assert listed == found == expected, name
+        assert stats["total_videos"] == len(expected), name
+    for path in ("/videos", "/search?q=Lisbon", "/stats"):
+        assert (await world.http.get(path)).status_code == 401
+
+
+async def test_uploads_belong_to_the_uploader_and_start_private(world: World) -> None:
+    with SPEECH_VIDEO.open("rb") as file:
+        uploaded = await world.http.post("/videos", files={"file": ("mine.mp4", file)}, headers=world.as_("alice"))
+    assert uploaded.status_code == 202
+    video = uploaded.json()
+    alice = await User.find_one(User.username == "alice")
+    assert video["owner_id"] == str(alice.id) and video["is_public"] is False
+    assert (await world.http.get(f"/videos/{video['id']}", headers=world.as_("bob"))).status_code == 404
+    made_public = await world.http.patch(f"/videos/{video['id']}", json={"is_public": True}, headers=world.as_("alice"))
+    assert made_public.json()["is_public"] is True
+    assert (await world.http.get(f"/videos/{video['id']}", headers=world.as_("bob"))).status_code == 200
+    with SPEECH_VIDEO.open("rb") as file:
+        assert (await world.http.post("/videos", files={"file": ("x.mp4", file)})).status_code == 401
+
+
+async def test_health_needs_no_credentials(world: World) -> None:
+    assert (await world.http.get("/health")).status_code == 200
+
+
+async def test_me_and_api_keys(world: World) -> None:
+    me = (await world.http.get("/auth/me", headers=world.as_("alice"))).json()
+    assert me["username"] == "alice" and me["is_admin"] is False and "password" not in str(me)
+    created = (await world.http.post("/auth/api-keys", json={"name": "script"}, headers=world.as_("alice"))).json()
+    key = created["key"]
+    assert key.startswith("va_") and key.startswith(created["prefix"])
+    with_key = await world.http.get("/auth/me", headers={"X-API-Key": key})
+    assert with_key.json()["username"] == "alice"
+    listed = (await world.http.get("/auth/api-keys", headers=world.as_("alice"))).json()
+    assert [k["id"] for k in listed] == [created["id"]] and key not in str(listed) and listed[0]["last_used_at"]
+    assert (await world.http.delete(f"/auth/api-keys/{created['id']}", headers=world.as_("bob"))).status_code == 404
+    assert (await world.http.delete(f"/auth/api-keys/{created['id']}", headers=world.as_("alice"))).status_code == 204
+    assert (await world.http.get("/auth/me", headers={"X-API-Key": key})).status_code == 401
+
+
+@pytest.mark.parametrize("kind", ["expired", "tampered", "other-secret", "garbage", "unknown-key"])
+async def test_bad_credentials_are_401(world: World, kind: str) -> None:
+    alice = await User.find_one(User.username == "alice")
+    token = world.tokens["alice"]
+    headers = {
+        "expired": {"Authorization": f"Bearer {security.create_access_token(str(alice.id), SECRET, minutes=-1)}"},
+        "tampered": {"Authorization": f"Bearer {token[:-4]}{'AAAA' if not token.endswith('AAAA') else 'BBBB'}"},
+        "other-secret": {"Authorization": f"Bearer {security.create_access_token(str(alice.id), 'o' * 48, 5)}"},
+        "garbage": {"Authorization": "Bearer not.a.token"},
+        "unknown-key": {"X-API-Key": security.new_api_key()},
+    }[kind]
+    response = await world.http.get("/videos", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_deactivated_users_token_and_key_stop_working(world: World) -> None:
+    key = (await world.http.post("/auth/api-keys", json={"name": "k"}, headers=world.as_("bob"))).json()["key"]
+    await User.get_motor_collection().update_one({"username": "bob"}, {"$set": {"is_active": False}})
+    assert (await world.http.get("/videos", headers=world.as_("bob"))).status_code == 401
+    assert (await world.http.get("/videos", headers={"X-API-Key": key})).status_code == 401
+    assert (await sign_in(world.http, "bob", PASSWORDS["bob"])).status_code == 401
+
+
+async def test_repeated_failed_logins_are_slowed_down(world: World) -> None:
+    for _ in range(3):
+        assert (await sign_in(world.http, "alice", "wrong-password")).status_code == 401
+    locked = await sign_in(world.http, "alice", "wrong-password")
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+    assert (await sign_in(world.http, "alice", PASSWORDS["alice"])).status_code == 429
+    assert (await sign_in(world.http, "bob", PASSWORDS["bob"])).status_code == 200, "another user from the same address still gets in"
+
+
+async def test_failures_from_one_address_across_usernames_are_slowed_down(world: World) -> None:
+    for n in range(3 + 4):
+        assert (await sign_in(world.http, f"nobody{n}", "wrong-password")).status_code == 401
+    assert (await sign_in(world.http, "nobody-else", "wrong-password")).status_code == 429
+
+
+async def test_registration(world: World, tmp_path: Path) -> None:
+    body = {"username": "carol", "email": "carol@example.com", "password": "carol-password"}
+    assert (await world.http.post("/auth/register", json=body)).status_code == 403
+    assert (await world.http.post("/auth/register", json=body, headers=world.as_("bob"))).status_code == 403
+    short = await world.http.post("/auth/register", json={**body, "password": "short"}, headers=world.as_("admin"))
+    assert short.status_code == 422 and "10 characters" in short.json()["detail"]
+    assert (await world.http.post("/auth/register", json=body, headers=world.as_("admin"))).status_code == 201
+    again = await world.http.post("/auth/register", json={**body, "username": "carol2"}, headers=world.as_("admin"))
+    assert again.status_code == 409
+    assert (await world.http.post("/auth/register", json={**body, "username": "../x"}, headers=world.as_("admin"))).status_code == 422
+
+
+async def test_open_registration_lets_anyone_in_but_not_as_admin(tmp_path: Path) -> None:
+    app = create_app(auth_settings(tmp_path, allow_registration=True))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            body = {"username": "dave", "email": "dave@example.com", "password": "dave-password"}
+            assert (await http.post("/auth/register", json=body)).status_code == 201
+            admin = {"username": "eve", "email": "eve@example.com", "password": "eve-password1", "is_admin": True}
+            assert (await http.post("/auth/register", json=admin)).status_code == 403
+
+
+async def test_passwords_and_keys_never_reach_a_response_or_the_log(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    responses = [
+        await sign_in(world.http, "alice", PASSWORDS["alice"]),
+        await sign_in(world.http, "alice", "a-wrong-secret-guess"),
+        await world.http.post(
+            "/auth/register",
+            json={"username": "frank", "email": "frank@example.com", "password": "frank-secret-pw"},
+            headers=world.as_("admin"),
+        ),
+    ]
+    created = await world.http.post("/auth/api-keys", json={"name": "ci"}, headers=world.as_("alice"))
+    key = created.json()["key"]
+    responses += [
+        await world.http.get("/auth/api-keys", headers={"X-API-Key": key}),
+        await world.http.get("/auth/me", headers={"X-API-Key": key}),
+        await world.http.get("/videos", headers={"X-API-Key": key + "x"}),
+    ]
+    secrets = [*PASSWORDS.values(), "a-wrong-secret-guess", "frank-secret-pw", key, SECRET]
+    for response in responses:
+        assert not any(secret in response.text for secret in secrets), response.text
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "failed login" in logged
+    assert not any(secret in logged for secret in secrets)
+
+
+def test_auth_without_a_strong_secret_key_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY of at least 32 bytes"):
+        Settings(_env_file=None, auth_enabled=True)
+    with pytest.raises(ValidationError, match="SECRET_KEY of at least 32 bytes"):
+        Settings(_env_file=None, auth_enabled=True, secret_key="short-but-secret")
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(free_port())]
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "AUTH_ENABLED": "true", "SECRET_KEY": "short-but-secret"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "SECRET_KEY of at least 32 bytes" in result.stderr
+    assert "short-but-secret" not in result.stderr + result.stdout
+
+
+def test_single_user_mode_on_a_public_address_warns_loudly(tmp_path: Path) -> None:
+    from tests.server import running_server
+
+    with running_server(tmp_path / "data") as loopback:
+        assert "AUTH_ENABLED=false while listening" not in loopback.log()
+    port = free_port()
+    command = [sys.executable, "-m", "service.cli", "serve", "--host", "0.0.0.0", "--port", str(port)]
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "public"), "WORKERS": "0"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output = ""
+        for line in process.stdout:
+            output += line
+            if "Uvicorn running" in line or "Application startup complete" in line:
+                break
+        assert "AUTH_ENABLED=false while listening on 0.0.0.0" in output
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
