@@ -17,10 +17,11 @@ from pathlib import Path
 
 import httpx
 
+from bench import synthetic
 from service.config import Settings
 from service.main import create_app
-from bench import synthetic
 from tests.conftest import insert_completed_video
+
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

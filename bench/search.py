@@ -48,7 +48,14 @@ async def main() -> None:
                 for n in range(start, min(start + 100, args.videos)):
                     transcript = synthetic.transcript(rng, segments=90)
                     words += len(transcript.text.split())
-                    batch.append(Video(filename=f"talk-{n}.mp4", file=FileInfo(key="0" * 32, size=1, sha256="0"), status="completed", transcript=transcript))
+                    batch.append(
+                        Video(
+                            filename=f"talk-{n}.mp4",
+                            file=FileInfo(key="0" * 32, size=1, sha256="0"),
+                            status="completed",
+                            transcript=transcript,
+                        )
+                    )
                 await Video.insert_many(batch)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
                 timings, hits = [], []
@@ -59,9 +66,13 @@ async def main() -> None:
                     response.raise_for_status()
                     hits.append(len(response.json()["items"]))
     first, rest = timings[0], sorted(timings[1:])
-    print(f"{args.videos} videos, {words / args.videos:.0f} words each on average; {len(rest)} queries, 10 results a page")
+    print(
+        f"{args.videos} videos, {words / args.videos:.0f} words each on average; {len(rest)} queries, 10 results a page"
+    )
     print(f"first query (indexes every document): {first:.0f} ms")
-    print(f"search latency: p50 {statistics.median(rest):.1f} ms, p95 {rest[round(len(rest) * 0.95) - 1]:.1f} ms (target p95 < 200 ms); mean results {statistics.mean(hits):.1f}")
+    print(
+        f"search latency: p50 {statistics.median(rest):.1f} ms, p95 {rest[round(len(rest) * 0.95) - 1]:.1f} ms (target p95 < 200 ms); mean results {statistics.mean(hits):.1f}"
+    )
 
 
 if __name__ == "__main__":

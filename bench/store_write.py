@@ -29,7 +29,9 @@ def synthetic_video(index: int) -> dict:
         for s in range(60)
     ]
     transcript = Transcript(language="en", text=" ".join(seg.text for seg in segments), segments=segments)
-    video = Video(filename=f"video-{index}.mp4", file=FileInfo(key=f"k{index}", size=1, sha256="0"), transcript=transcript)
+    video = Video(
+        filename=f"video-{index}.mp4", file=FileInfo(key=f"k{index}", size=1, sha256="0"), transcript=transcript
+    )
     document = video.model_dump(by_alias=True, exclude={"id", "revision_id"})
     document["_id"] = ObjectId()
     return document
@@ -71,7 +73,9 @@ async def main() -> None:
     args = parser.parse_args()
     for count in (100, args.videos):
         p50, p95, stored = await measure(count, args.writes)
-        print(f"chat $push on a store of {stored:>6} videos: p50 {p50:.2f} ms, p95 {p95:.2f} ms over {args.writes} writes")
+        print(
+            f"chat $push on a store of {stored:>6} videos: p50 {p50:.2f} ms, p95 {p95:.2f} ms over {args.writes} writes"
+        )
 
 
 if __name__ == "__main__":

@@ -4,11 +4,19 @@ import random
 
 from service.videos.models import Segment, Transcript
 
-SUBJECTS = "the engineer,the council,the orchestra,our startup,the museum,the farmer,the pilot,the school,the river authority,the laboratory,the bakery,the hospital,the football club,the festival crew,the harbour master".split(",")
+SUBJECTS = "the engineer,the council,the orchestra,our startup,the museum,the farmer,the pilot,the school,the river authority,the laboratory,the bakery,the hospital,the football club,the festival crew,the harbour master".split(
+    ","
+)
 VERBS = "announced built repaired tested painted measured delayed funded opened discovered launched cancelled designed inspected celebrated".split()
-OBJECTS = "a solar bridge,a new vaccine,the harbour lighthouse,a quantum sensor,the winter festival,a battery factory,the mountain railway,an electric ferry,the city library,a robot arm,a wind farm,the glass tower,a water filter,the night market,a carbon capture plant".split(",")
-PLACES = "in Lisbon,near Oslo,outside Nairobi,in Kyoto,next to the old mill,under the stadium,in the valley,by the coast,in Montreal,near the border,in the desert,on the island".split(",")
-TIMES = "last spring,in March,on Friday,after the storm,before the election,during the night,at dawn,in the autumn,last decade,this morning".split(",")
+OBJECTS = "a solar bridge,a new vaccine,the harbour lighthouse,a quantum sensor,the winter festival,a battery factory,the mountain railway,an electric ferry,the city library,a robot arm,a wind farm,the glass tower,a water filter,the night market,a carbon capture plant".split(
+    ","
+)
+PLACES = "in Lisbon,near Oslo,outside Nairobi,in Kyoto,next to the old mill,under the stadium,in the valley,by the coast,in Montreal,near the border,in the desert,on the island".split(
+    ","
+)
+TIMES = "last spring,in March,on Friday,after the storm,before the election,during the night,at dawn,in the autumn,last decade,this morning".split(
+    ","
+)
 
 
 def sentence(rng: random.Random) -> str:
@@ -20,7 +28,9 @@ def sentence(rng: random.Random) -> str:
 
 def transcript(rng: random.Random, segments: int, sentences_per_segment: int = 2, seconds: float = 6.0) -> Transcript:
     timed = [
-        Segment(start=i * seconds, end=(i + 1) * seconds, text=" ".join(sentence(rng) for _ in range(sentences_per_segment)))
+        Segment(
+            start=i * seconds, end=(i + 1) * seconds, text=" ".join(sentence(rng) for _ in range(sentences_per_segment))
+        )
         for i in range(segments)
     ]
     return Transcript(language="en", text=" ".join(s.text for s in timed), segments=timed)

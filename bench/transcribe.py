@@ -85,7 +85,10 @@ def health_latencies(base_url: str, stop: threading.Event) -> list[float]:
 
 
 def pipeline_seconds(path: Path) -> tuple[float, list[float]]:
-    with tempfile.TemporaryDirectory() as directory, running_server(Path(directory) / "data", {"WORKERS": "1", "WORKER_POLL_SECONDS": "0.05"}) as server:
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        running_server(Path(directory) / "data", {"WORKERS": "1", "WORKER_POLL_SECONDS": "0.05"}) as server,
+    ):
         upload_and_wait(server.base_url, SPEECH_VIDEO)
         stop = threading.Event()
         latencies: list[float] = []
@@ -129,7 +132,9 @@ def main() -> None:
     print(f"pipeline (upload to completed): {pipeline:.2f} s, real-time factor {pipeline / length:.4f}")
     print(f"faster-whisper directly:        {direct:.2f} s, real-time factor {direct / length:.4f}")
     print(f"pipeline / direct: {pipeline / direct:.3f} (target <= 1.10)")
-    print(f"GET /health during the pipeline: {len(latencies)} calls, p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms (target < 100 ms)")
+    print(
+        f"GET /health during the pipeline: {len(latencies)} calls, p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms (target < 100 ms)"
+    )
 
 
 if __name__ == "__main__":

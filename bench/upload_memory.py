@@ -36,7 +36,9 @@ def main() -> None:
         with running_server(root / "data", {"MAX_UPLOAD_MB": str(max(args.sizes_mb) * 2)}) as server:
             print(f"server idle: peak RSS {peak_rss_mb(server.process.pid):.0f} MB")
             for size_mb in args.sizes_mb:
-                media = write_raw_video(root / f"{size_mb}.mkv", frames=size_mb * 1024 * 1024 // BYTES_PER_FRAME, width=640, height=480)
+                media = write_raw_video(
+                    root / f"{size_mb}.mkv", frames=size_mb * 1024 * 1024 // BYTES_PER_FRAME, width=640, height=480
+                )
                 began = time.perf_counter()
                 with media.open("rb") as file:
                     response = httpx.post(f"{server.base_url}/videos", files={"file": (media.name, file)}, timeout=600)

@@ -55,10 +55,14 @@ def synthesize_speech(text: str, wav_path: Path) -> None:
     subprocess.run(
         [
             "espeak-ng",
-            "-v", ESPEAK_VOICE,
-            "-s", str(ESPEAK_WPM),
-            "-g", str(ESPEAK_WORD_GAP),
-            "-w", str(wav_path),
+            "-v",
+            ESPEAK_VOICE,
+            "-s",
+            str(ESPEAK_WPM),
+            "-g",
+            str(ESPEAK_WORD_GAP),
+            "-w",
+            str(wav_path),
             text,
         ],
         check=True,
@@ -67,9 +71,7 @@ def synthesize_speech(text: str, wav_path: Path) -> None:
 
 def load_audio_frames(wav_path: Path) -> list[av.AudioFrame]:
     """Decode a WAV file into mono AAC-ready frames at ``AUDIO_RATE``."""
-    resampler = av.AudioResampler(
-        format="fltp", layout="mono", rate=AUDIO_RATE, frame_size=AAC_FRAME_SIZE
-    )
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=AUDIO_RATE, frame_size=AAC_FRAME_SIZE)
     frames: list[av.AudioFrame] = []
     with av.open(str(wav_path)) as source:
         for frame in source.decode(audio=0):
@@ -122,9 +124,7 @@ def write_video(container: OutputContainer, stream: VideoStream, seconds: float)
     container.mux(stream.encode(None))
 
 
-def write_audio(
-    container: OutputContainer, stream: AudioStream, frames: list[av.AudioFrame]
-) -> None:
+def write_audio(container: OutputContainer, stream: AudioStream, frames: list[av.AudioFrame]) -> None:
     """Encode the given audio frames into ``stream`` and flush it."""
     pts = 0
     for frame in frames:

@@ -4,8 +4,8 @@ import argparse
 import asyncio
 import getpass
 import ipaddress
-import sys
 import logging
+import sys
 
 import uvicorn
 from pydantic import ValidationError
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings()
     except ValidationError as error:
         problems = "; ".join(problem["msg"] for problem in error.errors(include_url=False, include_input=False))
-        raise SystemExit(f"video-analyzer: the settings are not valid: {problems}")
+        raise SystemExit(f"video-analyzer: the settings are not valid: {problems}") from None
     _configure_logging(settings)
     args.run(settings, args)
 

@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 MIN_SECRET_KEY_BYTES = 32
 
 

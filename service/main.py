@@ -10,13 +10,13 @@ from pymongo.errors import DocumentTooLarge, WriteError
 
 from service import __version__
 from service.ai.retrieval import IndexCache
+from service.ai.router import router as ai_router
 from service.ai.service import create_language_model
+from service.chat.router import router as chat_router
 from service.config import Settings
 from service.context import AppContext
 from service.db.service import connect
 from service.errors import DocumentFull, ServiceError
-from service.ai.router import router as ai_router
-from service.chat.router import router as chat_router
 from service.health.router import router as health_router
 from service.processing.router import router as processing_router
 from service.processing.worker import WorkerPool
@@ -90,6 +90,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
     app.add_exception_handler(WriteError, _write_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health_router, users_router, videos_router, processing_router, ai_router, chat_router, search_router, stats_router):
+    for router in (
+        health_router,
+        users_router,
+        videos_router,
+        processing_router,
+        ai_router,
+        chat_router,
+        search_router,
+        stats_router,
+    ):
         app.include_router(router)
     return app

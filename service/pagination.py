@@ -17,7 +17,7 @@ def decode_offset(cursor: str | None) -> int:
         kind, raw = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
         offset = int(raw)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this service returned")
+        raise InvalidInput("cursor is not one this service returned") from None
     if kind != "offset" or offset < 0:
         raise InvalidInput("cursor is not one this service returned")
     return offset

@@ -1,6 +1,8 @@
+import asyncio
 import hashlib
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -28,14 +30,20 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8)
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan run (store, workers), and an httpx client talking to it."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            http.app = app
             yield http
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(settings) as http:
+        yield http
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +76,13 @@ async def insert_completed_video(transcript: Transcript, filename: str = "speech
     )
     await video.insert()
     return video
+
+
+async def finished(http: httpx.AsyncClient, video_id: str, timeout: float = 120.0) -> dict:
+    """The video once its processing has completed or failed."""
+    async with asyncio.timeout(timeout):
+        while True:
+            video = (await http.get(f"/videos/{video_id}")).json()
+            if video["status"] in ("completed", "failed"):
+                return video
+            await asyncio.sleep(0.1)

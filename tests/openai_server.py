@@ -78,7 +78,9 @@ def _app(fake: FakeOpenAI) -> Starlette:
             await asyncio.sleep(reply.seconds)
         if reply.kind == "status":
             headers = {"retry-after": "0"} if reply.status == 429 else {}
-            return JSONResponse({"error": {"message": "scripted failure", "type": "test"}}, status_code=reply.status, headers=headers)
+            return JSONResponse(
+                {"error": {"message": "scripted failure", "type": "test"}}, status_code=reply.status, headers=headers
+            )
         if reply.kind == "not-json":
             return PlainTextResponse("<html>this is not json</html>", media_type="application/json")
         if reply.kind == "no-choices":

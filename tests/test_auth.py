@@ -5,7 +5,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -13,13 +12,12 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import Settings
-from service.main import create_app
 from service.users import security
 from service.users.models import User
 from service.users.schemas import Registration
 from service.users.service import register
 from service.videos.models import Transcript, Video
-from tests.conftest import SPEECH_VIDEO, insert_completed_video
+from tests.conftest import SPEECH_VIDEO, insert_completed_video, serving
 from tests.server import free_port
 
 SECRET = "s" * 48
@@ -48,27 +46,29 @@ async def sign_in(http: httpx.AsyncClient, username: str, password: str) -> http
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     settings = auth_settings(tmp_path)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            await register(settings, Registration(username="admin", email="admin@example.com", password=PASSWORDS["admin"], is_admin=True))
-            tokens = {"admin": (await sign_in(http, "admin", PASSWORDS["admin"])).json()["access_token"]}
-            for name in ("alice", "bob"):
-                response = await http.post(
-                    "/auth/register",
-                    json={"username": name, "email": f"{name}@example.com", "password": PASSWORDS[name]},
-                    headers={"Authorization": f"Bearer {tokens['admin']}"},
-                )
-                assert response.status_code == 201, response.text
-                tokens[name] = (await sign_in(http, name, PASSWORDS[name])).json()["access_token"]
-            yield World(http, settings, tokens)
+    async with serving(settings) as http:
+        await register(
+            settings,
+            Registration(username="admin", email="admin@example.com", password=PASSWORDS["admin"], is_admin=True),
+        )
+        tokens = {"admin": (await sign_in(http, "admin", PASSWORDS["admin"])).json()["access_token"]}
+        for name in ("alice", "bob"):
+            response = await http.post(
+                "/auth/register",
+                json={"username": name, "email": f"{name}@example.com", "password": PASSWORDS[name]},
+                headers={"Authorization": f"Bearer {tokens['admin']}"},
+            )
+            assert response.status_code == 201, response.text
+            tokens[name] = (await sign_in(http, name, PASSWORDS[name])).json()["access_token"]
+        yield World(http, settings, tokens)
 
 
 async def owned_video(name: str, transcript: Transcript, public: bool = False) -> str:
     video = await insert_completed_video(transcript, f"{name}-{'public' if public else 'private'}.mp4")
     owner = await User.find_one(User.username == name)
-    await Video.get_motor_collection().update_one({"_id": video.id}, {"$set": {"owner_id": owner.id, "is_public": public}})
+    await Video.get_motor_collection().update_one(
+        {"_id": video.id}, {"$set": {"owner_id": owner.id, "is_public": public}}
+    )
     return str(video.id)
 
 
@@ -81,7 +81,12 @@ ROUTES = [
     ("POST", "/videos/{id}/reprocess", None, {"own": 202, "private": 404, "public": 403, "missing": 404}),
     ("GET", "/videos/{id}/transcript?format=srt", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
     ("GET", "/videos/{id}/events", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
-    ("POST", "/videos/{id}/chat", {"question": "Where does Clara live?"}, {"own": 201, "private": 404, "public": 403, "missing": 404}),
+    (
+        "POST",
+        "/videos/{id}/chat",
+        {"question": "Where does Clara live?"},
+        {"own": 201, "private": 404, "public": 403, "missing": 404},
+    ),
     ("GET", "/videos/{id}/chat", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
     ("POST", "/videos/{id}/summarize", None, {"own": 200, "private": 404, "public": 403, "missing": 404}),
     ("DELETE", "/videos/{id}", None, {"own": 204, "private": 404, "public": 403, "missing": 404}),
@@ -110,13 +115,18 @@ async def test_every_route_for_own_private_public_and_missing_videos(
     assert admin.status_code == expected["own"]
 
 
-async def test_list_search_and_stats_never_show_another_users_private_video(world: World, speech_transcript: Transcript) -> None:
+async def test_list_search_and_stats_never_show_another_users_private_video(
+    world: World, speech_transcript: Transcript
+) -> None:
     own = await owned_video("bob", speech_transcript)
     private = await owned_video("alice", speech_transcript)
     public = await owned_video("alice", speech_transcript, public=True)
     for name, expected in (("bob", {own, public}), ("alice", {private, public}), ("admin", {own, private, public})):
         listed = {v["id"] for v in (await world.http.get("/videos", headers=world.as_(name))).json()["items"]}
-        found = {h["video"]["id"] for h in (await world.http.get("/search", params={"q": "Lisbon"}, headers=world.as_(name))).json()["items"]}
+        found = {
+            h["video"]["id"]
+            for h in (await world.http.get("/search", params={"q": "Lisbon"}, headers=world.as_(name))).json()["items"]
+        }
         stats = (await world.http.get("/stats", headers=world.as_(name))).json()
         assert listed == found == expected, name
         assert stats["total_videos"] == len(expected), name
@@ -188,7 +198,9 @@ async def test_repeated_failed_logins_are_slowed_down(world: World) -> None:
     locked = await sign_in(world.http, "alice", "wrong-password")
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
     assert (await sign_in(world.http, "alice", PASSWORDS["alice"])).status_code == 429
-    assert (await sign_in(world.http, "bob", PASSWORDS["bob"])).status_code == 200, "another user from the same address still gets in"
+    assert (await sign_in(world.http, "bob", PASSWORDS["bob"])).status_code == 200, (
+        "another user from the same address still gets in"
+    )
 
 
 async def test_failures_from_one_address_across_usernames_are_slowed_down(world: World) -> None:
@@ -206,20 +218,22 @@ async def test_registration(world: World, tmp_path: Path) -> None:
     assert (await world.http.post("/auth/register", json=body, headers=world.as_("admin"))).status_code == 201
     again = await world.http.post("/auth/register", json={**body, "username": "carol2"}, headers=world.as_("admin"))
     assert again.status_code == 409
-    assert (await world.http.post("/auth/register", json={**body, "username": "../x"}, headers=world.as_("admin"))).status_code == 422
+    assert (
+        await world.http.post("/auth/register", json={**body, "username": "../x"}, headers=world.as_("admin"))
+    ).status_code == 422
 
 
 async def test_open_registration_lets_anyone_in_but_not_as_admin(tmp_path: Path) -> None:
-    app = create_app(auth_settings(tmp_path, allow_registration=True))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-            body = {"username": "dave", "email": "dave@example.com", "password": "dave-password"}
-            assert (await http.post("/auth/register", json=body)).status_code == 201
-            admin = {"username": "eve", "email": "eve@example.com", "password": "eve-password1", "is_admin": True}
-            assert (await http.post("/auth/register", json=admin)).status_code == 403
+    async with serving(auth_settings(tmp_path, allow_registration=True)) as http:
+        body = {"username": "dave", "email": "dave@example.com", "password": "dave-password"}
+        assert (await http.post("/auth/register", json=body)).status_code == 201
+        admin = {"username": "eve", "email": "eve@example.com", "password": "eve-password1", "is_admin": True}
+        assert (await http.post("/auth/register", json=admin)).status_code == 403
 
 
-async def test_passwords_and_keys_never_reach_a_response_or_the_log(world: World, caplog: pytest.LogCaptureFixture) -> None:
+async def test_passwords_and_keys_never_reach_a_response_or_the_log(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     responses = [
         await sign_in(world.http, "alice", PASSWORDS["alice"]),

@@ -55,7 +55,9 @@ async def test_an_unrelated_question_gets_the_plain_no_match_statement(
     assert entry["answer"].startswith("The video does not seem to talk about that")
 
 
-async def test_a_follow_up_question_leans_on_the_previous_one(client: httpx.AsyncClient, speech_transcript: Transcript) -> None:
+async def test_a_follow_up_question_leans_on_the_previous_one(
+    client: httpx.AsyncClient, speech_transcript: Transcript
+) -> None:
     video = await insert_completed_video(speech_transcript)
     await ask(client, str(video.id), "Tell me about the morning train to Berlin.")
     follow_up = (await ask(client, str(video.id), "And when?")).json()
@@ -101,7 +103,9 @@ async def test_streamed_answer_sends_deltas_then_the_stored_entry(
     client: httpx.AsyncClient, speech_transcript: Transcript
 ) -> None:
     video = await insert_completed_video(speech_transcript)
-    response = await client.post(f"/videos/{video.id}/chat", params={"stream": "true"}, json={"question": "Who owns a black cat?"})
+    response = await client.post(
+        f"/videos/{video.id}/chat", params={"stream": "true"}, json={"question": "Who owns a black cat?"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = [
@@ -116,7 +120,16 @@ async def test_streamed_answer_sends_deltas_then_the_stored_entry(
     assert [e["id"] for e in stored] == [entry["id"]]
 
 
-@pytest.mark.parametrize("body", [{"question": ""}, {"question": "   "}, {"question": "x" * 2001}, {}, {"question": "ok", "language": "not a language"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": ""},
+        {"question": "   "},
+        {"question": "x" * 2001},
+        {},
+        {"question": "ok", "language": "not a language"},
+    ],
+)
 async def test_bad_questions_are_422(client: httpx.AsyncClient, speech_transcript: Transcript, body: dict) -> None:
     video = await insert_completed_video(speech_transcript)
     response = await client.post(f"/videos/{video.id}/chat", json=body)

@@ -1,8 +1,6 @@
 """The pipeline end to end on the embedded store: upload, queue, transcribe, read back."""
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -12,11 +10,8 @@ import srt
 import webvtt
 
 from service.config import Settings
-from service.main import create_app
-from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, upload
+from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
 from tests.media import remux
-
-FINAL = ("completed", "failed")
 
 
 def normalized_words(text: str) -> str:
@@ -36,24 +31,6 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
-
-
-async def finished(http: httpx.AsyncClient, video_id: str, timeout: float = 120.0) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            video = (await http.get(f"/videos/{video_id}")).json()
-            if video["status"] in FINAL:
-                return video
-            await asyncio.sleep(0.1)
-
-
 async def test_speech_fixture_is_transcribed_end_to_end(client: httpx.AsyncClient) -> None:
     video_id = (await upload(client, SPEECH_VIDEO, language="en")).json()["id"]
     video = await finished(client, video_id)
@@ -69,7 +46,7 @@ async def test_speech_fixture_is_transcribed_end_to_end(client: httpx.AsyncClien
     duration = video["metadata"]["duration"]
     segments = transcript["segments"]
     assert len(segments) >= 3
-    for before, after in zip(segments, segments[1:]):
+    for before, after in zip(segments, segments[1:], strict=False):
         assert before["start"] <= after["start"]
     for segment in segments:
         assert 0 <= segment["start"] <= segment["end"] <= duration
@@ -145,16 +122,14 @@ async def test_a_missing_file_is_retried_with_backoff_then_fails(client: httpx.A
 
 
 async def test_transcript_is_409_until_completed(tmp_path: Path) -> None:
-    app = create_app(Settings(_env_file=None, data_dir=tmp_path / "idle", workers=0))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-            video_id = (await upload(http, SPEECH_VIDEO)).json()["id"]
-            response = await http.get(f"/videos/{video_id}/transcript", params={"format": "srt"})
-            assert response.status_code == 409
-            assert "queued" in response.json()["detail"]
-            assert (await http.get(f"/videos/{video_id}/transcript", params={"format": "doc"})).status_code == 422
-            assert (await http.get("/videos/0123456789abcdef01234567/transcript")).status_code == 404
-            assert (await http.post(f"/videos/{video_id}/reprocess")).status_code == 409
+    async with serving(Settings(_env_file=None, data_dir=tmp_path / "idle", workers=0)) as http:
+        video_id = (await upload(http, SPEECH_VIDEO)).json()["id"]
+        response = await http.get(f"/videos/{video_id}/transcript", params={"format": "srt"})
+        assert response.status_code == 409
+        assert "queued" in response.json()["detail"]
+        assert (await http.get(f"/videos/{video_id}/transcript", params={"format": "doc"})).status_code == 422
+        assert (await http.get("/videos/0123456789abcdef01234567/transcript")).status_code == 404
+        assert (await http.post(f"/videos/{video_id}/reprocess")).status_code == 409
 
 
 async def test_reprocess_queues_a_completed_video_again(client: httpx.AsyncClient) -> None:

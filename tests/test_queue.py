@@ -96,7 +96,9 @@ async def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_write(
 
     await asyncio.sleep(0.4)
     processed: list[str] = []
-    survivor = RecordingWorker(settings, storage, Transcriber(settings), LocalModel(settings), "survivor", processed=processed)
+    survivor = RecordingWorker(
+        settings, storage, Transcriber(settings), LocalModel(settings), "survivor", processed=processed
+    )
     assert await survivor.run_once()
     assert processed == [video_id]
 
@@ -139,7 +141,9 @@ def test_a_worker_killed_mid_job_loses_nothing(tmp_path: Path) -> None:
 
     with running_server(data_dir, env) as restarted:
         url = f"{restarted.base_url}/videos/{video_id}"
-        video = wait_for(lambda: (v := httpx.get(url, timeout=5).json())["status"] in ("completed", "failed") and v, timeout=60)
+        video = wait_for(
+            lambda: (v := httpx.get(url, timeout=5).json())["status"] in ("completed", "failed") and v, timeout=60
+        )
         assert video["status"] == "completed"
         assert video["job"]["attempts"] == 2
         assert "Berlin" in video["transcript"]["text"]

@@ -78,14 +78,18 @@ async def test_ranking_follows_term_frequency_and_field_weights(client: httpx.As
     await insert_completed_video(transcript_of("We ordered one after lunch and talked."), "Espresso.mp4")
     await insert_completed_video(transcript_of("We ordered an espresso after lunch and talked."), "notes.mp4")
     ranked = await found(client, "espresso")
-    assert ranked == ["Espresso.mp4", "notes.mp4"], "a match in the filename (weight 3) outranks the transcript (weight 1)"
+    assert ranked == ["Espresso.mp4", "notes.mp4"], (
+        "a match in the filename (weight 3) outranks the transcript (weight 1)"
+    )
     scores = [hit["score"] for hit in (await client.get("/search", params={"q": "espresso"})).json()["items"]]
     assert scores[0] > scores[1] > 0
 
 
 async def test_text_score_through_the_motor_calls_matches_mongodb_formula(client: httpx.AsyncClient) -> None:
     await insert_completed_video(transcript_of("apple apple banana"), "fruit.mp4")
-    [document] = await Video.get_motor_collection().find({"$text": {"$search": "apple"}}, {"score": TEXT_SCORE}).to_list(None)
+    [document] = (
+        await Video.get_motor_collection().find({"$text": {"$search": "apple"}}, {"score": TEXT_SCORE}).to_list(None)
+    )
     # transcript.text (weight 1): 'apple' twice among 3 terms: (1 + 1/2) * (0.5 * 2/3 + 0.5) = 1.25
     assert document["score"] == pytest.approx(1.25)
     assert set(document) >= {"_id", "filename", "transcript", "score"}
@@ -113,7 +117,9 @@ async def test_filters_and_pagination(client: httpx.AsyncClient) -> None:
     for n in range(5):
         await insert_completed_video(transcript_of(f"Harbour report number {n}."), f"harbour-{n}.mp4")
     old = await insert_completed_video(transcript_of("Harbour news from long ago."), "old.mp4")
-    await Video.get_motor_collection().update_one({"_id": old.id}, {"$set": {"uploaded_at": utc_now() - timedelta(days=30), "status": "failed"}})
+    await Video.get_motor_collection().update_one(
+        {"_id": old.id}, {"$set": {"uploaded_at": utc_now() - timedelta(days=30), "status": "failed"}}
+    )
     first = (await client.get("/search", params={"q": "harbour", "limit": 4})).json()
     second = (await client.get("/search", params={"q": "harbour", "limit": 4, "cursor": first["next_cursor"]})).json()
     names = [h["video"]["filename"] for page in (first, second) for h in page["items"]]
@@ -125,7 +131,10 @@ async def test_filters_and_pagination(client: httpx.AsyncClient) -> None:
     assert await found(client, "harbour", uploaded_before=(utc_now() - timedelta(days=1)).isoformat()) == ["old.mp4"]
 
 
-@pytest.mark.parametrize("params", [{"q": ""}, {"q": "   "}, {}, {"q": "x", "limit": 0}, {"q": "x", "cursor": "nope"}, {"q": "x", "status": "odd"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"q": ""}, {"q": "   "}, {}, {"q": "x", "limit": 0}, {"q": "x", "cursor": "nope"}, {"q": "x", "status": "odd"}],
+)
 async def test_bad_queries_are_422(client: httpx.AsyncClient, params: dict) -> None:
     response = await client.get("/search", params=params)
     assert response.status_code == 422

@@ -1,5 +1,6 @@
 """The videos API through httpx against the app on the embedded store."""
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,11 @@ async def test_upload_queues_the_video_with_its_media_metadata(client: httpx.Asy
     assert video["status"] == "queued"
     assert len(video["id"]) == 24
     assert video["filename"] == "speech.mp4"
-    assert video["file"] == {"size": SPEECH_VIDEO.stat().st_size, "sha256": sha256_of(SPEECH_VIDEO), "content_type": "video/mp4"}
+    assert video["file"] == {
+        "size": SPEECH_VIDEO.stat().st_size,
+        "sha256": sha256_of(SPEECH_VIDEO),
+        "content_type": "video/mp4",
+    }
     metadata = video["metadata"]
     assert metadata["duration"] == pytest.approx(34.9, abs=0.2)
     assert metadata["has_audio"] is True
@@ -68,7 +73,7 @@ async def test_upload_above_the_limit_is_413_and_leaves_nothing(
     ).encode()
     body = head + large_video.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
 
-    async def stream() -> "AsyncIterator[bytes]":
+    async def stream() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 64 * 1024):
             yield body[start : start + 64 * 1024]
 

@@ -8,8 +8,8 @@ from service.ai.schemas import SummaryRequest
 from service.clock import utc_now
 from service.config import Settings
 from service.errors import NotFound
-from service.videos.models import Summary, Video
 from service.users.models import User
+from service.videos.models import Summary, Video
 from service.videos.service import ensure_owner, get_completed_video
 
 logger = logging.getLogger(__name__)

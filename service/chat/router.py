@@ -16,7 +16,12 @@ router = APIRouter(prefix="/videos", tags=["chat"])
     "/{video_id}/chat",
     status_code=status.HTTP_201_CREATED,
     response_model=ChatEntry,
-    responses={200: {"description": "with ?stream=true: server-sent `delta` events, then `entry` (or `error`)", "content": {"text/event-stream": {}}}},
+    responses={
+        200: {
+            "description": "with ?stream=true: server-sent `delta` events, then `entry` (or `error`)",
+            "content": {"text/event-stream": {}},
+        }
+    },
 )
 async def ask(
     video_id: str,

@@ -14,8 +14,8 @@ from service.chat.schemas import ChatPage, ChatQuestion
 from service.clock import utc_now
 from service.context import AppContext
 from service.db.mongodb import MAX_DOCUMENT_BYTES, document_size
-from service.pagination import decode_offset, encode_offset
 from service.errors import DocumentFull, NotFound, ServiceError
+from service.pagination import decode_offset, encode_offset
 from service.users.models import User
 from service.videos.models import ChatEntry, Video
 from service.videos.service import ensure_owner, get_completed_video, parse_video_id, visible_to

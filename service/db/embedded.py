@@ -152,7 +152,9 @@ def _dotted(document: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _ordered(keys: list[Any], scores: dict[Any, float], sort: list[tuple[str, Any]], documents: dict[Any, Any]) -> list[Any]:
+def _ordered(
+    keys: list[Any], scores: dict[Any, float], sort: list[tuple[str, Any]], documents: dict[Any, Any]
+) -> list[Any]:
     """`$text` results in the asked order (by default, best score first); `None` sorts first, as in MongoDB."""
     ordered = sorted(keys, key=lambda key: -scores[key])
     for field, direction in reversed(sort):
@@ -223,11 +225,17 @@ class EmbeddedStore:
 
     # Indexes and reads
 
-    def create_index(self, collection: mongomock.Collection, keys: list[tuple[str, Any]], options: dict[str, Any]) -> str:
+    def create_index(
+        self, collection: mongomock.Collection, keys: list[tuple[str, Any]], options: dict[str, Any]
+    ) -> str:
         """mongomock keeps a text index's keys but not its options; `$text` needs them all."""
         if any(kind == "text" for _, kind in keys):
             self._searchers[self._place(collection)] = TextSearcher(TextIndexSpec.from_index(keys, options))
-        mongomock_options = {k: v for k, v in options.items() if k not in ("weights", "default_language", "language_override", "textIndexVersion")}
+        mongomock_options = {
+            k: v
+            for k, v in options.items()
+            if k not in ("weights", "default_language", "language_override", "textIndexVersion")
+        }
         return collection.create_index(keys, **mongomock_options)
 
     @staticmethod
@@ -368,7 +376,9 @@ class _EmbeddedCursor:
     """A Motor-like cursor: its sort, skip and limit are gathered, and the results computed on
     the store's thread when first read."""
 
-    def __init__(self, store: "EmbeddedStore", collection: mongomock.Collection, filter: Any, projection: Any, options: dict) -> None:
+    def __init__(
+        self, store: "EmbeddedStore", collection: mongomock.Collection, filter: Any, projection: Any, options: dict
+    ) -> None:
         self._store = store
         self._collection = collection
         self._filter = filter or {}
@@ -397,7 +407,14 @@ class _EmbeddedCursor:
     async def _load(self) -> list[dict[str, Any]]:
         if self._results is None:
             self._results = await self._store.run(
-                self._store.find, self._collection, self._filter, self._projection, self._sort, self._skip, self._limit, self._options
+                self._store.find,
+                self._collection,
+                self._filter,
+                self._projection,
+                self._sort,
+                self._skip,
+                self._limit,
+                self._options,
             )
         return self._results
 

@@ -11,4 +11,5 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 def document_size(document: dict[str, Any]) -> int:
     return len(bson.encode(document))
 
+
 TEXT_SCORE = {"$meta": "textScore"}

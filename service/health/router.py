@@ -1,6 +1,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+
 from service import __version__
 from service.context import AppContext, get_context
 from service.health.schemas import Health

@@ -55,7 +55,9 @@ def probe(path: Path) -> MediaMetadata:
     try:
         container = av.open(str(path))
     except (av.FFmpegError, ValueError, OSError) as error:
-        raise UnsupportedMedia(f"the uploaded file is not decodable audio or video ({error.__class__.__name__})")
+        raise UnsupportedMedia(
+            f"the uploaded file is not decodable audio or video ({error.__class__.__name__})"
+        ) from None
     with container:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -68,13 +70,17 @@ def probe(path: Path) -> MediaMetadata:
             size=path.stat().st_size,
             bit_rate=container.bit_rate or None,
             has_audio=audio is not None,
-            video=None if video is None else VideoStreamInfo(
+            video=None
+            if video is None
+            else VideoStreamInfo(
                 codec=video.codec_context.name,
                 width=video.codec_context.width,
                 height=video.codec_context.height,
                 fps=_as_float(video.average_rate),
             ),
-            audio=None if audio is None else AudioStreamInfo(
+            audio=None
+            if audio is None
+            else AudioStreamInfo(
                 codec=audio.codec_context.name,
                 sample_rate=audio.codec_context.sample_rate,
                 channels=audio.codec_context.channels,

@@ -57,7 +57,13 @@ async def heartbeat(video_id: PydanticObjectId, worker: str, lease_seconds: floa
     now = utc_now()
     result = await _collection().update_one(
         _held_by(video_id, worker),
-        {"$set": {"job.lease_until": now + timedelta(seconds=lease_seconds), "job.progress": round(progress, 4), "updated_at": now}},
+        {
+            "$set": {
+                "job.lease_until": now + timedelta(seconds=lease_seconds),
+                "job.progress": round(progress, 4),
+                "updated_at": now,
+            }
+        },
     )
     return result.matched_count == 1
 
@@ -101,7 +107,9 @@ async def complete(video_id: PydanticObjectId, worker: str, summary: Summary) ->
     return result.matched_count == 1
 
 
-async def fail(video: Video, worker: str, error: str, max_attempts: int, retry_base_seconds: float, permanent: bool) -> bool:
+async def fail(
+    video: Video, worker: str, error: str, max_attempts: int, retry_base_seconds: float, permanent: bool
+) -> bool:
     """Queue the video again after a backoff, or mark it failed once its attempts are used up."""
     now = utc_now()
     attempts = video.job.attempts
@@ -110,7 +118,9 @@ async def fail(video: Video, worker: str, error: str, max_attempts: int, retry_b
         fields.update({"status": "failed", "job.stage": "failed"})
     else:
         backoff = retry_base_seconds * 2 ** (attempts - 1)
-        fields.update({"status": "queued", "job.stage": "queued", "job.next_attempt_at": now + timedelta(seconds=backoff)})
+        fields.update(
+            {"status": "queued", "job.stage": "queued", "job.next_attempt_at": now + timedelta(seconds=backoff)}
+        )
     result = await _collection().update_one(_held_by(video.id, worker), {"$set": fields})
     return result.matched_count == 1
 
@@ -120,7 +130,13 @@ async def release(video_id: PydanticObjectId, worker: str) -> None:
     await _collection().update_one(
         _held_by(video_id, worker),
         {
-            "$set": {"status": "queued", "job.stage": "queued", "job.worker": None, "job.lease_until": None, "updated_at": utc_now()},
+            "$set": {
+                "status": "queued",
+                "job.stage": "queued",
+                "job.worker": None,
+                "job.lease_until": None,
+                "updated_at": utc_now(),
+            },
             "$inc": {"job.attempts": -1},
         },
     )

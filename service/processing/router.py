@@ -6,10 +6,10 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from service.processing import service
 from service.processing.schemas import TranscriptFormat
-from service.videos.models import Video
-from service.videos.schemas import VideoOut
 from service.users.dependencies import Viewer
 from service.videos.dependencies import video_from_path
+from service.videos.models import Video
+from service.videos.schemas import VideoOut
 
 router = APIRouter(prefix="/videos", tags=["processing"])
 

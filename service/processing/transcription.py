@@ -133,7 +133,10 @@ def _segment(segment: WhisperSegment, duration: float) -> Segment:
 
     words = None
     if segment.words is not None:
-        words = [Word(start=clamp(w.start), end=clamp(w.end), word=w.word, probability=round(w.probability, 4)) for w in segment.words]
+        words = [
+            Word(start=clamp(w.start), end=clamp(w.end), word=w.word, probability=round(w.probability, 4))
+            for w in segment.words
+        ]
     return Segment(start=clamp(segment.start), end=clamp(segment.end), text=segment.text.strip(), words=words)
 
 

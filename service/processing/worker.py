@@ -35,7 +35,12 @@ def worker_name(index: int) -> str:
 
 class Worker:
     def __init__(
-        self, settings: Settings, storage: LocalStorage, transcriber: Transcriber, language_model: LanguageModel, name: str
+        self,
+        settings: Settings,
+        storage: LocalStorage,
+        transcriber: Transcriber,
+        language_model: LanguageModel,
+        name: str,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -122,7 +127,9 @@ class Worker:
             logger.warning("worker %s: summary of video %s failed: %s", self.name, video.id, error)
             return Summary(model=self.language_model.model, error=str(error) or error.__class__.__name__)
 
-    async def _with_lease(self, video: Video, cancelled: threading.Event, progress: list[float], work: Awaitable[T]) -> T:
+    async def _with_lease(
+        self, video: Video, cancelled: threading.Event, progress: list[float], work: Awaitable[T]
+    ) -> T:
         """Await `work` while extending the lease and recording progress every third of a lease."""
         task = asyncio.ensure_future(work)
         interval = min(self.settings.job_lease_seconds / 3, 2.0)

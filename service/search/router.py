@@ -14,7 +14,14 @@ router = APIRouter(tags=["search"])
 @router.get("/search")
 async def search(
     viewer: Viewer,
-    q: Annotated[str, Query(min_length=1, max_length=500, description='MongoDB text search: words match any, "a phrase" must appear, -word excludes')],
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=500,
+            description='MongoDB text search: words match any, "a phrase" must appear, -word excludes',
+        ),
+    ],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     cursor: str | None = None,
     status: VideoStatus | None = None,

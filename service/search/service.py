@@ -36,7 +36,9 @@ def _filter(
     return conditions
 
 
-def matching_moments(segments: list[Segment], query: TextQuery, language: str, limit: int = MOMENTS_PER_VIDEO) -> list[Moment]:
+def matching_moments(
+    segments: list[Segment], query: TextQuery, language: str, limit: int = MOMENTS_PER_VIDEO
+) -> list[Moment]:
     """The segments holding the query's terms (or phrases), most terms first, then earliest."""
     wanted = set(query.terms(language))
     ranked = []

@@ -1,8 +1,8 @@
 from fastapi import APIRouter
 
 from service.stats.schemas import Stats
-from service.users.dependencies import Viewer
 from service.stats.service import compute_stats
+from service.users.dependencies import Viewer
 
 router = APIRouter(tags=["stats"])
 

@@ -18,11 +18,22 @@ def _pipeline(start_of_today: datetime, visible: dict) -> list[dict]:
                 "today": [{"$match": {"uploaded_at": {"$gte": start_of_today}}}, {"$count": "count"}],
                 "chat": [{"$group": {"_id": None, "count": {"$sum": {"$size": {"$ifNull": ["$chat", []]}}}}}],
                 "processing": [
-                    {"$match": {"status": "completed", "job.started_at": {"$type": "date"}, "job.finished_at": {"$type": "date"}}},
-                    {"$group": {"_id": None, "millis": {"$avg": {"$subtract": ["$job.finished_at", "$job.started_at"]}}}},
+                    {
+                        "$match": {
+                            "status": "completed",
+                            "job.started_at": {"$type": "date"},
+                            "job.finished_at": {"$type": "date"},
+                        }
+                    },
+                    {
+                        "$group": {
+                            "_id": None,
+                            "millis": {"$avg": {"$subtract": ["$job.finished_at", "$job.started_at"]}},
+                        }
+                    },
                 ],
             }
-        }
+        },
     ]
 
 

@@ -17,12 +17,12 @@ async def create_user(settings: Settings, username: str, email: str, password: s
     try:
         registration = Registration(username=username, email=email, password=password, is_admin=admin)
     except ValidationError as error:
-        raise SystemExit(f"video-analyzer: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}")
+        raise SystemExit(f"video-analyzer: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}") from None
     database = await connect(settings)
     try:
         user = await service.register(settings, registration)
     except ServiceError as error:
-        raise SystemExit(f"video-analyzer: {error.detail}")
+        raise SystemExit(f"video-analyzer: {error.detail}") from None
     finally:
         database.close()
     print(f"created {'admin ' if user.is_admin else ''}user {user.username} ({user.id})")

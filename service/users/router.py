@@ -27,7 +27,9 @@ async def register(registration: Registration, context: Context, caller: Caller)
 
 
 @router.post("/token")
-async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], context: Context, request: Request) -> AccessToken:
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], context: Context, request: Request
+) -> AccessToken:
     """OAuth2 password flow: form fields `username` and `password`; answers a bearer token."""
     if not context.settings.auth_enabled:
         raise NotFound("users are not enabled on this service (AUTH_ENABLED=false)")

@@ -35,7 +35,7 @@ async def register(settings: Settings, registration: Registration) -> User:
     try:
         await user.insert()
     except DuplicateKeyError:
-        raise Conflict("that username or email is taken")
+        raise Conflict("that username or email is taken") from None
     logger.info("user %s registered (admin: %s)", user.username, user.is_admin)
     return user
 
@@ -80,7 +80,9 @@ async def login(settings: Settings, username: str, password: str, address: str) 
         logger.warning("failed login for %r from %s", username[:40], address)
         raise Unauthorized("wrong username or password")
     await LoginThrottle.get_motor_collection().delete_one({"_id": keys[0][0]})
-    token = security.create_access_token(str(user.id), settings.secret_key.get_secret_value(), settings.access_token_minutes)
+    token = security.create_access_token(
+        str(user.id), settings.secret_key.get_secret_value(), settings.access_token_minutes
+    )
     return AccessToken(access_token=token, expires_in=settings.access_token_minutes * 60)
 
 
@@ -107,7 +109,9 @@ async def user_from_api_key(key: str) -> User | None:
 
 async def create_api_key(user: User, name: str) -> ApiKeyCreated:
     key = security.new_api_key()
-    stored = ApiKey(user_id=user.id, name=name, prefix=key[: len(security.API_KEY_PREFIX) + 6], key_hash=security.api_key_hash(key))
+    stored = ApiKey(
+        user_id=user.id, name=name, prefix=key[: len(security.API_KEY_PREFIX) + 6], key_hash=security.api_key_hash(key)
+    )
     await stored.insert()
     return ApiKeyCreated(**ApiKeyOut.of(stored).model_dump(), key=key)
 
@@ -121,7 +125,7 @@ async def revoke_api_key(user: User, raw_id: str) -> None:
     try:
         key_id = PydanticObjectId(raw_id)
     except (InvalidId, TypeError):
-        raise NotFound(f"no API key with id {raw_id!r}")
+        raise NotFound(f"no API key with id {raw_id!r}") from None
     result = await ApiKey.get_motor_collection().update_one(
         {"_id": key_id, "user_id": user.id, "revoked_at": None}, {"$set": {"revoked_at": utc_now()}}
     )

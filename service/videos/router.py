@@ -3,9 +3,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.context import AppContext, get_context
+from service.users.dependencies import Viewer
 from service.videos import service
 from service.videos.models import VideoStatus
-from service.users.dependencies import Viewer
 from service.videos.schemas import VideoOut, VideoPage, VideoPatch
 
 router = APIRouter(prefix="/videos", tags=["videos"])
@@ -30,7 +30,9 @@ _UPLOAD_BODY = {
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=_UPLOAD_BODY)
-async def upload_video(request: Request, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer) -> VideoOut:
+async def upload_video(
+    request: Request, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer
+) -> VideoOut:
     """Upload a video (multipart field `file`, optional `language`); it is queued for processing."""
     length = request.headers.get("content-length")
     video = await service.upload_video(

@@ -32,7 +32,7 @@ def parse_video_id(raw: str) -> PydanticObjectId:
     try:
         return PydanticObjectId(raw)
     except (InvalidId, TypeError):
-        raise NotFound(f"no video with id {raw!r}")
+        raise NotFound(f"no video with id {raw!r}") from None
 
 
 def visible_to(viewer: User | None) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, PydanticObjectId]:
         millis, raw_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
         return datetime.fromtimestamp(int(millis) / 1000, UTC), PydanticObjectId(raw_id)
     except (ValueError, binascii.Error, InvalidId, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this service returned")
+        raise InvalidInput("cursor is not one this service returned") from None
 
 
 def _after_cursor(cursor: str | None) -> dict[str, Any]:

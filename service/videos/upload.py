@@ -142,7 +142,7 @@ class MultipartUploadReceiver:
             else:
                 parser.write(chunk)
         except MultipartParseError as error:
-            raise InvalidInput(f"the multipart body is malformed: {error}")
+            raise InvalidInput(f"the multipart body is malformed: {error}") from None
 
     async def _flush(self) -> None:
         if self._pending:

@@ -49,5 +49,5 @@ class LanguageModel(ABC):
                 return item
         raise RuntimeError(f"{self.name} ended its answer without a result")
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - most providers hold nothing to release
         """Release what the provider holds (network clients)."""

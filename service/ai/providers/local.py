@@ -29,7 +29,14 @@ NO_MATCH = {
     "it": "Il video non sembra parlarne: niente nella sua trascrizione corrisponde alla domanda.",
     "pt": "O vídeo não parece falar disso: nada na sua transcrição corresponde à pergunta.",
 }
-FROM_THE_VIDEO = {"en": "From the video", "es": "Del vídeo", "fr": "Dans la vidéo", "de": "Aus dem Video", "it": "Dal video", "pt": "Do vídeo"}
+FROM_THE_VIDEO = {
+    "en": "From the video",
+    "es": "Del vídeo",
+    "fr": "Dans la vidéo",
+    "de": "Aus dem Video",
+    "it": "Dal video",
+    "pt": "Do vídeo",
+}
 
 
 def clock(seconds: float) -> str:
@@ -73,7 +80,9 @@ def _title(sentences: list[TimedText], idf: dict[str, float], language: str) -> 
     return ", ".join(spoken[term].most_common(1)[0][0] for term in top).capitalize() or "Untitled"
 
 
-def _chapters(sentences: list[TimedText], centrality: list[float], idf: dict[str, float], language: str) -> list[Chapter]:
+def _chapters(
+    sentences: list[TimedText], centrality: list[float], idf: dict[str, float], language: str
+) -> list[Chapter]:
     duration = sentences[-1].end - sentences[0].start
     count = max(1, min(MAX_CHAPTERS, math.ceil(duration / CHAPTER_SECONDS), len(sentences)))
     span = duration / count
@@ -85,7 +94,12 @@ def _chapters(sentences: list[TimedText], centrality: list[float], idf: dict[str
         central = max(group, key=lambda i: centrality[i])
         members = [sentences[i] for i in group]
         chapters.append(
-            Chapter(start=members[0].start, end=members[-1].end, title=_title(members, idf, language), summary=sentences[central].text)
+            Chapter(
+                start=members[0].start,
+                end=members[-1].end,
+                title=_title(members, idf, language),
+                summary=sentences[central].text,
+            )
         )
     return chapters
 

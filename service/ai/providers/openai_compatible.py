@@ -78,7 +78,9 @@ def _parse_summary(content: str) -> _SummaryJson:
     try:
         return _SummaryJson.model_validate(json.loads(found.group(0) if found else content))
     except (json.JSONDecodeError, ValidationError) as error:
-        raise ProviderFailed(f"the language model's summary was not the JSON asked for ({error.__class__.__name__})")
+        raise ProviderFailed(
+            f"the language model's summary was not the JSON asked for ({error.__class__.__name__})"
+        ) from None
 
 
 def _excerpt_block(excerpt: Excerpt) -> str:
@@ -96,15 +98,17 @@ def _translated_errors(timeout: float) -> Iterator[None]:
     try:
         yield
     except openai.APITimeoutError:
-        raise ProviderUnavailable(f"the language model did not answer within {timeout:g} s")
+        raise ProviderUnavailable(f"the language model did not answer within {timeout:g} s") from None
     except openai.APIConnectionError:
-        raise ProviderUnavailable("the language model could not be reached")
+        raise ProviderUnavailable("the language model could not be reached") from None
     except openai.RateLimitError:
-        raise ProviderUnavailable("the language model is refusing requests for load (HTTP 429); try again later")
+        raise ProviderUnavailable(
+            "the language model is refusing requests for load (HTTP 429); try again later"
+        ) from None
     except openai.APIStatusError as error:
-        raise ProviderFailed(f"the language model answered with HTTP {error.status_code}")
+        raise ProviderFailed(f"the language model answered with HTTP {error.status_code}") from None
     except openai.OpenAIError as error:
-        raise ProviderFailed(f"the language model's answer could not be used ({error.__class__.__name__})")
+        raise ProviderFailed(f"the language model's answer could not be used ({error.__class__.__name__})") from None
 
 
 class OpenAICompatibleModel(LanguageModel):
