@@ -6,7 +6,8 @@ import json
 import httpx
 import pytest
 
-from service.videos.models import Transcript
+from service.db.mongodb import MAX_DOCUMENT_BYTES, document_size
+from service.videos.models import ChatEntry, Transcript, Video
 from tests.conftest import SPEECH_VIDEO, insert_completed_video, upload
 
 QUESTIONS_AND_ANSWERS = [
@@ -143,3 +144,17 @@ async def test_a_video_not_yet_completed_is_409_with_its_status(client: httpx.As
     assert response.status_code == 409
     assert "queued" in response.json()["detail"]
     assert (await ask(client, "0123456789abcdef01234567", "Where?")).status_code == 404
+
+
+async def test_a_question_that_would_pass_16_mb_is_507_and_stores_nothing(
+    client: httpx.AsyncClient, speech_transcript: Transcript
+) -> None:
+    video = await insert_completed_video(speech_transcript)
+    collection = Video.get_motor_collection()
+    room = MAX_DOCUMENT_BYTES - document_size(await collection.find_one({"_id": video.id}))
+    filler = ChatEntry(id="filler", question="q", answer="x" * (room - 1500)).model_dump()
+    await collection.update_one({"_id": video.id}, {"$push": {"chat": filler}})
+    response = await ask(client, str(video.id), "Where does Clara live? " + "Tell me more. " * 100)
+    assert response.status_code == 507
+    assert "16 MB" in response.json()["detail"]
+    assert [e["id"] for e in (await client.get(f"/videos/{video.id}/chat")).json()["items"]] == ["filler"]

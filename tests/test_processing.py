@@ -1,6 +1,7 @@
 """The pipeline end to end on the embedded store: upload, queue, transcribe, read back."""
 
 import re
+import threading
 from pathlib import Path
 
 import httpx
@@ -10,6 +11,7 @@ import srt
 import webvtt
 
 from service.config import Settings
+from service.processing.transcription import Transcriber
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
 from tests.media import remux
 
@@ -147,3 +149,14 @@ async def test_reprocess_queues_a_completed_video_again(client: httpx.AsyncClien
 
 async def test_events_for_an_unknown_video_are_404(client: httpx.AsyncClient) -> None:
     assert (await client.get("/videos/0123456789abcdef01234567/events")).status_code == 404
+
+
+def test_word_timings_when_enabled_fall_inside_their_segments(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path, whisper_word_timestamps=True)
+    result = Transcriber(settings).transcribe(SPEECH_VIDEO, "en", 34.894, lambda _: None, threading.Event())
+    segments = result.transcript.segments
+    assert all(segment.words for segment in segments)
+    for segment in segments:
+        assert segment.start <= segment.words[0].start <= segment.words[-1].end <= segment.end + 0.01
+        assert "".join(word.word for word in segment.words).strip() == segment.text
+    assert any(word.word.strip(" ,.") == "Lisbon" for segment in segments for word in segment.words)
