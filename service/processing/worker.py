@@ -81,6 +81,8 @@ class Worker:
         return True
 
     async def _transcribe(self, video: Video, progress: list[float], cancelled: threading.Event) -> TranscriptionResult:
+        if video.file is None:
+            raise UndecodableMedia("the video has no stored file")
         if not video.metadata.has_audio:
             return TranscriptionResult(empty_transcript(self.transcriber.model_name), None)
 

@@ -119,7 +119,8 @@ class ChatEntry(BaseModel):
 
 class Video(Document):
     filename: str
-    file: FileInfo
+    file: FileInfo | None = None
+    """None: no stored file; a video migrated from the SQLite service without its file has none."""
     owner_id: PydanticObjectId | None = None
     is_public: bool = False
     status: VideoStatus = "queued"

@@ -142,5 +142,5 @@ async def delete_video(context: AppContext, raw_id: str) -> None:
     document pointing at nothing."""
     video = await get_video(raw_id)
     result = await Video.get_motor_collection().delete_one({"_id": video.id})
-    if result.deleted_count:
+    if result.deleted_count and video.file is not None:
         await context.storage.delete(video.file.key)
