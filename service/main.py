@@ -14,6 +14,7 @@ from service.context import AppContext
 from service.db.service import connect
 from service.errors import DocumentFull, ServiceError
 from service.health.router import router as health_router
+from service.legacy.router import router as legacy_router
 from service.processing.router import router as processing_router
 from service.processing.worker import WorkerPool
 from service.stats.router import router as stats_router
@@ -76,6 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
     app.add_exception_handler(WriteError, _write_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health_router, videos_router, processing_router, stats_router):
+    for router in (health_router, videos_router, processing_router, stats_router, legacy_router):
         app.include_router(router)
     return app
