@@ -6,6 +6,7 @@ import getpass
 import ipaddress
 import logging
 import sys
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -55,6 +56,35 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(create_user(settings, args.username, args.email, password, args.admin))
 
 
+def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> None:
+    from service.migration.service import MigrationError, MigrationOptions, run_migration
+
+    options = MigrationOptions(
+        source=args.sqlite_path,
+        dry_run=args.dry_run,
+        copy_files=args.copy_files,
+        report=args.report,
+        batch_size=args.batch_size,
+        files_root=args.files_root,
+        owner=args.owner,
+    )
+    try:
+        summary = asyncio.run(run_migration(settings, options))
+    except MigrationError as error:
+        print(f"video-analyzer migrate-sqlite: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(summary.render())
+    if not summary.ok:
+        raise SystemExit(1)
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="video-analyzer", description="The Video Analyzer service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +101,28 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--admin", action="store_true", help="make the account an admin")
     user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     user.set_defaults(run=_create_user)
+    migrate = commands.add_parser(
+        "migrate-sqlite",
+        help="move the SQLite service's videos and chat history into the store (safe to run again)",
+    )
+    migrate.add_argument("sqlite_path", type=Path, metavar="SQLITE_PATH", help="the SQLite service's database file")
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="read and check everything, write nothing, report what would happen"
+    )
+    migrate.add_argument(
+        "--copy-files", action="store_true", help="copy each video's file into storage (file_path as recorded)"
+    )
+    migrate.add_argument(
+        "--files-root", type=Path, help="folder relative file paths start from (default: the SQLite file's folder)"
+    )
+    migrate.add_argument(
+        "--report", type=Path, help="JSON lines report file (default: DATA_DIR/migration-report.jsonl)"
+    )
+    migrate.add_argument(
+        "--owner", metavar="USERNAME", help="the user who owns the migrated videos (they stay private to it)"
+    )
+    migrate.add_argument("--batch-size", type=_positive, default=500, help="videos per bulk write (default: 500)")
+    migrate.set_defaults(run=_migrate_sqlite)
     return parser
 
 

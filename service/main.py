@@ -18,6 +18,7 @@ from service.context import AppContext
 from service.db.service import connect
 from service.errors import DocumentFull, ServiceError
 from service.health.router import router as health_router
+from service.legacy.router import router as legacy_router
 from service.processing.router import router as processing_router
 from service.processing.worker import WorkerPool
 from service.search.router import router as search_router
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat_router,
         search_router,
         stats_router,
+        legacy_router,
     ):
         app.include_router(router)
     return app

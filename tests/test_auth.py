@@ -90,6 +90,15 @@ ROUTES = [
     ("GET", "/videos/{id}/chat", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
     ("POST", "/videos/{id}/summarize", None, {"own": 200, "private": 404, "public": 403, "missing": 404}),
     ("DELETE", "/videos/{id}", None, {"own": 204, "private": 404, "public": 403, "missing": 404}),
+    ("GET", "/video/{id}", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
+    ("GET", "/video-status/{id}", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
+    ("GET", "/chat-history/{id}", None, {"own": 200, "private": 404, "public": 200, "missing": 404}),
+    (
+        "POST",
+        "/ask-question/",
+        {"video_id": "{id}", "question": "Where does Clara live?"},
+        {"own": 200, "private": 404, "public": 403, "missing": 404},
+    ),
 ]
 
 
@@ -105,13 +114,15 @@ async def test_every_route_for_own_private_public_and_missing_videos(
     }
     for case, video_id in videos.items():
         url = path.format(id=video_id)
-        anonymous = await world.http.request(method, url, json=body)
+        sent = None if body is None else {key: value.format(id=video_id) for key, value in body.items()}
+        anonymous = await world.http.request(method, url, json=sent)
         assert anonymous.status_code == 401, (case, anonymous.text)
-        response = await world.http.request(method, url, json=body, headers=world.as_("bob"))
+        response = await world.http.request(method, url, json=sent, headers=world.as_("bob"))
         assert response.status_code == expected[case], (case, response.text)
         if response.status_code in (403, 404):
             assert "detail" in response.json()
-    admin = await world.http.request(method, path.format(id=videos["private"]), json=body, headers=world.as_("admin"))
+    sent = None if body is None else {key: value.format(id=videos["private"]) for key, value in body.items()}
+    admin = await world.http.request(method, path.format(id=videos["private"]), json=sent, headers=world.as_("admin"))
     assert admin.status_code == expected["own"]
 
 
@@ -128,9 +139,10 @@ async def test_list_search_and_stats_never_show_another_users_private_video(
             for h in (await world.http.get("/search", params={"q": "Lisbon"}, headers=world.as_(name))).json()["items"]
         }
         stats = (await world.http.get("/stats", headers=world.as_(name))).json()
-        assert listed == found == expected, name
+        legacy = {v["id"] for v in (await world.http.get("/videos/", headers=world.as_(name))).json()}
+        assert listed == found == legacy == expected, name
         assert stats["total_videos"] == len(expected), name
-    for path in ("/videos", "/search?q=Lisbon", "/stats"):
+    for path in ("/videos", "/videos/", "/search?q=Lisbon", "/stats"):
         assert (await world.http.get(path)).status_code == 401
 
 

@@ -4,7 +4,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from pymongo.errors import DocumentTooLarge, DuplicateKeyError, WriteError
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, WriteError
 
 from service.config import Settings
 from service.db.embedded import JOURNAL_NAME, SNAPSHOT_NAME, EmbeddedClient, EmbeddedStore
@@ -138,3 +139,76 @@ async def test_start_up_creates_every_index_of_the_design(tmp_path: Path) -> Non
     assert keys["sha256"] == ["file.sha256"]
     assert keys["legacy_id"] == ["legacy.id"] and indexes["legacy_id"]["unique"] and indexes["legacy_id"]["sparse"]
     assert keys["search"] == ["filename", "summary.text", "transcript.text"]
+
+
+async def test_bulk_write_upserts_are_journaled_and_idempotent(tmp_path: Path, videos: object) -> None:
+    await videos.create_index([("legacy.id", 1)], unique=True, sparse=True)
+
+    def upserts() -> list[UpdateOne]:
+        return [
+            UpdateOne(
+                {"legacy.id": n},
+                {"$set": {"legacy": {"id": n}, "n": n * 10}, "$setOnInsert": {"made": True}},
+                upsert=True,
+            )
+            for n in range(50)
+        ]
+
+    first = await videos.bulk_write(upserts(), ordered=False)
+    assert (first.upserted_count, first.matched_count) == (50, 0)
+    second = await videos.bulk_write(upserts(), ordered=False)
+    assert (second.upserted_count, second.matched_count, second.modified_count) == (0, 50, 0)
+    again = await reopened(tmp_path)
+    assert await again.count_documents({}) == 50
+    assert await again.find_one({"legacy.id": 49}, {"_id": 0}) == {"legacy": {"id": 49}, "n": 490, "made": True}
+
+
+async def test_bulk_write_refuses_failing_operations_alone(tmp_path: Path, videos: object) -> None:
+    await videos.create_index([("legacy.id", 1)], unique=True, sparse=True)
+    await videos.insert_many([{"_id": n, "legacy": {"id": n}} for n in range(4)])
+    operations = [
+        UpdateOne({"legacy.id": 0}, {"$set": {"ok": True}}),
+        UpdateOne({"legacy.id": 1}, {"$set": {"legacy.id": 2}}),
+        UpdateOne({"legacy.id": 2}, {"$set": {"big": BIG_TEXT * 3}}),
+        InsertOne({"_id": 9, "big": BIG_TEXT * 3}),
+        UpdateOne({"legacy.id": 3}, {"$set": {"ok": True}}),
+    ]
+    with pytest.raises(BulkWriteError) as unordered:
+        await videos.bulk_write(operations, ordered=False)
+    assert [(e["index"], e["code"]) for e in unordered.value.details["writeErrors"]] == [
+        (1, 11000),
+        (2, 17419),
+        (3, 10334),
+    ]
+    assert unordered.value.details["nModified"] == 2
+    with pytest.raises(BulkWriteError) as ordered:
+        await videos.bulk_write(
+            [
+                UpdateOne({"legacy.id": 1}, {"$set": {"legacy.id": 2}}),
+                UpdateOne({"legacy.id": 1}, {"$set": {"late": 1}}),
+            ]
+        )
+    assert ordered.value.details["nModified"] == 0
+    again = await reopened(tmp_path)
+    assert await again.find({}, {"_id": 0}).sort("legacy.id", 1).to_list(None) == [
+        {"legacy": {"id": 0}, "ok": True},
+        {"legacy": {"id": 1}},
+        {"legacy": {"id": 2}},
+        {"legacy": {"id": 3}, "ok": True},
+    ]
+
+
+async def test_unique_field_lookups_follow_changes_in_place(videos: object) -> None:
+    await videos.create_index([("legacy.id", 1)], unique=True, sparse=True)
+    await videos.insert_many([{"_id": 1, "legacy": {"id": 5}}, {"_id": 2, "legacy": [{"id": 6}]}, {"_id": 3}])
+    assert [d["_id"] for d in await videos.find({"legacy.id": 6}).to_list(None)] == [2]
+    await videos.update_one({"legacy.id": 5}, {"$set": {"legacy.id": 50}})
+    assert await videos.find_one({"legacy.id": 5}) is None
+    assert (await videos.find_one({"legacy.id": 50.0}))["_id"] == 1
+    await videos.update_one({"_id": 3}, {"$set": {"legacy": {"id": 5}}})
+    assert (await videos.find_one({"legacy.id": 5}))["_id"] == 3
+    with pytest.raises(DuplicateKeyError):
+        await videos.update_one({"_id": 1}, {"$set": {"legacy.id": 5}})
+    await videos.delete_one({"legacy.id": 5})
+    assert await videos.count_documents({"legacy.id": 5}) == 0
+    assert await videos.count_documents({"legacy.id": "50"}) == 0

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from service.config import Settings
+from service.videos.models import Video
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO, sha256_of, upload
 
 
@@ -202,3 +203,17 @@ async def test_delete_removes_document_and_file(client: httpx.AsyncClient, setti
 @pytest.mark.parametrize("video_id", ["0123456789abcdef01234567", "../etc"])
 async def test_delete_unknown_id_is_404(client: httpx.AsyncClient, video_id: str) -> None:
     assert (await client.delete(f"/videos/{video_id}")).status_code == 404
+
+
+async def test_a_video_without_a_stored_file_is_listed_shown_and_deleted(client: httpx.AsyncClient) -> None:
+    video = Video(filename="migrated.mp4", file=None, status="completed")
+    await video.insert()
+    shown = await client.get(f"/videos/{video.id}")
+    assert shown.status_code == 200
+    assert shown.json()["file"] is None
+    assert [item["file"] for item in (await client.get("/videos")).json()["items"]] == [None]
+    reprocess = await client.post(f"/videos/{video.id}/reprocess")
+    assert reprocess.status_code == 409
+    assert "no stored file" in reprocess.json()["detail"]
+    assert (await client.delete(f"/videos/{video.id}")).status_code == 204
+    assert (await client.get(f"/videos/{video.id}")).status_code == 404

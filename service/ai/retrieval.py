@@ -1,12 +1,17 @@
-"""Finding the transcript passages that bear on a question: BM25 over the transcript's sentences."""
+"""Finding the transcript passages that bear on a question: BM25 over the transcript's sentences.
+
+BM25+ rather than the classic Okapi form: Okapi's IDF turns negative for a word in more than half
+of the passages, which in a short transcript (or a migrated one, a single passage) ranks the
+passages that hold the question's words below those that do not.
+"""
 
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from rank_bm25 import BM25Okapi
+from rank_bm25 import BM25Plus
 
-from service.text import TimedText, stem, terms, text_search_language, timed_sentences
+from service.text import ENGLISH_STOP_WORDS, TimedText, stem, terms, text_search_language, timed_sentences
 from service.videos.models import Segment, Video
 
 QUESTION_NOISE = frozenset(
@@ -30,10 +35,16 @@ class TranscriptIndex:
         self.passages = timed_sentences(segments)
         corpus = [terms(p.text, self.language) for p in self.passages]
         self._terms = [set(passage_terms) for passage_terms in corpus]
-        self._bm25 = BM25Okapi(corpus) if any(corpus) else None
+        self._bm25 = BM25Plus(corpus) if any(corpus) else None
 
     def question_terms(self, question: str) -> list[str]:
-        return [term for term in terms(question, self.language) if term not in QUESTION_NOISE]
+        """The question's index terms, less words about the video itself and, whatever the
+        transcript's language, English stop words (questions are often asked in English)."""
+        return [
+            term
+            for term in terms(question, self.language)
+            if term not in QUESTION_NOISE and term not in ENGLISH_STOP_WORDS
+        ]
 
     def search(self, question: str, context: str = "", limit: int = 6) -> list[Match]:
         """Passages for the question, best first; [] when none holds enough of the question.
@@ -53,11 +64,12 @@ class TranscriptIndex:
         if self._bm25 is None or not query:
             return []
         scores = self._bm25.get_scores(query)
-        ranked = sorted(range(len(self.passages)), key=lambda i: scores[i], reverse=True)[:limit]
-        matches = [Match(self.passages[i], float(scores[i])) for i in ranked if scores[i] > 0]
-        if not matches or self._coverage(required, ranked[0]) < MIN_COVERAGE:
+        wanted = set(query)
+        holding = [i for i in range(len(self.passages)) if self._terms[i] & wanted]
+        ranked = sorted(holding, key=lambda i: scores[i], reverse=True)[:limit]
+        if not ranked or self._coverage(required, ranked[0]) < MIN_COVERAGE:
             return []
-        return matches
+        return [Match(self.passages[i], float(scores[i])) for i in ranked]
 
     def _coverage(self, question_terms: list[str], index: int) -> float:
         weights = {term: self._idf(term) for term in question_terms}
@@ -85,7 +97,8 @@ class IndexCache:
                 self._indexes.move_to_end(key)
                 return self._indexes[key]
         transcript = video.transcript
-        index = TranscriptIndex(transcript.segments if transcript else [], transcript.language if transcript else None)
+        segments = transcript.timed_segments(video.metadata.duration) if transcript else []
+        index = TranscriptIndex(segments, transcript.language if transcript else None)
         with self._lock:
             self._indexes[key] = index
             while len(self._indexes) > self._size:

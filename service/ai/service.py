@@ -25,7 +25,11 @@ def create_language_model(settings: Settings) -> LanguageModel:
 async def summarize(video: Video, language_model: LanguageModel) -> Summary:
     transcript = video.transcript
     draft = await language_model.summarize(
-        SummaryRequest(title=video.filename, language=transcript.language, segments=transcript.segments)
+        SummaryRequest(
+            title=video.filename,
+            language=transcript.language,
+            segments=transcript.timed_segments(video.metadata.duration),
+        )
     )
     return Summary(
         text=draft.text,

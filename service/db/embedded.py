@@ -9,12 +9,17 @@ outgrows `compact_bytes`, so a write costs what the documents it touched weigh, 
 
 Where mongomock is more lenient than MongoDB in ways the service can hit, it is made strict
 here: a document over 16 MiB is refused and the write rolled back.
+
+Two things mongomock lacks are supplied: `bulk_write` that accepts pymongo 4.9+'s write models
+(mongomock's own passes them a `sort` argument it does not know), journaled as one write, and
+equality lookups through single-field unique indexes (`legacy.id`), which mongomock answers by
+scanning every document, twice per upsert (the match, then its own uniqueness check).
 """
 
 import asyncio
 import fcntl
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -27,7 +32,8 @@ from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection, AsyncMongoMockDatabase
 from pymongo import IndexModel
-from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure, WriteError
+from pymongo.results import BulkWriteResult
 
 from service.db.journal import Journal, read_records, write_snapshot
 from service.db.mongodb import MAX_DOCUMENT_BYTES, TEXT_SCORE
@@ -35,6 +41,8 @@ from service.db.text_search import TextIndexSpec, TextSearcher, check_languages
 
 logger = logging.getLogger(__name__)
 
+DOCUMENT_TOO_LARGE_CODE = 10334
+"""MongoDB's BSONObjectTooLarge, reported for an insert in a bulk write that passes the limit."""
 SNAPSHOT_NAME = "snapshot.bson"
 JOURNAL_NAME = "journal.bson"
 LOCK_NAME = "LOCK"
@@ -90,10 +98,80 @@ class _WriteTracker:
             self.prior[key] = None if document is None else bson.encode(document)
 
 
+_ABSENT = object()
+_LOOKUP_TYPES = (int, float, str, bson.ObjectId)
+
+
+def _scalar_at(document: dict[str, Any], path: list[str]) -> tuple[bool, Any]:
+    """(True, value) for a plain scalar at the dotted path, (True, _ABSENT) when the path is not
+    there, (False, None) when an array or another type is in the way: then only the full filter
+    can tell whether the document matches."""
+    value: Any = document
+    for part in path:
+        if isinstance(value, list):
+            return False, None
+        if not isinstance(value, dict):
+            return True, _ABSENT
+        if part not in value:
+            return True, _ABSENT
+        value = value[part]
+    if value is None:
+        return True, _ABSENT
+    if isinstance(value, _LOOKUP_TYPES):
+        return True, value
+    return False, None
+
+
+class _EqualityLookup:
+    """The keys of the documents holding each value at one dotted path.
+
+    It may offer too many candidates (each is checked against the whole filter), never too few:
+    a document whose value is not a plain scalar is always offered."""
+
+    def __init__(self, field: str, documents: dict[Any, dict[str, Any]]) -> None:
+        self.path = field.split(".")
+        self.keys: dict[Any, set[Any]] = {}
+        self.value_of: dict[Any, Any] = {}
+        self.unsure: set[Any] = set()
+        for key, document in documents.items():
+            self.add(key, document)
+
+    def add(self, key: Any, document: dict[str, Any]) -> None:
+        plain, value = _scalar_at(document, self.path)
+        if not plain:
+            self.unsure.add(key)
+        elif value is not _ABSENT:
+            self.keys.setdefault(value, set()).add(key)
+            self.value_of[key] = value
+
+    def remove(self, key: Any) -> None:
+        self.unsure.discard(key)
+        if key in self.value_of:
+            value = self.value_of.pop(key)
+            bucket = self.keys[value]
+            bucket.discard(key)
+            if not bucket:
+                del self.keys[value]
+
+    def candidates(self, value: Any) -> set[Any]:
+        return self.keys.get(value, set()) | self.unsure
+
+
+def _lookup_value(value: Any) -> bool:
+    """Whether an equality filter value can go through a lookup (NaN never equals itself)."""
+    return isinstance(value, _LOOKUP_TYPES) and value == value
+
+
 class _TrackedCollectionStore(CollectionStore):
-    """mongomock's per-collection document map, reporting insertions and deletions to a tracker."""
+    """mongomock's per-collection document map, reporting insertions and deletions to a tracker,
+    with equality lookups for its single-field unique indexes.
+
+    A lookup is exact for every document outside the write in progress: each write refreshes the
+    entries of the documents it touched once it ends. Documents the write in progress touched may
+    have changed in place, so they are always candidates."""
 
     tracker: _WriteTracker | None = None
+    lookups: dict[str, _EqualityLookup]
 
     def __setitem__(self, key: Any, value: dict[str, Any]) -> None:
         if self.tracker is not None:
@@ -104,6 +182,42 @@ class _TrackedCollectionStore(CollectionStore):
         if self.tracker is not None:
             self.tracker.touch(key, self._documents.get(key))
         super().__delitem__(key)
+
+    def drop(self) -> None:
+        super().drop()
+        self.lookups = {}
+
+    def unique_fields(self) -> set[str]:
+        fields = set()
+        for index in self.indexes.values():
+            keys = list(index["key"])
+            if index.get("unique") and len(keys) == 1 and keys[0][0] != "_id":
+                fields.add(keys[0][0])
+        return fields
+
+    def lookup_candidates(self, filter: Any) -> list[Any] | None:
+        """The keys that can match an equality on a unique field in `filter`; None: scan them all."""
+        if not isinstance(filter, dict):
+            return None
+        fields = self.unique_fields()
+        for field, value in filter.items():
+            if field in fields and _lookup_value(value):
+                lookup = self.lookups.get(field)
+                if lookup is None:
+                    lookup = self.lookups[field] = _EqualityLookup(field, self._documents)
+                found = lookup.candidates(value)
+                if self.tracker is not None:
+                    found = found | self.tracker.prior.keys()
+                return list(found)
+        return None
+
+    def refresh_lookups(self, keys: Iterable[Any]) -> None:
+        for lookup in self.lookups.values():
+            for key in keys:
+                lookup.remove(key)
+                document = self._documents.get(key)
+                if document is not None:
+                    lookup.add(key, document)
 
 
 def _plain_id_lookup(filter: Any) -> list[Any] | None:
@@ -126,10 +240,13 @@ def _make_tracked(collection: mongomock.Collection) -> mongomock.Collection:
     store = collection._store
     if type(store) is CollectionStore:
         store.__class__ = _TrackedCollectionStore
+        store.lookups = {}
     full_scan = collection._iter_documents
 
     def iter_documents(filter: Any) -> Iterator[dict[str, Any]]:
         ids = _plain_id_lookup(filter)
+        if ids is None:
+            ids = store.lookup_candidates(filter)
         if ids is None:
             candidates: Iterator[dict[str, Any]] = full_scan(filter)
         else:
@@ -167,6 +284,79 @@ def _ordered(
 
 def _sortable(value: Any) -> tuple[bool, Any]:
     return (value is not None, value)
+
+
+class _BulkCalls:
+    """pymongo's write models (InsertOne, UpdateOne, ...) taken apart, through the `_add_to_bulk`
+    protocol they all implement, into the single-operation calls mongomock runs."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    @classmethod
+    def of(cls, requests: Iterable[Any]) -> list[tuple[str, tuple, dict]]:
+        bulk = cls()
+        for request in requests:
+            request._add_to_bulk(bulk)
+        return bulk.calls
+
+    @staticmethod
+    def _refuse(options: dict[str, Any]) -> None:
+        used = sorted(name for name, value in options.items() if value is not None)
+        if used:
+            raise NotImplementedError(f"the embedded store's bulk_write does not support {', '.join(used)}")
+
+    def add_insert(self, document: dict[str, Any]) -> None:
+        self.calls.append(("insert_one", (document,), {}))
+
+    def add_update(self, selector: dict, update: Any, multi: bool, upsert: bool, **options: Any) -> None:
+        self._refuse(options)
+        self.calls.append(("update_many" if multi else "update_one", (selector, update), {"upsert": upsert}))
+
+    def add_replace(self, selector: dict, replacement: dict, upsert: bool, **options: Any) -> None:
+        self._refuse(options)
+        self.calls.append(("replace_one", (selector, replacement), {"upsert": upsert}))
+
+    def add_delete(self, selector: dict, limit: int, **options: Any) -> None:
+        self._refuse(options)
+        self.calls.append(("delete_one" if limit == 1 else "delete_many", (selector,), {}))
+
+
+class _BulkOutcome:
+    """The counts and errors of one bulk write, in the shape MongoDB reports them."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, Any] = {
+            "writeErrors": [],
+            "writeConcernErrors": [],
+            "nInserted": 0,
+            "nUpserted": 0,
+            "nMatched": 0,
+            "nModified": 0,
+            "nRemoved": 0,
+            "upserted": [],
+        }
+
+    def succeeded(self, index: int, method: str, result: Any) -> None:
+        if method == "insert_one":
+            self.raw["nInserted"] += 1
+        elif method.startswith("delete"):
+            self.raw["nRemoved"] += result.deleted_count
+        elif result.upserted_id is not None:
+            self.raw["nUpserted"] += 1
+            self.raw["upserted"].append({"index": index, "_id": result.upserted_id})
+        else:
+            self.raw["nMatched"] += result.matched_count
+            self.raw["nModified"] += result.modified_count or 0
+
+    def failed(self, index: int, error: WriteError | DocumentTooLarge, operation: Any) -> None:
+        code = error.code if isinstance(error, WriteError) else DOCUMENT_TOO_LARGE_CODE
+        self.raw["writeErrors"].append({"index": index, "code": code, "errmsg": str(error), "op": operation})
+
+    def result(self) -> BulkWriteResult:
+        if self.raw["writeErrors"]:
+            raise BulkWriteError(self.raw)
+        return BulkWriteResult(self.raw, acknowledged=True)
 
 
 class EmbeddedStore:
@@ -215,7 +405,9 @@ class EmbeddedStore:
             self._lock = None
 
     def _apply(self, record: dict[str, Any]) -> None:
-        documents = self.collection(record["d"], record["c"])._store._documents
+        store = self.collection(record["d"], record["c"])._store
+        store.lookups = {}
+        documents = store._documents
         if "put" in record:
             documents[record["put"]["_id"]] = record["put"]
         elif "del" in record:
@@ -287,48 +479,115 @@ class EmbeddedStore:
 
     def write(self, collection: mongomock.Collection, method: str, args: tuple, kwargs: dict) -> Any:
         """Run one write, then journal (or, if a document grew past 16 MiB, undo) what it touched."""
-        store: _TrackedCollectionStore = collection._store
-        tracker = _WriteTracker()
-        store.tracker = tracker
+        if method == "bulk_write":
+            return self._bulk_write(collection, *args, **kwargs)
+        records: list[dict[str, Any]] = []
         try:
-            return getattr(collection, method)(*args, **kwargs)
+            return self._tracked(collection, records, getattr(collection, method), *args, **kwargs)
         finally:
-            store.tracker = None
-            self._commit(collection, tracker)
+            self._append(records)
 
     def drop(self, collection: mongomock.Collection) -> None:
         collection.drop()
         self._append([{"d": collection.database.name, "c": collection.name, "drop": True}])
 
-    def _commit(self, collection: mongomock.Collection, tracker: _WriteTracker) -> None:
-        documents = collection._store._documents
+    def _tracked(
+        self,
+        collection: mongomock.Collection,
+        records: list[dict[str, Any]],
+        operation: Callable[..., T],
+        *args: Any,
+        **kwargs: Any,
+    ) -> T:
+        """Run one operation and add the journal records of what it changed to `records`.
+
+        An operation that took a document past 16 MiB is undone and refused, as MongoDB refuses it."""
+        store: _TrackedCollectionStore = collection._store
+        tracker = _WriteTracker()
+        store.tracker = tracker
+        try:
+            return operation(*args, **kwargs)
+        finally:
+            store.tracker = None
+            self._settle(collection, tracker, records)
+
+    def _settle(self, collection: mongomock.Collection, tracker: _WriteTracker, records: list[dict[str, Any]]) -> None:
+        store: _TrackedCollectionStore = collection._store
+        documents = store._documents
         place = {"d": collection.database.name, "c": collection.name}
-        records: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
         oversized: list[Any] = []
         for key, prior in tracker.prior.items():
             current = documents.get(key)
             if current is None:
                 if prior is not None:
-                    records.append({**place, "del": key})
+                    changed.append({**place, "del": key})
                 continue
             encoded = bson.encode(current)
             if len(encoded) > MAX_DOCUMENT_BYTES:
                 oversized.append(key)
             elif encoded != prior:
-                records.append({**place, "put": current})
-        if oversized:
+                changed.append({**place, "put": current})
+        refusal = self._refusal(collection, changed, oversized, tracker)
+        if refusal is not None:
             self._roll_back(documents, tracker)
-            self._raise_too_large(oversized[0], tracker.prior[oversized[0]] is None)
+        store.refresh_lookups(tracker.prior)
+        if refusal is not None:
+            raise refusal
+        records.extend(changed)
+
+    def _refusal(
+        self,
+        collection: mongomock.Collection,
+        changed: list[dict[str, Any]],
+        oversized: list[Any],
+        tracker: _WriteTracker,
+    ) -> Exception | None:
+        """What MongoDB would refuse in this write: a document over 16 MiB, or a language override
+        value its text index does not support."""
+        if oversized:
+            return self._too_large(oversized[0], tracker.prior[oversized[0]] is None)
         searcher = self._searchers.get(self._place(collection))
-        if searcher is not None:
-            try:
-                for record in records:
-                    if "put" in record:
-                        check_languages(record["put"], searcher.spec)
-            except WriteError:
-                self._roll_back(documents, tracker)
-                raise
-        self._append(records)
+        if searcher is None:
+            return None
+        try:
+            for record in changed:
+                if "put" in record:
+                    check_languages(record["put"], searcher.spec)
+        except WriteError as error:
+            return error
+        return None
+
+    def _bulk_write(
+        self,
+        collection: mongomock.Collection,
+        requests: Iterable[Any],
+        ordered: bool = True,
+        bypass_document_validation: bool | None = None,
+        session: Any = None,
+        comment: Any = None,
+        let: Any = None,
+    ) -> BulkWriteResult:
+        """MongoDB's bulk write: each operation on its own (one that fails is refused alone), all of
+        them journaled at once; unordered goes on past a failure, ordered stops at it."""
+        if bypass_document_validation or session is not None or let is not None:
+            raise NotImplementedError("the embedded store's bulk_write takes requests and ordered only")
+        calls = _BulkCalls.of(requests)
+        outcome = _BulkOutcome()
+        records: list[dict[str, Any]] = []
+        try:
+            for index, (method, args, kwargs) in enumerate(calls):
+                try:
+                    result = self._tracked(collection, records, getattr(collection, method), *args, **kwargs)
+                except (WriteError, DocumentTooLarge) as error:
+                    outcome.failed(index, error, args[0])
+                    if ordered:
+                        break
+                else:
+                    outcome.succeeded(index, method, result)
+        finally:
+            self._append(records)
+        return outcome.result()
 
     @staticmethod
     def _roll_back(documents: dict[Any, Any], tracker: _WriteTracker) -> None:
@@ -339,11 +598,11 @@ class EmbeddedStore:
                 documents[key] = bson.decode(prior)
 
     @staticmethod
-    def _raise_too_large(key: Any, was_insert: bool) -> None:
+    def _too_large(key: Any, was_insert: bool) -> Exception:
         message = f"document {key} would exceed MongoDB's {MAX_DOCUMENT_BYTES} byte limit"
         if was_insert:
-            raise DocumentTooLarge(message)
-        raise WriteError(message, code=17419, details={"errmsg": message, "code": 17419})
+            return DocumentTooLarge(message)
+        return WriteError(message, code=17419, details={"errmsg": message, "code": 17419})
 
     def _append(self, records: list[dict[str, Any]]) -> None:
         if self._journal is None:

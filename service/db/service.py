@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beanie import init_beanie
+from mongomock_motor import AsyncMongoMockClient
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from service.config import Settings
@@ -59,5 +60,14 @@ async def connect(settings: Settings) -> Database:
         await client.admin.command("ping")
         logger.info("store: MongoDB at %s, database %s", client.address, settings.mongodb_db)
         database = Database(client, settings.mongodb_db, "mongodb")
+    await init_beanie(database=database.handle, document_models=DOCUMENT_MODELS)
+    return database
+
+
+async def connect_scratch() -> Database:
+    """A throwaway in-memory store with Beanie initialised, that never touches the disk: for work
+    that must build documents but write nothing (a dry run)."""
+    client = AsyncMongoMockClient(tz_aware=True)
+    database = Database(client, "scratch", "scratch")
     await init_beanie(database=database.handle, document_models=DOCUMENT_MODELS)
     return database

@@ -58,6 +58,8 @@ async def progress_events(video: Video, poll_seconds: float) -> AsyncIterator[Pr
 
 async def reprocess(raw_id: str, viewer: User | None) -> Video:
     video = await get_own_video(raw_id, viewer)
+    if video.file is None:
+        raise Conflict("the video has no stored file to process; upload it again")
     requeued = await queue.requeue(video.id)
     if requeued is None:
         raise Conflict(f"the video is already {video.status}; it can be processed again once it completes or fails")

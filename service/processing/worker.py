@@ -104,6 +104,8 @@ class Worker:
         await queue.fail(video, self.name, error, settings.job_max_attempts, settings.job_retry_base_seconds, permanent)
 
     async def _transcribe(self, video: Video, progress: list[float], cancelled: threading.Event) -> TranscriptionResult:
+        if video.file is None:
+            raise UndecodableMedia("the video has no stored file")
         if not video.metadata.has_audio:
             return TranscriptionResult(empty_transcript(self.transcriber.model_name), None)
 

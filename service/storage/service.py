@@ -1,10 +1,24 @@
 """Where video files live. Files are named by keys the service generates, never by client input."""
 
 import asyncio
+import hashlib
+import os
+import stat
 import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from service.db.journal import fsync_directory
+
+COPY_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    size: int
+    sha256: str
 
 
 class LocalStorage:
@@ -43,5 +57,47 @@ class LocalStorage:
         source.replace(target)
         fsync_directory(target.parent)
 
+    async def copy_in(self, source: Path, key: str) -> StoredFile:
+        """Copy a file from outside storage into place under `key`, durably, hashing it on the way.
+
+        OSError when `source` cannot be read or is not a regular file; nothing is left behind."""
+        return await asyncio.to_thread(self._copy_in, source, key)
+
+    async def put(self, key: str, data: bytes) -> StoredFile:
+        """Keep `data` under `key`, durably."""
+        return await asyncio.to_thread(self._receive, [data], key)
+
+    def _copy_in(self, source: Path, key: str) -> StoredFile:
+        with open(source, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise OSError(f"{source} is not a regular file")
+            return self._receive(_chunks(file), key)
+
+    def _receive(self, chunks: Iterable[bytes], key: str) -> StoredFile:
+        """Write into `.incoming/`, fsync, then rename into place: a crash leaves no half file under `key`."""
+        target = self.path(key)
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        incoming = self.new_incoming_path()
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(incoming, "wb") as file:
+                for chunk in chunks:
+                    file.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                file.flush()
+                os.fsync(file.fileno())
+            self._rename_durably(incoming, target)
+        except BaseException:
+            incoming.unlink(missing_ok=True)
+            raise
+        return StoredFile(size=size, sha256=digest.hexdigest())
+
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    while chunk := file.read(COPY_CHUNK_BYTES):
+        yield chunk

@@ -84,6 +84,13 @@ class Transcript(BaseModel):
     text: str = ""
     segments: list[Segment] = Field(default_factory=list)
 
+    def timed_segments(self, duration: float | None) -> list[Segment]:
+        """The segments; for a text without them (migrated from the SQLite service), one segment
+        spanning the whole video, so that it can still be summarized and questioned."""
+        if self.segments or not self.text.strip():
+            return self.segments
+        return [Segment(start=0.0, end=duration or 0.0, text=self.text)]
+
 
 class Chapter(BaseModel):
     start: float
@@ -119,7 +126,8 @@ class ChatEntry(BaseModel):
 
 class Video(Document):
     filename: str
-    file: FileInfo
+    file: FileInfo | None = None
+    """None: no stored file; a video migrated from the SQLite service without its file has none."""
     owner_id: PydanticObjectId | None = None
     is_public: bool = False
     status: VideoStatus = "queued"

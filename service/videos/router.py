@@ -5,12 +5,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from service.context import AppContext, get_context
 from service.users.dependencies import Viewer
 from service.videos import service
+from service.videos.dependencies import content_length_of
 from service.videos.models import VideoStatus
 from service.videos.schemas import VideoOut, VideoPage, VideoPatch
 
 router = APIRouter(prefix="/videos", tags=["videos"])
 
-_UPLOAD_BODY = {
+UPLOAD_BODY = {
     "requestBody": {
         "required": True,
         "content": {
@@ -29,17 +30,16 @@ _UPLOAD_BODY = {
 }
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=_UPLOAD_BODY)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=UPLOAD_BODY)
 async def upload_video(
     request: Request, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer
 ) -> VideoOut:
     """Upload a video (multipart field `file`, optional `language`); it is queued for processing."""
-    length = request.headers.get("content-length")
     video = await service.upload_video(
         context,
         viewer,
         content_type=request.headers.get("content-type", ""),
-        content_length=int(length) if length and length.isdigit() else None,
+        content_length=content_length_of(request),
         body=request.stream(),
     )
     return VideoOut.of(video)

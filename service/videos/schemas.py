@@ -23,7 +23,7 @@ class TranscriptOverview(BaseModel):
 class VideoListItem(BaseModel):
     id: str
     filename: str
-    file: FileOut
+    file: FileOut | None = Field(description="null when no file is stored (a video migrated without its file)")
     owner_id: str | None
     is_public: bool
     status: VideoStatus
@@ -73,7 +73,9 @@ def _common_fields(video: Video) -> dict:
     return {
         "id": str(video.id),
         "filename": video.filename,
-        "file": FileOut(size=video.file.size, sha256=video.file.sha256, content_type=video.file.content_type),
+        "file": None
+        if video.file is None
+        else FileOut(size=video.file.size, sha256=video.file.sha256, content_type=video.file.content_type),
         "owner_id": None if video.owner_id is None else str(video.owner_id),
         "is_public": video.is_public,
         "status": video.status,

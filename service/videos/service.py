@@ -76,15 +76,18 @@ async def upload_video(
     content_type: str,
     content_length: int | None,
     body: AsyncIterator[bytes],
+    language: str | None = None,
 ) -> Video:
-    """Stream an upload to storage, check it is media, and queue it; leave nothing behind on failure."""
+    """Stream an upload to storage, check it is media, and queue it; leave nothing behind on failure.
+
+    `language` overrides the form field of that name (the legacy route takes it from the query)."""
     limit = context.settings.max_upload_bytes
     if content_length is not None and content_length > limit + MULTIPART_OVERHEAD_BYTES:
         raise PayloadTooLarge(f"the file is larger than the limit of {context.settings.max_upload_mb} MB")
     storage = context.storage
     received = await MultipartUploadReceiver(storage.new_incoming_path(), limit).receive(content_type, body)
     try:
-        language = requested_language(received.fields.get("language"))
+        language = requested_language(language if language is not None else received.fields.get("language"))
         metadata = await asyncio.to_thread(probe, received.path)
         key = storage.new_key()
         await storage.keep(received.path, key)
@@ -174,7 +177,7 @@ async def delete_video(context: AppContext, raw_id: str, viewer: User | None) ->
     document pointing at nothing."""
     video = await get_own_video(raw_id, viewer)
     result = await Video.get_motor_collection().delete_one({"_id": video.id})
-    if result.deleted_count:
+    if result.deleted_count and video.file is not None:
         await context.storage.delete(video.file.key)
 
 

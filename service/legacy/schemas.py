@@ -1,0 +1,76 @@
+"""The SQLite service's response shapes, field for field, so its JSON clients keep working.
+
+Times are shown as that service showed them: ISO 8601 in UTC without a zone (`2024-11-05T10:30:00`).
+`id` and `video_id` are the legacy integer id of a migrated video, else the new 24-hex id.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, PlainSerializer
+
+from service.chat.schemas import LANGUAGE_PATTERN, MAX_QUESTION_CHARS
+
+
+def _naive_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat()
+
+
+LegacyTime = Annotated[datetime, PlainSerializer(_naive_utc, return_type=str)]
+LegacyId = int | str
+LegacyStatus = Literal["pending", "processing", "completed", "failed"]
+
+
+class LegacyVideoListItem(BaseModel):
+    id: LegacyId
+    filename: str
+    summary: str | None
+    uploaded_at: LegacyTime
+    detected_language: str | None
+    ui_language: str | None
+    processing_status: LegacyStatus
+
+
+class LegacyVideo(LegacyVideoListItem):
+    file_path: str | None
+    transcription: str | None
+    error_message: str | None
+    processed_at: LegacyTime | None
+    user_selected_language: str | None
+    transcription_method: str | None
+
+
+class LegacyVideoStatus(BaseModel):
+    video_id: LegacyId
+    filename: str
+    processing_status: LegacyStatus
+    error_message: str | None
+    detected_language: str | None
+    ui_language: str | None
+    transcription_method: str | None
+    transcription: str | None
+    summary: str | None
+
+
+class LegacyChatRow(BaseModel):
+    id: LegacyId
+    video_id: LegacyId
+    question: str
+    answer: str
+    timestamp: LegacyTime
+    language: str | None
+
+
+class LegacyQuestion(BaseModel):
+    video_id: LegacyId
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
+
+
+class LegacyUpload(BaseModel):
+    message: str
+    video_id: LegacyId
+    filename: str
+    processing_status: LegacyStatus
+    language: str
+    ui_language: str
