@@ -21,6 +21,7 @@ import fcntl
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -434,32 +435,16 @@ class EmbeddedStore:
     def _place(collection: mongomock.Collection) -> tuple[str, str]:
         return collection.database.name, collection.name
 
-    def find(
-        self,
-        collection: mongomock.Collection,
-        filter: dict[str, Any],
-        projection: Any,
-        sort: list[tuple[str, Any]],
-        skip: int,
-        limit: int,
-        options: dict[str, Any],
-    ) -> list[dict[str, Any]]:
-        if "$text" in filter:
-            return self._text_find(collection, filter, projection, sort, skip, limit)
-        cursor = collection.find(filter, projection, **options)
-        if sort:
-            cursor = cursor.sort(sort)
-        return list(cursor.skip(skip).limit(limit))
+    def find(self, collection: mongomock.Collection, query: "_FindQuery") -> list[dict[str, Any]]:
+        if "$text" in query.filter:
+            return self._text_find(collection, query)
+        cursor = collection.find(query.filter, query.projection, **query.options)
+        if query.sort:
+            cursor = cursor.sort(query.sort)
+        return list(cursor.skip(query.skip).limit(query.limit))
 
-    def _text_find(
-        self,
-        collection: mongomock.Collection,
-        filter: dict[str, Any],
-        projection: Any,
-        sort: list[tuple[str, Any]],
-        skip: int,
-        limit: int,
-    ) -> list[dict[str, Any]]:
+    def _text_find(self, collection: mongomock.Collection, query: "_FindQuery") -> list[dict[str, Any]]:
+        filter, projection, sort, skip, limit = query.filter, query.projection, query.sort, query.skip, query.limit
         searcher = self._searchers.get(self._place(collection))
         if searcher is None:
             raise OperationFailure("text index required for $text query", code=27)
@@ -631,50 +616,40 @@ def _sort_keys(key_or_list: Any, direction: Any = None) -> list[tuple[str, Any]]
     return [(key, value) for key, value in (key_or_list.items() if isinstance(key_or_list, dict) else key_or_list)]
 
 
+@dataclass
+class _FindQuery:
+    """One find, as pymongo's arguments and a cursor's sort, skip and limit describe it."""
+
+    filter: dict[str, Any]
+    projection: Any
+    sort: list[tuple[str, Any]]
+    skip: int
+    limit: int
+    options: dict[str, Any]
+
+    @classmethod
+    def of(cls, filter: Any, projection: Any, options: dict[str, Any]) -> "_FindQuery":
+        return cls(
+            filter=filter or {},
+            projection=projection,
+            sort=_sort_keys(options.pop("sort")) if options.get("sort") else [],
+            skip=options.pop("skip", 0) or 0,
+            limit=options.pop("limit", 0) or 0,
+            options={key: value for key, value in options.items() if value is not None},
+        )
+
+
 class _EmbeddedCursor:
-    """A Motor-like cursor: its sort, skip and limit are gathered, and the results computed on
-    the store's thread when first read."""
+    """A Motor-like cursor whose results are computed on the store's thread when first read."""
 
-    def __init__(
-        self, store: "EmbeddedStore", collection: mongomock.Collection, filter: Any, projection: Any, options: dict
-    ) -> None:
+    def __init__(self, store: "EmbeddedStore", compute: Callable[[], list[dict[str, Any]]]) -> None:
         self._store = store
-        self._collection = collection
-        self._filter = filter or {}
-        self._projection = projection
-        self._sort: list[tuple[str, Any]] = _sort_keys(options.pop("sort")) if options.get("sort") else []
-        self._skip: int = options.pop("skip", 0) or 0
-        self._limit: int = options.pop("limit", 0) or 0
-        self._options = {key: value for key, value in options.items() if value is not None}
+        self._compute = compute
         self._results: list[dict[str, Any]] | None = None
-
-    def sort(self, key_or_list: Any, direction: Any = None) -> "_EmbeddedCursor":
-        self._sort = _sort_keys(key_or_list, direction)
-        return self
-
-    def skip(self, skip: int) -> "_EmbeddedCursor":
-        self._skip = skip
-        return self
-
-    def limit(self, limit: int) -> "_EmbeddedCursor":
-        self._limit = limit
-        return self
-
-    def batch_size(self, *args: Any, **kwargs: Any) -> "_EmbeddedCursor":
-        return self
 
     async def _load(self) -> list[dict[str, Any]]:
         if self._results is None:
-            self._results = await self._store.run(
-                self._store.find,
-                self._collection,
-                self._filter,
-                self._projection,
-                self._sort,
-                self._skip,
-                self._limit,
-                self._options,
-            )
+            self._results = await self._store.run(self._compute)
         return self._results
 
     async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
@@ -698,18 +673,27 @@ class _EmbeddedCursor:
         self._results = []
 
 
-class _AggregateCursor(_EmbeddedCursor):
-    def __init__(self, store: "EmbeddedStore", collection: mongomock.Collection, pipeline: list, options: dict) -> None:
-        super().__init__(store, collection, {}, None, {})
-        self._pipeline = pipeline
-        self._aggregate_options = options
+class _FindCursor(_EmbeddedCursor):
+    """A find's cursor: sort, skip and limit are gathered until the results are first read."""
 
-    async def _load(self) -> list[dict[str, Any]]:
-        if self._results is None:
-            self._results = await self._store.run(
-                lambda: list(self._collection.aggregate(self._pipeline, **self._aggregate_options))
-            )
-        return self._results
+    def __init__(self, store: "EmbeddedStore", collection: mongomock.Collection, query: _FindQuery) -> None:
+        super().__init__(store, lambda: store.find(collection, query))
+        self._query = query
+
+    def sort(self, key_or_list: Any, direction: Any = None) -> "_FindCursor":
+        self._query.sort = _sort_keys(key_or_list, direction)
+        return self
+
+    def skip(self, skip: int) -> "_FindCursor":
+        self._query.skip = skip
+        return self
+
+    def limit(self, limit: int) -> "_FindCursor":
+        self._query.limit = limit
+        return self
+
+    def batch_size(self, *args: Any, **kwargs: Any) -> "_FindCursor":
+        return self
 
 
 class EmbeddedCollection(AsyncMongoMockCollection):
@@ -720,11 +704,11 @@ class EmbeddedCollection(AsyncMongoMockCollection):
         self._embedded = database.store
         self._mongo = collection
 
-    def find(self, filter: Any = None, projection: Any = None, **options: Any) -> _EmbeddedCursor:
-        return _EmbeddedCursor(self._embedded, self._mongo, filter, projection, options)
+    def find(self, filter: Any = None, projection: Any = None, **options: Any) -> _FindCursor:
+        return _FindCursor(self._embedded, self._mongo, _FindQuery.of(filter, projection, options))
 
     def aggregate(self, pipeline: list[dict[str, Any]], **options: Any) -> _EmbeddedCursor:
-        return _AggregateCursor(self._embedded, self._mongo, pipeline, options)
+        return _EmbeddedCursor(self._embedded, lambda: list(self._mongo.aggregate(pipeline, **options)))
 
     async def create_index(self, keys: Any, **options: Any) -> str:
         return await self._embedded.run(self._embedded.create_index, self._mongo, _sort_keys(keys), options)
