@@ -6,16 +6,14 @@ serialized as MongoDB serializes writes to one document). A write records which 
 touched; once it returns, each touched document's new state is appended to the journal and
 fsynced before the caller gets its answer. The journal is compacted into a snapshot when it
 outgrows `compact_bytes`, so a write costs what the documents it touched weigh, not the store.
+One process at a time opens a store (a lock file): two writers would interleave their journals.
 
 Where mongomock is more lenient than MongoDB in ways the service can hit, it is made strict
-here: a document over 16 MiB is refused and the write rolled back.
-
-Two things mongomock lacks are supplied: `bulk_write` that accepts pymongo 4.9+'s write models
-(mongomock's own passes them a `sort` argument it does not know), journaled as one write, and
-equality lookups through single-field unique indexes (`legacy.id`), which mongomock answers by
-scanning every document, twice per upsert (the match, then its own uniqueness check).
+here: a document over 16 MiB, or a language override value text search does not support, is
+refused and the write rolled back. What mongomock lacks is supplied: `$text` (text_search.py),
+`bulk_write` for pymongo's write models (bulk.py), and equality lookups through single-field
+unique indexes instead of scans (lookups.py).
 """
-
 import asyncio
 import fcntl
 import logging
@@ -33,17 +31,17 @@ from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection, AsyncMongoMockDatabase
 from pymongo import IndexModel
-from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure, WriteError
+from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
 from pymongo.results import BulkWriteResult
 
+from service.db.bulk import BulkCalls, BulkOutcome
 from service.db.journal import Journal, read_records, write_snapshot
+from service.db.lookups import EqualityLookup, is_lookup_value
 from service.db.mongodb import MAX_DOCUMENT_BYTES, TEXT_SCORE
 from service.db.text_search import TextIndexSpec, TextSearcher, check_languages
 
 logger = logging.getLogger(__name__)
 
-DOCUMENT_TOO_LARGE_CODE = 10334
-"""MongoDB's BSONObjectTooLarge, reported for an insert in a bulk write that passes the limit."""
 SNAPSHOT_NAME = "snapshot.bson"
 JOURNAL_NAME = "journal.bson"
 LOCK_NAME = "LOCK"
@@ -99,70 +97,6 @@ class _WriteTracker:
             self.prior[key] = None if document is None else bson.encode(document)
 
 
-_ABSENT = object()
-_LOOKUP_TYPES = (int, float, str, bson.ObjectId)
-
-
-def _scalar_at(document: dict[str, Any], path: list[str]) -> tuple[bool, Any]:
-    """(True, value) for a plain scalar at the dotted path, (True, _ABSENT) when the path is not
-    there, (False, None) when an array or another type is in the way: then only the full filter
-    can tell whether the document matches."""
-    value: Any = document
-    for part in path:
-        if isinstance(value, list):
-            return False, None
-        if not isinstance(value, dict):
-            return True, _ABSENT
-        if part not in value:
-            return True, _ABSENT
-        value = value[part]
-    if value is None:
-        return True, _ABSENT
-    if isinstance(value, _LOOKUP_TYPES):
-        return True, value
-    return False, None
-
-
-class _EqualityLookup:
-    """The keys of the documents holding each value at one dotted path.
-
-    It may offer too many candidates (each is checked against the whole filter), never too few:
-    a document whose value is not a plain scalar is always offered."""
-
-    def __init__(self, field: str, documents: dict[Any, dict[str, Any]]) -> None:
-        self.path = field.split(".")
-        self.keys: dict[Any, set[Any]] = {}
-        self.value_of: dict[Any, Any] = {}
-        self.unsure: set[Any] = set()
-        for key, document in documents.items():
-            self.add(key, document)
-
-    def add(self, key: Any, document: dict[str, Any]) -> None:
-        plain, value = _scalar_at(document, self.path)
-        if not plain:
-            self.unsure.add(key)
-        elif value is not _ABSENT:
-            self.keys.setdefault(value, set()).add(key)
-            self.value_of[key] = value
-
-    def remove(self, key: Any) -> None:
-        self.unsure.discard(key)
-        if key in self.value_of:
-            value = self.value_of.pop(key)
-            bucket = self.keys[value]
-            bucket.discard(key)
-            if not bucket:
-                del self.keys[value]
-
-    def candidates(self, value: Any) -> set[Any]:
-        return self.keys.get(value, set()) | self.unsure
-
-
-def _lookup_value(value: Any) -> bool:
-    """Whether an equality filter value can go through a lookup (NaN never equals itself)."""
-    return isinstance(value, _LOOKUP_TYPES) and value == value
-
-
 class _TrackedCollectionStore(CollectionStore):
     """mongomock's per-collection document map, reporting insertions and deletions to a tracker,
     with equality lookups for its single-field unique indexes.
@@ -172,7 +106,7 @@ class _TrackedCollectionStore(CollectionStore):
     have changed in place, so they are always candidates."""
 
     tracker: _WriteTracker | None = None
-    lookups: dict[str, _EqualityLookup]
+    lookups: dict[str, EqualityLookup]
 
     def __setitem__(self, key: Any, value: dict[str, Any]) -> None:
         if self.tracker is not None:
@@ -202,10 +136,10 @@ class _TrackedCollectionStore(CollectionStore):
             return None
         fields = self.unique_fields()
         for field, value in filter.items():
-            if field in fields and _lookup_value(value):
+            if field in fields and is_lookup_value(value):
                 lookup = self.lookups.get(field)
                 if lookup is None:
-                    lookup = self.lookups[field] = _EqualityLookup(field, self._documents)
+                    lookup = self.lookups[field] = EqualityLookup(field, self._documents)
                 found = lookup.candidates(value)
                 if self.tracker is not None:
                     found = found | self.tracker.prior.keys()
@@ -285,79 +219,6 @@ def _ordered(
 
 def _sortable(value: Any) -> tuple[bool, Any]:
     return (value is not None, value)
-
-
-class _BulkCalls:
-    """pymongo's write models (InsertOne, UpdateOne, ...) taken apart, through the `_add_to_bulk`
-    protocol they all implement, into the single-operation calls mongomock runs."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple, dict]] = []
-
-    @classmethod
-    def of(cls, requests: Iterable[Any]) -> list[tuple[str, tuple, dict]]:
-        bulk = cls()
-        for request in requests:
-            request._add_to_bulk(bulk)
-        return bulk.calls
-
-    @staticmethod
-    def _refuse(options: dict[str, Any]) -> None:
-        used = sorted(name for name, value in options.items() if value is not None)
-        if used:
-            raise NotImplementedError(f"the embedded store's bulk_write does not support {', '.join(used)}")
-
-    def add_insert(self, document: dict[str, Any]) -> None:
-        self.calls.append(("insert_one", (document,), {}))
-
-    def add_update(self, selector: dict, update: Any, multi: bool, upsert: bool, **options: Any) -> None:
-        self._refuse(options)
-        self.calls.append(("update_many" if multi else "update_one", (selector, update), {"upsert": upsert}))
-
-    def add_replace(self, selector: dict, replacement: dict, upsert: bool, **options: Any) -> None:
-        self._refuse(options)
-        self.calls.append(("replace_one", (selector, replacement), {"upsert": upsert}))
-
-    def add_delete(self, selector: dict, limit: int, **options: Any) -> None:
-        self._refuse(options)
-        self.calls.append(("delete_one" if limit == 1 else "delete_many", (selector,), {}))
-
-
-class _BulkOutcome:
-    """The counts and errors of one bulk write, in the shape MongoDB reports them."""
-
-    def __init__(self) -> None:
-        self.raw: dict[str, Any] = {
-            "writeErrors": [],
-            "writeConcernErrors": [],
-            "nInserted": 0,
-            "nUpserted": 0,
-            "nMatched": 0,
-            "nModified": 0,
-            "nRemoved": 0,
-            "upserted": [],
-        }
-
-    def succeeded(self, index: int, method: str, result: Any) -> None:
-        if method == "insert_one":
-            self.raw["nInserted"] += 1
-        elif method.startswith("delete"):
-            self.raw["nRemoved"] += result.deleted_count
-        elif result.upserted_id is not None:
-            self.raw["nUpserted"] += 1
-            self.raw["upserted"].append({"index": index, "_id": result.upserted_id})
-        else:
-            self.raw["nMatched"] += result.matched_count
-            self.raw["nModified"] += result.modified_count or 0
-
-    def failed(self, index: int, error: WriteError | DocumentTooLarge, operation: Any) -> None:
-        code = error.code if isinstance(error, WriteError) else DOCUMENT_TOO_LARGE_CODE
-        self.raw["writeErrors"].append({"index": index, "code": code, "errmsg": str(error), "op": operation})
-
-    def result(self) -> BulkWriteResult:
-        if self.raw["writeErrors"]:
-            raise BulkWriteError(self.raw)
-        return BulkWriteResult(self.raw, acknowledged=True)
 
 
 class EmbeddedStore:
@@ -557,8 +418,8 @@ class EmbeddedStore:
         them journaled at once; unordered goes on past a failure, ordered stops at it."""
         if bypass_document_validation or session is not None or let is not None:
             raise NotImplementedError("the embedded store's bulk_write takes requests and ordered only")
-        calls = _BulkCalls.of(requests)
-        outcome = _BulkOutcome()
+        calls = BulkCalls.of(requests)
+        outcome = BulkOutcome()
         records: list[dict[str, Any]] = []
         try:
             for index, (method, args, kwargs) in enumerate(calls):
