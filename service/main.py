@@ -1,5 +1,6 @@
 """create_app(settings): the FastAPI application, its store, its workers and its error answers."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = await connect(settings)
         storage = LocalStorage(settings.files_dir)
-        storage.prepare()
+        await asyncio.to_thread(storage.prepare)
         logger.info("files: %s storage at %s", storage.kind, storage.root.resolve())
         language_model = create_language_model(settings)
         app.state.context = AppContext(

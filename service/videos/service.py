@@ -92,7 +92,7 @@ async def upload_video(
         key = storage.new_key()
         await storage.keep(received.path, key)
     except BaseException:
-        received.path.unlink(missing_ok=True)
+        await asyncio.to_thread(received.path.unlink, missing_ok=True)
         raise
     now = utc_now()
     video = Video(
