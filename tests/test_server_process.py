@@ -1,5 +1,7 @@
 """The real `video-analyzer serve` process keeps its data through a SIGKILL."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -34,3 +36,12 @@ def test_the_log_says_which_store_and_where_first(tmp_path: Path) -> None:
     with running_server(tmp_path / "data") as server:
         first_lines = server.log().splitlines()[:3]
     assert any("store: embedded" in line and str((tmp_path / "data" / "db").resolve()) in line for line in first_lines)
+
+
+def test_workers_alone_need_a_shared_mongodb(tmp_path: Path) -> None:
+    """`video-analyzer worker` scales out against one MongoDB; the embedded store lives in one process."""
+    command = [sys.executable, "-m", "service.cli", "worker"]
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path)}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "needs MONGODB_URL" in result.stderr
