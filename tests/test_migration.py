@@ -442,3 +442,11 @@ async def test_owner_gets_the_migrated_videos(settings: Settings, legacy_dir: Pa
     assert not any(document["is_public"] for document in documents)
     assert (await migrate(settings, source)).ok
     assert all(document["owner_id"] == operator.id for document in await stored(settings))
+
+
+async def test_migrated_transcripts_are_searched_in_their_own_language(settings: Settings, legacy_dir: Path) -> None:
+    source = build_legacy_db(legacy_dir / "videos.db", "deployed", VIDEOS, CHAT)
+    assert (await migrate(settings, source)).ok
+    by_id = {document["legacy"]["id"]: document for document in await stored(settings)}
+    japanese = by_id[1]
+    assert japanese["transcript"]["language"] == "ja" and japanese["search_language"] == "none"

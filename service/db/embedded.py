@@ -14,6 +14,7 @@ refused and the write rolled back. What mongomock lacks is supplied: `$text` (te
 `bulk_write` for pymongo's write models (bulk.py), and equality lookups through single-field
 unique indexes instead of scans (lookups.py).
 """
+
 import asyncio
 import fcntl
 import logging

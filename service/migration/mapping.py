@@ -29,6 +29,7 @@ from service.clock import store_precision
 from service.db.mongodb import MAX_DOCUMENT_BYTES
 from service.errors import InvalidInput
 from service.migration.source import DEPLOYED_CHAT_COLUMNS, DOCUMENTED_CHAT_COLUMNS, LegacyVideo
+from service.text import text_search_language
 from service.videos.models import ChatEntry, FileInfo, Job, MediaMetadata, Summary, Transcript, Video, VideoStatus
 from service.videos.service import requested_language
 
@@ -260,6 +261,7 @@ def _document(
         chat=chat,
         legacy=legacy,
         requested_language=_requested_language(row.get("user_selected_language")),
+        search_language=text_search_language(language),
         uploaded_at=uploaded_at,
         processed_at=processed_at,
         updated_at=updated_at,
