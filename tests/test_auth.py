@@ -5,15 +5,17 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
+from service.clock import utc_now
 from service.config import Settings
 from service.users import security
-from service.users.models import User
+from service.users.models import LoginThrottle, User
 from service.users.schemas import Registration
 from service.users.service import register
 from service.videos.models import Transcript, Video
@@ -303,3 +305,12 @@ def test_single_user_mode_on_a_public_address_warns_loudly(tmp_path: Path) -> No
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+async def test_old_failures_are_forgotten(world: World) -> None:
+    for _ in range(3):
+        await sign_in(world.http, "alice", "wrong-password")
+    stale = utc_now() - timedelta(hours=2)
+    await LoginThrottle.get_motor_collection().update_many({}, {"$set": {"updated_at": stale, "locked_until": stale}})
+    assert (await sign_in(world.http, "alice", "wrong-password")).status_code == 401, "a fresh count, not a lock"
+    assert (await sign_in(world.http, "alice", PASSWORDS["alice"])).status_code == 200

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -30,30 +31,37 @@ async def transcript_file(raw_id: str, viewer: User | None, format: TranscriptFo
     return PlainTextResponse(render(video.transcript), media_type=media_type, headers=disposition)
 
 
-def progress_of(video: Video) -> ProgressEvent:
+PROGRESS_PROJECTION = {"status": 1, "job": 1}
+
+
+def progress_of(video_id: str, document: dict[str, Any]) -> ProgressEvent:
+    job = document.get("job") or {}
     return ProgressEvent(
-        id=str(video.id),
-        status=video.status,
-        stage=video.job.stage,
-        progress=video.job.progress,
-        error=video.job.error,
-        note=video.job.note,
+        id=video_id,
+        status=document["status"],
+        stage=job.get("stage"),
+        progress=job.get("progress", 0.0),
+        error=job.get("error"),
+        note=job.get("note"),
     )
 
 
 async def progress_events(video: Video, poll_seconds: float) -> AsyncIterator[ProgressEvent]:
-    """The video's progress each time it changes, until it completes, fails or is deleted."""
+    """The video's progress each time it changes, until it completes, fails or is deleted.
+
+    Each poll reads the status and job alone, not the transcript or chat."""
+    collection = Video.get_motor_collection()
     last: ProgressEvent | None = None
-    current: Video | None = video
+    current: dict[str, Any] | None = {"status": video.status, "job": video.job.model_dump()}
     while current is not None:
-        event = progress_of(current)
+        event = progress_of(str(video.id), current)
         if event != last:
             yield event
             last = event
-        if current.status in FINAL_STATUSES:
+        if event.status in FINAL_STATUSES:
             return
         await asyncio.sleep(poll_seconds)
-        current = await Video.get(video.id)
+        current = await collection.find_one({"_id": video.id}, PROGRESS_PROJECTION)
 
 
 async def reprocess(raw_id: str, viewer: User | None) -> Video:

@@ -19,6 +19,7 @@ from service.users.schemas import AccessToken, ApiKeyCreated, ApiKeyOut, Registr
 logger = logging.getLogger(__name__)
 
 MAX_LOCK_SECONDS = 15 * 60
+FAILURE_WINDOW = timedelta(hours=1)
 ADDRESS_FAILURE_ALLOWANCE = 4
 """An address may fail this many times more than one username: several people share addresses."""
 
@@ -54,16 +55,20 @@ async def _check_not_locked(keys: list[tuple[str, int]]) -> None:
 
 
 async def _record_failure(keys: list[tuple[str, int]], max_failures: int) -> None:
-    """Each failure past the allowance doubles the wait, up to 15 minutes."""
+    """Each failure past the allowance doubles the wait, up to 15 minutes. Failures older than
+    FAILURE_WINDOW are forgotten: a counter starts again after a quiet spell."""
     collection = LoginThrottle.get_motor_collection()
     now = utc_now()
     for key, allowance in keys:
         throttle = await collection.find_one_and_update(
-            {"_id": key},
+            {"_id": key, "updated_at": {"$gte": now - FAILURE_WINDOW}},
             {"$inc": {"failures": 1}, "$set": {"updated_at": now}},
-            upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        if throttle is None:
+            fresh = {"failures": 1, "updated_at": now, "locked_until": None}
+            await collection.update_one({"_id": key}, {"$set": fresh}, upsert=True)
+            throttle = fresh
         excess = throttle["failures"] - (max_failures + allowance)
         if excess >= 0:
             lock = min(2**excess, MAX_LOCK_SECONDS)
