@@ -21,6 +21,37 @@ class StoredFile:
     sha256: str
 
 
+class IncomingFile:
+    """A file being received: written, counted and hashed as it comes, and on disk (fsynced)
+    once finished. Blocking: use it from a worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self._file: BinaryIO | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            self._file = open(self.path, "wb")
+        self._file.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+
+    def finish(self) -> StoredFile:
+        if self._file is None:
+            self._file = open(self.path, "wb")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return StoredFile(size=self.size, sha256=self.sha256.hexdigest())
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
 class LocalStorage:
     """A folder of files; uploads land in `.incoming/` and are renamed into place once accepted."""
 
@@ -77,22 +108,16 @@ class LocalStorage:
         """Write into `.incoming/`, fsync, then rename into place: a crash leaves no half file under `key`."""
         target = self.path(key)
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
-        incoming = self.new_incoming_path()
-        digest = hashlib.sha256()
-        size = 0
+        incoming = IncomingFile(self.new_incoming_path())
         try:
-            with open(incoming, "wb") as file:
-                for chunk in chunks:
-                    file.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                file.flush()
-                os.fsync(file.fileno())
-            self._rename_durably(incoming, target)
+            for chunk in chunks:
+                incoming.write(chunk)
+            stored = incoming.finish()
+            self._rename_durably(incoming.path, target)
         except BaseException:
-            incoming.unlink(missing_ok=True)
+            incoming.discard()
             raise
-        return StoredFile(size=size, sha256=digest.hexdigest())
+        return stored
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, missing_ok=True)

@@ -7,17 +7,15 @@ bounded memory while it is hashed, counted, and cut off at the limit.
 """
 
 import asyncio
-import hashlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.errors import InvalidInput, PayloadTooLarge
+from service.storage.service import IncomingFile
 
 FILE_FIELD = "file"
 FLUSH_BYTES = 1024 * 1024
@@ -41,37 +39,17 @@ class _Part:
     text: bytearray = field(default_factory=bytearray)
 
 
-class _FileSink:
-    """The destination file and its running size and hash; written from a worker thread."""
+class _FileSink(IncomingFile):
+    """The upload's file, cut off at the size limit; finished (on disk) before it is acknowledged."""
 
     def __init__(self, path: Path, max_bytes: int) -> None:
-        self.path = path
+        super().__init__(path)
         self.max_bytes = max_bytes
-        self.size = 0
-        self.sha256 = hashlib.sha256()
-        self._file: BinaryIO | None = None
 
     def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.max_bytes:
+        if self.size + len(data) > self.max_bytes:
             raise PayloadTooLarge(f"the file is larger than the limit of {self.max_bytes // (1024 * 1024)} MB")
-        if self._file is None:
-            self._file = open(self.path, "wb")
-        self._file.write(data)
-        self.sha256.update(data)
-
-    def finish(self) -> None:
-        """Close the file once its bytes are on disk, so an acknowledged upload survives a crash."""
-        if self._file is None:
-            self._file = open(self.path, "wb")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self.path.unlink(missing_ok=True)
+        super().write(data)
 
 
 class MultipartUploadReceiver:
@@ -102,15 +80,15 @@ class MultipartUploadReceiver:
             await self._flush()
             if not self._file_seen:
                 raise InvalidInput(f"the multipart field '{FILE_FIELD}' with a file is required")
-            await asyncio.to_thread(self.sink.finish)
+            stored = await asyncio.to_thread(self.sink.finish)
         except BaseException:
             await asyncio.to_thread(self.sink.discard)
             raise
         return ReceivedUpload(
             path=self.sink.path,
             filename=self.filename or "",
-            size=self.sink.size,
-            sha256=self.sink.sha256.hexdigest(),
+            size=stored.size,
+            sha256=stored.sha256,
             fields=self.fields,
         )
 
