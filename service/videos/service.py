@@ -1,8 +1,6 @@
 """Videos: accepting uploads, listing, reading and deleting them."""
 
 import asyncio
-import base64
-import binascii
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,6 +13,7 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from service.clock import utc_now
 from service.context import AppContext
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from service.pagination import decode_cursor, encode_cursor
 from service.processing.media import content_type_of, probe
 from service.users.models import User
 from service.videos.models import FileInfo, Job, Video, VideoStatus
@@ -130,15 +129,14 @@ def requested_language(raw: str | None) -> str:
 
 
 def _encode_cursor(video: Video) -> str:
-    millis = int(video.uploaded_at.timestamp() * 1000)
-    return base64.urlsafe_b64encode(f"{millis}:{video.id}".encode()).decode()
+    return encode_cursor(int(video.uploaded_at.timestamp() * 1000), video.id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, PydanticObjectId]:
+    millis, raw_id = decode_cursor(cursor, 2)
     try:
-        millis, raw_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
         return datetime.fromtimestamp(int(millis) / 1000, UTC), PydanticObjectId(raw_id)
-    except (ValueError, binascii.Error, InvalidId, UnicodeDecodeError):
+    except (ValueError, InvalidId, OverflowError, OSError):
         raise InvalidInput("cursor is not one this service returned") from None
 
 
