@@ -21,7 +21,6 @@ class Settings(BaseSettings):
     mongodb_connect_timeout_ms: int = Field(default=10_000, ge=1)
     mongodb_server_selection_timeout_ms: int = Field(default=10_000, ge=1)
     mongodb_socket_timeout_ms: int = Field(default=30_000, ge=1)
-    embedded_compact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
     # Files
     data_dir: Path = Path("data")

@@ -1,9 +1,11 @@
 """create_app(settings): the FastAPI application, its store, its workers and its error answers."""
 
 import asyncio
+import errno
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -16,6 +18,7 @@ from service.ai.service import create_language_model
 from service.chat.router import router as chat_router
 from service.config import Settings
 from service.context import AppContext
+from service.db.durable import StoreWriteFailed
 from service.db.service import connect
 from service.errors import DocumentFull, ServiceError
 from service.health.router import router as health_router
@@ -55,6 +58,20 @@ async def _document_too_large(request: Request, error: Exception) -> JSONRespons
     )
 
 
+async def _store_write_failed(request: Request, error: StoreWriteFailed) -> JSONResponse:
+    logger.error("%s %s: %s", request.method, request.url.path, error)
+    status = HTTPStatus.INSUFFICIENT_STORAGE if error.disk_full else HTTPStatus.SERVICE_UNAVAILABLE
+    return _error(status, str(error))
+
+
+async def _os_error(request: Request, error: OSError) -> JSONResponse:
+    """A full disk while a file is written (an upload) is the server's condition, not a crash."""
+    if error.errno == errno.ENOSPC:
+        logger.error("%s %s: %s", request.method, request.url.path, error)
+        return _error(HTTPStatus.INSUFFICIENT_STORAGE, "the server's disk is full; nothing of this request was kept")
+    return await _unexpected_error(request, error)
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
     return _error(500, "internal error; the service log has the details")
@@ -91,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
     app.add_exception_handler(WriteError, _write_error)
+    app.add_exception_handler(StoreWriteFailed, _store_write_failed)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected_error)
     for router in (
         health_router,

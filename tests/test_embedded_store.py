@@ -8,14 +8,14 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, WriteError
 
 from service.config import Settings
-from service.db.embedded import JOURNAL_NAME, SNAPSHOT_NAME, EmbeddedClient, EmbeddedStore
+from service.db.embedded import EmbeddedClient, EmbeddedStore
 from service.db.service import connect
 
 BIG_TEXT = "x" * (6 * 1024 * 1024)
 
 
-async def open_collection(directory: Path, compact_bytes: int = 64 * 1024 * 1024) -> tuple[EmbeddedClient, object]:
-    store = EmbeddedStore(directory, compact_bytes)
+async def open_collection(directory: Path) -> tuple[EmbeddedClient, object]:
+    store = EmbeddedStore(directory)
     await store.run(store.open)
     client = EmbeddedClient(store)
     return client, client["app"]["videos"]
@@ -64,29 +64,6 @@ async def test_acknowledged_writes_survive_a_reopen(tmp_path: Path, videos: obje
     ]
 
 
-async def test_a_torn_journal_tail_is_cut_off(tmp_path: Path, videos: object) -> None:
-    await videos.insert_one({"_id": "kept"})
-    with open(tmp_path / JOURNAL_NAME, "ab") as journal:
-        journal.write(b"\x40\x00\x00\x00\x12\x34half a record")
-    again = await reopened(tmp_path)
-    assert await again.find({}).to_list(None) == [{"_id": "kept"}]
-    await again.insert_one({"_id": "after"})
-    assert sorted(d["_id"] for d in await (await reopened(tmp_path)).find({}).to_list(None)) == ["after", "kept"]
-
-
-async def test_compaction_writes_a_snapshot_and_loses_nothing(tmp_path: Path) -> None:
-    client, videos = await open_collection(tmp_path, compact_bytes=4096)
-    OPEN.append(client)
-    for i in range(200):
-        await videos.insert_one({"_id": i, "text": "words " * 20})
-    await videos.delete_many({"_id": {"$lt": 50}})
-    assert (tmp_path / SNAPSHOT_NAME).stat().st_size > 0
-    assert (tmp_path / JOURNAL_NAME).stat().st_size <= 4096
-    again = await reopened(tmp_path)
-    assert await again.count_documents({}) == 150
-    assert (await again.find_one({"_id": 199}))["text"] == "words " * 20
-
-
 async def test_an_insert_over_16_mb_is_refused_and_not_kept(tmp_path: Path, videos: object) -> None:
     with pytest.raises(DocumentTooLarge):
         await videos.insert_one({"_id": "huge", "text": BIG_TEXT * 3})
@@ -103,7 +80,7 @@ async def test_an_update_past_16_mb_is_refused_and_rolled_back(tmp_path: Path, v
     assert len((await (await reopened(tmp_path)).find_one({"_id": "v"}))["chat"]) == 2
 
 
-async def test_unique_sparse_index_is_enforced_and_nothing_journaled(tmp_path: Path, videos: object) -> None:
+async def test_unique_sparse_index_is_enforced_and_nothing_kept(tmp_path: Path, videos: object) -> None:
     await videos.create_index([("legacy.id", 1)], unique=True, sparse=True)
     await videos.insert_one({"_id": 1, "legacy": {"id": 7}})
     await videos.insert_one({"_id": 2})
@@ -141,7 +118,7 @@ async def test_start_up_creates_every_index_of_the_design(tmp_path: Path) -> Non
     assert keys["search"] == ["filename", "summary.text", "transcript.text"]
 
 
-async def test_bulk_write_upserts_are_journaled_and_idempotent(tmp_path: Path, videos: object) -> None:
+async def test_bulk_write_upserts_are_kept_and_idempotent(tmp_path: Path, videos: object) -> None:
     await videos.create_index([("legacy.id", 1)], unique=True, sparse=True)
 
     def upserts() -> list[UpdateOne]:

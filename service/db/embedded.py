@@ -1,12 +1,12 @@
-"""The embedded store: mongomock-motor made durable, and as strict as MongoDB where we can hit it.
+"""The embedded store: mongomock-motor made durable on SQLite, and as strict as MongoDB where we can hit it.
 
-mongomock keeps documents in memory and has no persistence, so this module adds it. Every
-operation runs on one dedicated thread (the event loop never blocks on it, and operations are
-serialized as MongoDB serializes writes to one document). A write records which documents it
-touched; once it returns, each touched document's new state is appended to the journal and
-fsynced before the caller gets its answer. The journal is compacted into a snapshot when it
-outgrows `compact_bytes`, so a write costs what the documents it touched weigh, not the store.
-One process at a time opens a store (a lock file): two writers would interleave their journals.
+mongomock keeps documents in memory and answers queries; durable.py keeps them in one SQLite file.
+Every operation runs on one dedicated thread (the event loop never blocks on it, and operations
+are serialized as MongoDB serializes writes to one document). A write records which documents it
+touched; once it returns, their new states are committed in one SQLite transaction before the
+caller gets its answer, and if that commit fails the write is undone in memory too, so what a
+client was told failed is neither visible now nor after a restart. One process at a time opens a
+store (a lock file); other processes read it through `durable.read_snapshot`.
 
 Where mongomock is more lenient than MongoDB in ways the service can hit, it is made strict
 here: a document over 16 MiB, or a language override value text search does not support, is
@@ -16,6 +16,7 @@ unique indexes instead of scans (lookups.py).
 """
 
 import asyncio
+import dataclasses
 import fcntl
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -36,16 +37,17 @@ from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
 from pymongo.results import BulkWriteResult
 
 from service.db.bulk import BulkCalls, BulkOutcome
-from service.db.journal import Journal, read_records, write_snapshot
+from service.db.converted import old_store_files, read_old_store, set_old_store_aside
+from service.db.durable import DATABASE_NAME, Change, DurableFile, LoadedStore, StoreWriteFailed
 from service.db.lookups import EqualityLookup, is_lookup_value
 from service.db.mongodb import MAX_DOCUMENT_BYTES, TEXT_SCORE
 from service.db.text_search import TextIndexSpec, TextSearcher, check_languages
+from service.durability import fsync_directory
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_NAME = "snapshot.bson"
-JOURNAL_NAME = "journal.bson"
 LOCK_NAME = "LOCK"
+CONVERTING_SUFFIX = ".converting"
 
 T = TypeVar("T")
 
@@ -67,14 +69,13 @@ _THREADED_METHODS = (
     "count_documents",
     "estimated_document_count",
     "distinct",
-    "drop_index",
-    "drop_indexes",
     "index_information",
 )
 
 
 def _exclusive_lock(path: Path) -> BinaryIO:
-    """One process at a time: a second writer would interleave its journal with ours."""
+    """One process at a time: mongomock's memory is the truth while serving, so two writers would
+    each miss the other's writes."""
     handle = open(path, "a+b")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,6 +86,19 @@ def _exclusive_lock(path: Path) -> BinaryIO:
             "or run every process against MongoDB (MONGODB_URL)"
         ) from None
     return handle
+
+
+def store_in_use(directory: Path) -> bool:
+    """Whether a process has the store at `directory` open now."""
+    path = directory / LOCK_NAME
+    if not path.exists():
+        return False
+    with open(path, "rb") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
 
 
 class _WriteTracker:
@@ -222,16 +236,24 @@ def _sortable(value: Any) -> tuple[bool, Any]:
     return (value is not None, value)
 
 
-class EmbeddedStore:
-    """The in-process database: mongomock data, one thread to run on, a journal and a snapshot."""
+@dataclass
+class _PendingWrite:
+    """What one acknowledged write changed, and how to undo it in memory if its commit fails."""
 
-    def __init__(self, directory: Path, compact_bytes: int) -> None:
+    changes: list[Change] = dataclasses.field(default_factory=list)
+    undo: list[tuple["_TrackedCollectionStore", _WriteTracker]] = dataclasses.field(default_factory=list)
+
+
+class EmbeddedStore:
+    """The in-process database: mongomock data, one thread to run on, and a SQLite file beneath."""
+
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.compact_bytes = compact_bytes
         self.mongo = mongomock.MongoClient(tz_aware=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-store")
-        self._journal: Journal | None = None
+        self._file: DurableFile | None = None
         self._searchers: dict[tuple[str, str], TextSearcher] = {}
+        self._index_definitions: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._lock: BinaryIO | None = None
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -244,46 +266,93 @@ class EmbeddedStore:
     # Start-up and shut-down
 
     def open(self) -> int:
-        """Load the snapshot, replay the journal, and return how many documents were loaded."""
+        """Verify and load the store (converting one in the old format first); the documents loaded.
+
+        StoreDamaged, with nothing changed, when any part of it is damaged."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = _exclusive_lock(self.directory / LOCK_NAME)
-        snapshot, _ = read_records(self.directory / SNAPSHOT_NAME)
-        journal, valid_length = read_records(self.directory / JOURNAL_NAME)
-        for record in snapshot + journal:
-            self._apply(record)
-        self._journal = Journal(self.directory / JOURNAL_NAME, valid_length)
-        return sum(
-            len(self.collection(db, name)._store._documents)
-            for db in self.mongo.list_database_names()
-            for name in self.mongo[db].list_collection_names()
-        )
+        try:
+            self._convert_old_store()
+            self._file = DurableFile(self.directory / DATABASE_NAME)
+            loaded = self._file.open()
+            self._load(loaded)
+        except BaseException:
+            self._release()
+            raise
+        return loaded.count
+
+    def _convert_old_store(self) -> None:
+        """Move a store written before the SQLite layer into it, once, keeping the old files aside.
+
+        The new file is written whole under another name and renamed into place, so a crash
+        during the conversion leaves the old store as it was, to be converted again."""
+        if not old_store_files(self.directory):
+            return
+        target = self.directory / DATABASE_NAME
+        if not target.exists():
+            changes = read_old_store(self.directory)
+            converting = target.with_name(target.name + CONVERTING_SUFFIX)
+            converting.unlink(missing_ok=True)
+            scratch = DurableFile(converting)
+            scratch.open()
+            scratch.commit(changes)
+            scratch.close()
+            converting.replace(target)
+            fsync_directory(self.directory)
+            logger.info("store: converted %d documents from the journal and snapshot files", len(changes))
+        set_old_store_aside(self.directory)
+
+    def _load(self, loaded: LoadedStore) -> None:
+        for (database, name), documents in loaded.documents.items():
+            self.collection(database, name)._store._documents.update((doc["_id"], doc) for doc in documents)
+        for database, name, definition in loaded.indexes:
+            self._index_definitions[(database, name, definition["name"])] = definition
+            self._create_index(self.collection(database, name), definition["key"], definition["options"])
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         if self._lock is not None:
             self._lock.close()
             self._lock = None
 
-    def _apply(self, record: dict[str, Any]) -> None:
-        store = self.collection(record["d"], record["c"])._store
-        store.lookups = {}
-        documents = store._documents
-        if "put" in record:
-            documents[record["put"]["_id"]] = record["put"]
-        elif "del" in record:
-            documents.pop(record["del"], None)
-        else:
-            documents.clear()
+    @property
+    def file(self) -> DurableFile:
+        if self._file is None:
+            raise RuntimeError("the embedded store is not open")
+        return self._file
 
     # Indexes and reads
 
     def create_index(
         self, collection: mongomock.Collection, keys: list[tuple[str, Any]], options: dict[str, Any]
     ) -> str:
+        """Create the index in memory, and keep its definition in the file when it is new or changed."""
+        name = self._create_index(collection, keys, options)
+        place = (*self._place(collection), name)
+        definition = {"name": name, "key": [list(pair) for pair in keys], "options": options}
+        if self._index_definitions.get(place) != definition:
+            self.file.save_index(*place, definition)
+            self._index_definitions[place] = definition
+        return name
+
+    def drop_index(self, collection: mongomock.Collection, name: str) -> None:
+        self.file.forget_indexes(*self._place(collection), name)
+        definition = self._index_definitions.pop((*self._place(collection), name), None)
+        if definition is not None and any(kind == "text" for _, kind in definition["key"]):
+            self._searchers.pop(self._place(collection), None)
+        collection.drop_index(name)
+
+    def _create_index(
+        self, collection: mongomock.Collection, keys: list[tuple[str, Any]], options: dict[str, Any]
+    ) -> str:
         """mongomock keeps a text index's keys but not its options; `$text` needs them all."""
+        keys = [(name, kind) for name, kind in keys]
         if any(kind == "text" for _, kind in keys):
             self._searchers[self._place(collection)] = TextSearcher(TextIndexSpec.from_index(keys, options))
         mongomock_options = {
@@ -325,30 +394,33 @@ class EmbeddedStore:
     # Writes
 
     def write(self, collection: mongomock.Collection, method: str, args: tuple, kwargs: dict) -> Any:
-        """Run one write, then journal (or, if a document grew past 16 MiB, undo) what it touched."""
+        """Run one write, then commit what it touched (or undo it, if MongoDB would refuse it)."""
         if method == "bulk_write":
             return self._bulk_write(collection, *args, **kwargs)
-        records: list[dict[str, Any]] = []
+        pending = _PendingWrite()
         try:
-            return self._tracked(collection, records, getattr(collection, method), *args, **kwargs)
+            return self._tracked(collection, pending, getattr(collection, method), *args, **kwargs)
         finally:
-            self._append(records)
+            self._commit(pending)
 
     def drop(self, collection: mongomock.Collection) -> None:
+        self.file.drop_collection(*self._place(collection))
+        for place in [place for place in self._index_definitions if place[:2] == self._place(collection)]:
+            del self._index_definitions[place]
+        self._searchers.pop(self._place(collection), None)
         collection.drop()
-        self._append([{"d": collection.database.name, "c": collection.name, "drop": True}])
 
     def _tracked(
         self,
         collection: mongomock.Collection,
-        records: list[dict[str, Any]],
+        pending: _PendingWrite,
         operation: Callable[..., T],
         *args: Any,
         **kwargs: Any,
     ) -> T:
-        """Run one operation and add the journal records of what it changed to `records`.
+        """Run one operation and add what it changed to `pending`.
 
-        An operation that took a document past 16 MiB is undone and refused, as MongoDB refuses it."""
+        An operation MongoDB would refuse (a document past 16 MiB, say) is undone and refused."""
         store: _TrackedCollectionStore = collection._store
         tracker = _WriteTracker()
         store.tracker = tracker
@@ -356,37 +428,38 @@ class EmbeddedStore:
             return operation(*args, **kwargs)
         finally:
             store.tracker = None
-            self._settle(collection, tracker, records)
+            self._settle(collection, tracker, pending)
 
-    def _settle(self, collection: mongomock.Collection, tracker: _WriteTracker, records: list[dict[str, Any]]) -> None:
+    def _settle(self, collection: mongomock.Collection, tracker: _WriteTracker, pending: _PendingWrite) -> None:
         store: _TrackedCollectionStore = collection._store
         documents = store._documents
-        place = {"d": collection.database.name, "c": collection.name}
-        changed: list[dict[str, Any]] = []
+        database, name = self._place(collection)
+        changed: list[tuple[Change, dict[str, Any] | None]] = []
         oversized: list[Any] = []
         for key, prior in tracker.prior.items():
             current = documents.get(key)
             if current is None:
                 if prior is not None:
-                    changed.append({**place, "del": key})
+                    changed.append((Change(database, name, key, None), None))
                 continue
             encoded = bson.encode(current)
             if len(encoded) > MAX_DOCUMENT_BYTES:
                 oversized.append(key)
             elif encoded != prior:
-                changed.append({**place, "put": current})
-        refusal = self._refusal(collection, changed, oversized, tracker)
+                changed.append((Change(database, name, key, encoded), current))
+        refusal = self._refusal(collection, [document for _, document in changed], oversized, tracker)
         if refusal is not None:
             self._roll_back(documents, tracker)
         store.refresh_lookups(tracker.prior)
         if refusal is not None:
             raise refusal
-        records.extend(changed)
+        pending.changes.extend(change for change, _ in changed)
+        pending.undo.append((store, tracker))
 
     def _refusal(
         self,
         collection: mongomock.Collection,
-        changed: list[dict[str, Any]],
+        changed: list[dict[str, Any] | None],
         oversized: list[Any],
         tracker: _WriteTracker,
     ) -> Exception | None:
@@ -398,9 +471,9 @@ class EmbeddedStore:
         if searcher is None:
             return None
         try:
-            for record in changed:
-                if "put" in record:
-                    check_languages(record["put"], searcher.spec)
+            for document in changed:
+                if document is not None:
+                    check_languages(document, searcher.spec)
         except WriteError as error:
             return error
         return None
@@ -416,16 +489,16 @@ class EmbeddedStore:
         let: Any = None,
     ) -> BulkWriteResult:
         """MongoDB's bulk write: each operation on its own (one that fails is refused alone), all of
-        them journaled at once; unordered goes on past a failure, ordered stops at it."""
+        them committed at once; unordered goes on past a failure, ordered stops at it."""
         if bypass_document_validation or session is not None or let is not None:
             raise NotImplementedError("the embedded store's bulk_write takes requests and ordered only")
         calls = BulkCalls.of(requests)
         outcome = BulkOutcome()
-        records: list[dict[str, Any]] = []
+        pending = _PendingWrite()
         try:
             for index, (method, args, kwargs) in enumerate(calls):
                 try:
-                    result = self._tracked(collection, records, getattr(collection, method), *args, **kwargs)
+                    result = self._tracked(collection, pending, getattr(collection, method), *args, **kwargs)
                 except (WriteError, DocumentTooLarge) as error:
                     outcome.failed(index, error, args[0])
                     if ordered:
@@ -433,8 +506,18 @@ class EmbeddedStore:
                 else:
                     outcome.succeeded(index, method, result)
         finally:
-            self._append(records)
+            self._commit(pending)
         return outcome.result()
+
+    def _commit(self, pending: _PendingWrite) -> None:
+        """Make the write durable before it is acknowledged; if that fails, undo it in memory as well."""
+        try:
+            self.file.commit(pending.changes)
+        except StoreWriteFailed:
+            for store, tracker in reversed(pending.undo):
+                self._roll_back(store._documents, tracker)
+                store.refresh_lookups(tracker.prior)
+            raise
 
     @staticmethod
     def _roll_back(documents: dict[Any, Any], tracker: _WriteTracker) -> None:
@@ -450,25 +533,6 @@ class EmbeddedStore:
         if was_insert:
             return DocumentTooLarge(message)
         return WriteError(message, code=17419, details={"errmsg": message, "code": 17419})
-
-    def _append(self, records: list[dict[str, Any]]) -> None:
-        if self._journal is None:
-            raise RuntimeError("the embedded store is not open")
-        self._journal.append(records)
-        if self._journal.size > self.compact_bytes:
-            self.compact()
-
-    def compact(self) -> None:
-        """Write every document into a new snapshot, then empty the journal."""
-        write_snapshot(self.directory / SNAPSHOT_NAME, self._all_records())
-        if self._journal is not None:
-            self._journal.reset()
-
-    def _all_records(self) -> Iterator[dict[str, Any]]:
-        for db in self.mongo.list_database_names():
-            for name in self.mongo[db].list_collection_names():
-                for document in list(self.collection(db, name)._store._documents.values()):
-                    yield {"d": db, "c": name, "put": document}
 
 
 def _sort_keys(key_or_list: Any, direction: Any = None) -> list[tuple[str, Any]]:
@@ -585,6 +649,15 @@ class EmbeddedCollection(AsyncMongoMockCollection):
 
     async def drop(self, *args: Any, **kwargs: Any) -> None:
         await self._embedded.run(self._embedded.drop, self._mongo)
+
+    async def drop_index(self, index_or_name: Any, **kwargs: Any) -> None:
+        name = index_or_name if isinstance(index_or_name, str) else helpers.gen_index_name(_sort_keys(index_or_name))
+        await self._embedded.run(self._embedded.drop_index, self._mongo, name)
+
+    async def drop_indexes(self, **kwargs: Any) -> None:
+        for name in await self.index_information():
+            if name != "_id_":
+                await self.drop_index(name)
 
 
 def _add_threaded_methods(cls: type) -> type:

@@ -45,9 +45,13 @@ def _motor_client(settings: Settings) -> AsyncIOMotorClient:
 
 
 async def _embedded_client(settings: Settings) -> EmbeddedClient:
-    store = EmbeddedStore(settings.embedded_dir, settings.embedded_compact_bytes)
+    store = EmbeddedStore(settings.embedded_dir)
     loaded = await asyncio.to_thread(store.open)
-    logger.info("store: embedded (mongomock-motor) at %s, %d documents loaded", store.directory.resolve(), loaded)
+    logger.info(
+        "store: embedded (mongomock-motor on SQLite) at %s, %d documents loaded and verified",
+        store.directory.resolve(),
+        loaded,
+    )
     return EmbeddedClient(store)
 
 

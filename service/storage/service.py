@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from service.db.journal import fsync_directory
+from service.durability import fsync_directory
 
 COPY_CHUNK_BYTES = 1024 * 1024
 

@@ -1,0 +1,397 @@
+"""The embedded store's durable layer: one SQLite file under DATA_DIR/db.
+
+mongomock answers queries in memory; this file is what survives the process. SQLite runs in WAL
+mode with `synchronous=FULL`, so a committed transaction is on disk before the commit returns.
+Each collection is a table with one row per document: its `_id` (as BSON), the document's BSON,
+and a CRC-32 of that BSON, checked again whenever the row is read. The index definitions sit in a
+table of their own. One write of the store is one SQLite transaction, committed before the write
+is acknowledged; a commit that fails leaves nothing behind, and the caller undoes its change in
+memory.
+
+Opening checks everything (SQLite's integrity check, then every row's checksum, BSON and `_id`)
+and refuses a damaged store with a report of what is damaged; it never opens with fewer documents
+than were stored. `read_snapshot` reads the same file from another process (`check`, `export`)
+in one read transaction, so it sees one consistent state while the service writes.
+"""
+
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bson
+
+from service.db.wal import verify_wal
+
+DATABASE_NAME = "store.sqlite3"
+APPLICATION_ID = 0x56414E31  # "VAN1": this file is a Video Analyzer store
+FORMAT_VERSION = 1
+SQLITE_CORRUPT = 11
+SQLITE_FULL = 13
+SQLITE_NOTADB = 26
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    database TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    table_name TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (database, collection)
+);
+CREATE TABLE IF NOT EXISTS indexes (
+    database TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    name TEXT NOT NULL,
+    definition BLOB NOT NULL,
+    PRIMARY KEY (database, collection, name)
+);
+"""
+
+
+class StoreDamaged(RuntimeError):
+    """The store's file is damaged; it was not opened, and nothing in it was changed."""
+
+
+class StoreWriteFailed(RuntimeError):
+    """A commit failed (a full disk, an I/O error); nothing of the write was kept."""
+
+    def __init__(self, message: str, disk_full: bool) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
+
+
+@dataclass(frozen=True)
+class Change:
+    """One document's new state after a write: its BSON, or None when it was deleted."""
+
+    database: str
+    collection: str
+    key: Any
+    body: bytes | None
+
+
+@dataclass
+class Damage:
+    """What was found wrong in a store: problems (each naming its file), and damaged `_id`s."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    documents: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_problem(self, problem: str) -> None:
+        self.problems.append(f"{self.path}: {problem}")
+
+    def add_document(self, place: str, key: str) -> None:
+        self.documents.setdefault(place, []).append(key)
+
+    def __bool__(self) -> bool:
+        return bool(self.problems or self.documents)
+
+    def report(self) -> str:
+        lines = list(self.problems)
+        for place, keys in self.documents.items():
+            shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+            lines.append(f"{self.path}: collection {place}: {len(keys)} damaged document(s): {shown}")
+        return "\n".join(lines)
+
+
+def encode_key(key: Any) -> bytes:
+    """A document's `_id` as the row key: equal ids give equal bytes."""
+    return bson.encode({"_id": key})
+
+
+def checksum(body: bytes) -> int:
+    return zlib.crc32(body)
+
+
+def _describe_key(raw_key: bytes, rowid: int) -> str:
+    try:
+        return str(bson.decode(raw_key)["_id"])
+    except Exception:
+        return f"(row {rowid}, unreadable _id)"
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    else:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA cell_size_check=ON")
+    return connection
+
+
+def _check_integrity(connection: sqlite3.Connection, damage: Damage) -> None:
+    rows = connection.execute("PRAGMA integrity_check").fetchall()
+    if rows != [("ok",)]:
+        for (row,) in rows:
+            damage.add_problem(f"SQLite integrity check: {row}")
+
+
+class _Reader:
+    """Reads and verifies rows of an open connection."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def tables(self) -> list[tuple[str, str, str]]:
+        rows = self.connection.execute("SELECT database, collection, table_name FROM collections ORDER BY rowid")
+        return list(rows)
+
+    def documents(self, table: str, place: str, damage: Damage) -> Iterator[dict[str, Any]]:
+        """Every sound document of a table; damaged rows are added to `damage` instead."""
+        for rowid, raw_key, body, crc in self.connection.execute(f'SELECT rowid, id, body, crc FROM "{table}"'):
+            document = self._verified(raw_key, body, crc)
+            if document is None:
+                damage.add_document(place, _describe_key(raw_key, rowid))
+            else:
+                yield document
+
+    @staticmethod
+    def _verified(raw_key: Any, body: Any, crc: Any) -> dict[str, Any] | None:
+        if not isinstance(body, bytes) or not isinstance(raw_key, bytes) or checksum(body) != crc:
+            return None
+        try:
+            document = bson.decode(body)
+        except Exception:
+            return None
+        return document if encode_key(document.get("_id")) == raw_key else None
+
+    def index_definitions(self) -> list[tuple[str, str, dict[str, Any]]]:
+        rows = self.connection.execute("SELECT database, collection, definition FROM indexes ORDER BY rowid")
+        return [(database, collection, bson.decode(definition)) for database, collection, definition in rows]
+
+
+@dataclass
+class LoadedStore:
+    """Everything a store held when it was opened."""
+
+    documents: dict[tuple[str, str], list[dict[str, Any]]]
+    indexes: list[tuple[str, str, dict[str, Any]]]
+
+    @property
+    def count(self) -> int:
+        return sum(len(documents) for documents in self.documents.values())
+
+
+def _check_header(connection: sqlite3.Connection, damage: Damage, fresh: bool) -> None:
+    application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if fresh and application_id == 0 and version == 0:
+        return
+    if application_id != APPLICATION_ID:
+        damage.add_problem(f"not a Video Analyzer store (application id {application_id:#x})")
+    elif version != FORMAT_VERSION:
+        damage.add_problem(f"store format {version}, this version reads format {FORMAT_VERSION}")
+
+
+def _load(reader: _Reader, damage: Damage) -> LoadedStore:
+    documents = {}
+    for database, collection, table in reader.tables():
+        documents[(database, collection)] = list(reader.documents(table, f"{database}.{collection}", damage))
+    return LoadedStore(documents, reader.index_definitions())
+
+
+def damaged_message(damage: Damage) -> str:
+    return (
+        f"the embedded store is damaged; it was not opened and nothing in it was changed:\n{damage.report()}\n"
+        "Run `video-analyzer check` for the whole report. To recover: restore your last export into an empty "
+        "DATA_DIR with `video-analyzer import BACKUP.tar`, or keep every intact document with "
+        "`video-analyzer export --salvage intact.tar`, move the damaged db folder aside, and import that archive."
+    )
+
+
+class DurableFile:
+    """The SQLite file one serving process writes; use it from one thread at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._tables: dict[tuple[str, str], str] = {}
+
+    def open(self) -> LoadedStore:
+        """Verify and load the file (a new one when there is none); StoreDamaged if anything is wrong."""
+        fresh = not self.path.exists()
+        damage = Damage(self.path, verify_wal(self.path))
+        connection: sqlite3.Connection | None = None
+        loaded: LoadedStore | None = None
+        try:
+            if not damage:
+                connection = _connect(self.path, read_only=False)
+                loaded = self._verified_load(connection, damage, fresh)
+        except sqlite3.DatabaseError as error:
+            if not is_corruption(error):
+                raise
+            damage.add_problem(f"SQLite cannot read it: {error}")
+        if damage or loaded is None or connection is None:
+            if connection is not None:
+                connection.close()
+            raise StoreDamaged(damaged_message(damage))
+        self._connection = connection
+        self._tables = {(database, collection): table for database, collection, table in _Reader(connection).tables()}
+        return loaded
+
+    @staticmethod
+    def _verified_load(connection: sqlite3.Connection, damage: Damage, fresh: bool) -> LoadedStore | None:
+        _check_header(connection, damage, fresh)
+        if not damage:
+            _check_integrity(connection, damage)
+        if damage:
+            return None
+        if fresh:
+            connection.executescript(
+                f"PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={FORMAT_VERSION};" + _SCHEMA
+            )
+        return _load(_Reader(connection), damage)
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close: a cleanly stopped store is one file."""
+        if self._connection is not None:
+            try:
+                self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self._connection.close()
+            self._connection = None
+
+    def commit(self, changes: Iterable[Change]) -> None:
+        """Write every change in one transaction; StoreWriteFailed, with nothing kept, if it fails."""
+        changes = list(changes)
+        if changes:
+            self._transaction(lambda connection: self._apply(connection, changes))
+
+    def save_index(self, database: str, collection: str, name: str, definition: dict[str, Any]) -> None:
+        self._transaction(
+            lambda connection: connection.execute(
+                "INSERT OR REPLACE INTO indexes VALUES (?, ?, ?, ?)",
+                (database, collection, name, bson.encode(definition)),
+            )
+        )
+
+    def forget_indexes(self, database: str, collection: str, name: str | None = None) -> None:
+        """Remove one index definition, or every one of a collection (name None)."""
+        query = "DELETE FROM indexes WHERE database = ? AND collection = ?"
+        arguments: tuple[str, ...] = (database, collection)
+        if name is not None:
+            query, arguments = query + " AND name = ?", (*arguments, name)
+        self._transaction(lambda connection: connection.execute(query, arguments))
+
+    def drop_collection(self, database: str, collection: str) -> None:
+        table = self._tables.get((database, collection))
+
+        def drop(connection: sqlite3.Connection) -> None:
+            if table is not None:
+                connection.execute(f'DROP TABLE "{table}"')
+                connection.execute(
+                    "DELETE FROM collections WHERE database = ? AND collection = ?", (database, collection)
+                )
+            connection.execute("DELETE FROM indexes WHERE database = ? AND collection = ?", (database, collection))
+
+        self._transaction(drop)
+        self._tables.pop((database, collection), None)
+
+    def _apply(self, connection: sqlite3.Connection, changes: list[Change]) -> None:
+        for change in changes:
+            table = self._table(connection, change.database, change.collection)
+            key = encode_key(change.key)
+            if change.body is None:
+                connection.execute(f'DELETE FROM "{table}" WHERE id = ?', (key,))
+            else:
+                connection.execute(
+                    f'INSERT INTO "{table}" (id, body, crc) VALUES (?, ?, ?) '
+                    "ON CONFLICT (id) DO UPDATE SET body = excluded.body, crc = excluded.crc",
+                    (key, change.body, checksum(change.body)),
+                )
+
+    def _table(self, connection: sqlite3.Connection, database: str, collection: str) -> str:
+        """The collection's table, created inside the current transaction the first time."""
+        table = self._tables.get((database, collection))
+        if table is None:
+            number = connection.execute("SELECT count(*) + 1 FROM collections").fetchone()[0]
+            table = f"documents_{number}"
+            while connection.execute("SELECT 1 FROM collections WHERE table_name = ?", (table,)).fetchone():
+                number += 1
+                table = f"documents_{number}"
+            connection.execute(
+                f'CREATE TABLE "{table}" (id BLOB PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL)'
+            )
+            connection.execute("INSERT INTO collections VALUES (?, ?, ?)", (database, collection, table))
+            self._tables[(database, collection)] = table
+        return table
+
+    def _transaction(self, work: Any) -> None:
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("the embedded store is not open")
+        tables_before = dict(self._tables)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            work(connection)
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._tables = tables_before
+            if connection.in_transaction:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise _write_failure(error) from error
+
+
+def _primary_code(error: sqlite3.Error) -> int:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF
+
+
+def is_corruption(error: sqlite3.Error) -> bool:
+    """SQLite found the file damaged (as opposed to unreadable for another reason, like permissions)."""
+    return _primary_code(error) in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
+def _write_failure(error: sqlite3.Error) -> StoreWriteFailed:
+    if _primary_code(error) == SQLITE_FULL:
+        return StoreWriteFailed("the disk holding the store is full; nothing of this write was kept", disk_full=True)
+    return StoreWriteFailed(f"the store could not write ({error}); nothing of this write was kept", disk_full=False)
+
+
+@dataclass
+class Snapshot:
+    """A consistent, read-only view of a store, taken by another process while the service runs."""
+
+    reader: _Reader
+    damage: Damage
+
+    def collections(self) -> list[tuple[str, str]]:
+        return [(database, collection) for database, collection, _ in self.reader.tables()]
+
+    def documents(self, database: str, collection: str) -> Iterator[dict[str, Any]]:
+        """Every sound document of the collection; damaged rows are added to `damage`."""
+        for known_database, known_collection, table in self.reader.tables():
+            if (known_database, known_collection) == (database, collection):
+                yield from self.reader.documents(table, f"{database}.{collection}", self.damage)
+
+    def indexes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return self.reader.index_definitions()
+
+
+@contextmanager
+def read_snapshot(directory: Path, check_wal: bool, check_integrity: bool = True) -> Iterator[Snapshot]:
+    """Open the store read-only in one read transaction: one consistent state, however long it is read.
+
+    `check_wal` only when no process has the store open: a live writer's log may be mid-append.
+    Problems found go to the snapshot's `damage`; rows are checked as they are read."""
+    path = directory / DATABASE_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"no embedded store at {path}")
+    damage = Damage(path, verify_wal(path) if check_wal else [])
+    connection = _connect(path, read_only=True)
+    try:
+        connection.execute("BEGIN")
+        _check_header(connection, damage, fresh=False)
+        if check_integrity and not damage:
+            _check_integrity(connection, damage)
+        yield Snapshot(_Reader(connection), damage)
+    finally:
+        connection.close()
