@@ -3,7 +3,7 @@
     python -m bench.store_write [--videos 10000] [--writes 300]
 
 Each write is what the chat service does: one `$push` of a question, answer and citations into
-one video's document, journaled and fsynced before it returns.
+one video's document, committed in one SQLite transaction (WAL, synchronous=FULL) before it returns.
 """
 
 import argparse

@@ -14,9 +14,11 @@ than were stored. `read_snapshot` reads the same file from another process (`che
 in one read transaction, so it sees one consistent state while the service writes.
 """
 
+import logging
 import sqlite3
+import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +28,12 @@ import bson
 
 from service.db.wal import verify_wal
 
+logger = logging.getLogger(__name__)
+
 DATABASE_NAME = "store.sqlite3"
 APPLICATION_ID = 0x56414E31  # "VAN1": this file is a Video Analyzer store
 FORMAT_VERSION = 1
+CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 SQLITE_CORRUPT = 11
 SQLITE_FULL = 13
 SQLITE_NOTADB = 26
@@ -204,12 +209,53 @@ def damaged_message(damage: Damage) -> str:
     )
 
 
+class _Checkpointer:
+    """Copies the WAL into the database file on a thread and connection of its own (a PASSIVE
+    checkpoint, which never blocks the writer), so that no write waits while pages are copied."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.wal = path.with_name(path.name + "-wal")
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="embedded-store-checkpoint", daemon=True)
+        self._thread.start()
+
+    def after_commit(self) -> None:
+        try:
+            if self.wal.stat().st_size > CHECKPOINT_WAL_BYTES:
+                self._wake.set()
+        except FileNotFoundError:
+            pass
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as error:
+                    logger.warning("store: a checkpoint failed and will be tried again: %s", error)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+
 class DurableFile:
     """The SQLite file one serving process writes; use it from one thread at a time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._tables: dict[tuple[str, str], str] = {}
 
     def open(self) -> LoadedStore:
@@ -230,7 +276,9 @@ class DurableFile:
             if connection is not None:
                 connection.close()
             raise StoreDamaged(damaged_message(damage))
+        connection.execute("PRAGMA wal_autocheckpoint=0")
         self._connection = connection
+        self._checkpointer = _Checkpointer(self.path)
         self._tables = {(database, collection): table for database, collection, table in _Reader(connection).tables()}
         return loaded
 
@@ -249,6 +297,9 @@ class DurableFile:
 
     def close(self) -> None:
         """Checkpoint the WAL into the main file and close: a cleanly stopped store is one file."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._connection is not None:
             try:
                 self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -322,7 +373,7 @@ class DurableFile:
             self._tables[(database, collection)] = table
         return table
 
-    def _transaction(self, work: Any) -> None:
+    def _transaction(self, work: Callable[[sqlite3.Connection], Any]) -> None:
         connection = self._connection
         if connection is None:
             raise RuntimeError("the embedded store is not open")
@@ -332,13 +383,18 @@ class DurableFile:
             work(connection)
             connection.execute("COMMIT")
         except sqlite3.Error as error:
-            self._tables = tables_before
-            if connection.in_transaction:
-                try:
-                    connection.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+            self._abandon(connection, tables_before)
             raise _write_failure(error) from error
+        if self._checkpointer is not None:
+            self._checkpointer.after_commit()
+
+    def _abandon(self, connection: sqlite3.Connection, tables_before: dict[tuple[str, str], str]) -> None:
+        self._tables = tables_before
+        if connection.in_transaction:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
 
 def _primary_code(error: sqlite3.Error) -> int:
