@@ -3,11 +3,13 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
+from beanie import PydanticObjectId
 
 from service.ai.providers.local import LocalModel
 from service.clock import utc_now
@@ -90,9 +92,9 @@ async def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_write(
 ) -> None:
     settings, storage = store
     [video_id] = await queued_silent_videos(storage, 1)
-    stalled = await queue.claim("stalled-worker", lease_seconds=0.3)
+    stalled = await queue.claim("stalled-worker", lease_seconds=0.3, max_attempts=3)
     assert stalled is not None and str(stalled.id) == video_id
-    assert await queue.claim("eager-worker", lease_seconds=0.3) is None
+    assert await queue.claim("eager-worker", lease_seconds=0.3, max_attempts=3) is None
 
     await asyncio.sleep(0.4)
     processed: list[str] = []
@@ -110,6 +112,57 @@ async def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_write(
     assert video.job.worker == "survivor"
     assert video.job.attempts == 2
     assert video.transcript.text == ""
+
+
+async def expire_lease(video_id: PydanticObjectId) -> None:
+    """What a worker's death leaves behind once its lease has run out: no fail, no release."""
+    past = utc_now() - timedelta(seconds=1)
+    await Video.get_motor_collection().update_one({"_id": video_id}, {"$set": {"job.lease_until": past}})
+
+
+async def test_a_job_whose_worker_dies_max_attempts_times_fails(
+    store: tuple[Settings, LocalStorage], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, storage = store
+    [video_id] = await queued_silent_videos(storage, 1)
+    for attempt in (1, 2, 3):
+        claimed = await queue.claim(f"doomed-{attempt}", lease_seconds=60, max_attempts=3)
+        assert claimed is not None and str(claimed.id) == video_id
+        assert claimed.job.attempts == attempt
+        await expire_lease(claimed.id)
+
+    claims = await asyncio.gather(*(queue.claim(f"late-{n}", lease_seconds=60, max_attempts=3) for n in range(4)))
+    assert claims == [None] * 4
+    video = await Video.get(PydanticObjectId(video_id))
+    assert video.status == "failed"
+    assert video.job.stage == "failed"
+    assert video.job.error == "the worker processing it died 3 times (JOB_MAX_ATTEMPTS=3); last worker: doomed-3"
+    assert video.job.attempts == 3
+    assert video.job.lease_until is None
+    assert video.job.finished_at is not None
+    assert [r.getMessage() for r in caplog.records if "failed:" in r.getMessage()] == [
+        f"video {video_id} failed: {video.job.error}"
+    ]
+
+
+async def test_a_job_that_failed_once_then_lost_its_last_attempt_keeps_both_reasons(
+    store: tuple[Settings, LocalStorage],
+) -> None:
+    _, storage = store
+    [video_id] = await queued_silent_videos(storage, 1)
+    first = await queue.claim("unlucky", lease_seconds=60, max_attempts=2)
+    assert await queue.fail(first, "unlucky", "OSError: disk full", 2, retry_base_seconds=0, permanent=False)
+    second = await queue.claim("doomed", lease_seconds=60, max_attempts=2)
+    assert second is not None and second.job.attempts == 2
+    await expire_lease(second.id)
+
+    assert await queue.claim("late", lease_seconds=60, max_attempts=2) is None
+    video = await Video.get(PydanticObjectId(video_id))
+    assert video.status == "failed"
+    assert video.job.error == (
+        "the worker processing it died on attempt 2 (JOB_MAX_ATTEMPTS=2); last worker: doomed; "
+        "an earlier attempt failed: OSError: disk full"
+    )
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.02) -> T:
