@@ -21,7 +21,7 @@ from service.processing.worker import Worker
 from service.storage.service import LocalStorage
 from service.videos.models import FileInfo, Job, MediaMetadata, Transcript, Video
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO
-from tests.server import running_server
+from tests.server import ServerProcess, running_server
 
 T = TypeVar("T")
 
@@ -175,28 +175,38 @@ def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.02)
     raise TimeoutError("condition not met in time")
 
 
+def upload_speech_until_processing(server: ServerProcess) -> str:
+    """Upload the speech fixture and return its id once a worker is processing it."""
+    with SPEECH_VIDEO.open("rb") as file:
+        video_id = httpx.post(f"{server.base_url}/videos", files={"file": ("s.mp4", file)}, timeout=30).json()["id"]
+    url = f"{server.base_url}/videos/{video_id}"
+    wait_for(lambda: httpx.get(url, timeout=5).json()["status"] == "processing", timeout=30, interval=0.01)
+    return video_id
+
+
+def finished_over_http(server: ServerProcess, video_id: str, timeout: float) -> dict:
+    url = f"{server.base_url}/videos/{video_id}"
+    return wait_for(
+        lambda: (v := httpx.get(url, timeout=5).json())["status"] in ("completed", "failed") and v, timeout=timeout
+    )
+
+
 def test_a_worker_killed_mid_job_loses_nothing(tmp_path: Path) -> None:
     """A real server process is SIGKILLed while transcribing; after a restart its lease runs out
     and the video is finished, once, with the whole transcript."""
     data_dir = tmp_path / "data"
     env = {"WORKERS": "1", "JOB_LEASE_SECONDS": "2", "WORKER_POLL_SECONDS": "0.1"}
     with running_server(data_dir, env) as server:
-        with SPEECH_VIDEO.open("rb") as file:
-            video_id = httpx.post(f"{server.base_url}/videos", files={"file": ("s.mp4", file)}, timeout=30).json()["id"]
-        url = f"{server.base_url}/videos/{video_id}"
-        wait_for(lambda: httpx.get(url, timeout=5).json()["status"] == "processing", timeout=30, interval=0.01)
+        video_id = upload_speech_until_processing(server)
         started = time.perf_counter()
         assert httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200
         health_seconds = time.perf_counter() - started
-        assert httpx.get(url, timeout=5).json()["status"] == "processing"
+        assert httpx.get(f"{server.base_url}/videos/{video_id}", timeout=5).json()["status"] == "processing"
         server.kill()
     assert health_seconds < 0.5
 
     with running_server(data_dir, env) as restarted:
-        url = f"{restarted.base_url}/videos/{video_id}"
-        video = wait_for(
-            lambda: (v := httpx.get(url, timeout=5).json())["status"] in ("completed", "failed") and v, timeout=60
-        )
+        video = finished_over_http(restarted, video_id, timeout=60)
         assert video["status"] == "completed"
         assert video["job"]["attempts"] == 2
         assert "Berlin" in video["transcript"]["text"]
