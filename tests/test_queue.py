@@ -1,6 +1,7 @@
 """The job queue in MongoDB: atomic claims, leases that run out, results only from the lease holder."""
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -20,7 +21,7 @@ from service.processing.transcription import Transcriber, TranscriptionResult
 from service.processing.worker import Worker
 from service.storage.service import LocalStorage
 from service.videos.models import FileInfo, Job, MediaMetadata, Transcript, Video
-from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO
+from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO, serving
 from tests.server import ServerProcess, running_server
 
 T = TypeVar("T")
@@ -165,6 +166,32 @@ async def test_a_job_that_failed_once_then_lost_its_last_attempt_keeps_both_reas
     )
 
 
+async def test_start_up_on_the_embedded_store_takes_back_what_the_previous_process_held(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lease or no lease, the previous process (the store's only user) died holding these videos."""
+    lease_until = utc_now() + timedelta(minutes=10)
+    held = {"stage": "transcribing", "worker": "host:1:0", "lease_until": lease_until, "queued_at": utc_now()}
+    database = await connect(settings)
+    exhausted = Video(filename="a.mp4", status="processing", job=Job(**held, attempts=settings.job_max_attempts))
+    retried = Video(filename="b.mp4", status="processing", job=Job(**held, attempts=1))
+    await exhausted.insert()
+    await retried.insert()
+    database.close()
+
+    with caplog.at_level(logging.INFO, logger="service.processing.queue"):
+        async with serving(settings):
+            exhausted = await Video.get(exhausted.id)
+            retried = await Video.get(retried.id)
+    assert exhausted.status == "failed" and exhausted.job.stage == "failed"
+    assert exhausted.job.error == "the worker processing it died 3 times (JOB_MAX_ATTEMPTS=3); last worker: host:1:0"
+    assert exhausted.job.lease_until is None and exhausted.job.finished_at is not None
+    assert retried.status == "queued" and retried.job.stage == "queued"
+    assert (retried.job.worker, retried.job.lease_until, retried.job.next_attempt_at) == (None, None, None)
+    assert retried.job.attempts == 1
+    assert "took back 2 video(s) left processing by the previous process: 1 queued again, 1 failed" in caplog.text
+
+
 def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.02) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -192,8 +219,8 @@ def finished_over_http(server: ServerProcess, video_id: str, timeout: float) -> 
 
 
 def test_a_worker_killed_mid_job_loses_nothing(tmp_path: Path) -> None:
-    """A real server process is SIGKILLed while transcribing; after a restart its lease runs out
-    and the video is finished, once, with the whole transcript."""
+    """A real server process is SIGKILLed while transcribing; after a restart the video is
+    finished, once, with the whole transcript."""
     data_dir = tmp_path / "data"
     env = {"WORKERS": "1", "JOB_LEASE_SECONDS": "2", "WORKER_POLL_SECONDS": "0.1"}
     with running_server(data_dir, env) as server:
@@ -213,6 +240,22 @@ def test_a_worker_killed_mid_job_loses_nothing(tmp_path: Path) -> None:
         starts = [segment["start"] for segment in video["transcript"]["segments"]]
         assert starts == sorted(set(starts))
         assert video["transcript"]["text"].count("My name is") == 1
+
+
+def test_a_restart_on_the_embedded_store_takes_back_the_killed_job_at_once(tmp_path: Path) -> None:
+    """The killed process's lease (600 s) is not waited out: the restart takes the video back at once."""
+    data_dir = tmp_path / "data"
+    env = {"WORKERS": "1", "JOB_LEASE_SECONDS": "600", "WORKER_POLL_SECONDS": "0.1"}
+    with running_server(data_dir, env) as server:
+        video_id = upload_speech_until_processing(server)
+        server.kill()
+
+    with running_server(data_dir, env) as restarted:
+        video = finished_over_http(restarted, video_id, timeout=60)  # raises TimeoutError after 60 s
+    assert video["status"] == "completed"
+    assert video["job"]["attempts"] == 2
+    assert "Berlin" in video["transcript"]["text"]
+    assert "took back 1 video(s) left processing by the previous process: 1 queued again, 0 failed" in restarted.log()
 
 
 def test_events_stream_over_http_until_completed(tmp_path: Path) -> None:

@@ -61,6 +61,34 @@ async def claim(worker: str, lease_seconds: float, max_attempts: int) -> Video |
     return None if document is None else Video.model_validate(document)
 
 
+async def take_back(max_attempts: int) -> None:
+    """Take back every video left processing: only for a store that no other process can use.
+
+    The embedded store belongs to one process, so at its start-up no live worker can hold a lease:
+    the previous process died holding these videos. Each lost attempt counts; a video with
+    attempts left is runnable at once instead of after its lease runs out, the others fail."""
+    failed = await _fail_lost_jobs(max_attempts, {})
+    result = await _collection().update_many(
+        {"status": "processing", "job.attempts": {"$lt": max_attempts}},
+        {
+            "$set": {
+                "status": "queued",
+                "job.stage": "queued",
+                "job.worker": None,
+                "job.lease_until": None,
+                "job.next_attempt_at": None,
+                "updated_at": utc_now(),
+            }
+        },
+    )
+    logger.info(
+        "queue: took back %d video(s) left processing by the previous process: %d queued again, %d failed",
+        result.modified_count + failed,
+        result.modified_count,
+        failed,
+    )
+
+
 async def _fail_lost_jobs(max_attempts: int, lease: dict[str, Any]) -> int:
     """Fail the videos in processing, matching `lease`, whose worker died on their last attempt.
 
