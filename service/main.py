@@ -23,6 +23,7 @@ from service.db.service import connect
 from service.errors import DocumentFull, ServiceError
 from service.health.router import router as health_router
 from service.legacy.router import router as legacy_router
+from service.processing import queue
 from service.processing.router import router as processing_router
 from service.processing.worker import WorkerPool
 from service.search.router import router as search_router
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = await connect(settings)
+        if settings.uses_embedded_store:  # on MongoDB, live workers elsewhere may hold leases
+            await queue.take_back(settings.job_max_attempts)
         storage = LocalStorage(settings.files_dir)
         await asyncio.to_thread(storage.prepare)
         logger.info("files: %s storage at %s", storage.kind, storage.root.resolve())

@@ -291,9 +291,9 @@ async def test_copy_files_copies_with_sha256_and_reports_missing(settings: Setti
 
     database = await connect(settings)
     try:
-        claimed = await queue.claim("test-worker", 60)
+        claimed = await queue.claim("test-worker", 60, settings.job_max_attempts)
         assert claimed is not None and claimed.legacy["id"] == 2
-        assert await queue.claim("test-worker", 60) is None
+        assert await queue.claim("test-worker", 60, settings.job_max_attempts) is None
     finally:
         database.close()
 

@@ -4,8 +4,10 @@ A worker claims the oldest runnable video with one atomic find_one_and_update (q
 or processing with an expired lease), holds it with a lease it keeps extending, and writes
 results only while it still holds that lease; so two workers never process one video at once,
 and a worker that dies loses nothing: its lease runs out and another worker claims the video.
+An attempt lost that way counts like any other: once JOB_MAX_ATTEMPTS are used up, the video fails.
 """
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +18,8 @@ from service.clock import utc_now
 from service.text import text_search_language
 from service.videos.models import Summary, Transcript, Video
 
+logger = logging.getLogger(__name__)
+
 
 def _collection() -> Any:
     return Video.get_motor_collection()
@@ -25,12 +29,17 @@ def _held_by(video_id: PydanticObjectId, worker: str) -> dict[str, Any]:
     return {"_id": video_id, "status": "processing", "job.worker": worker}
 
 
-async def claim(worker: str, lease_seconds: float) -> Video | None:
+async def claim(worker: str, lease_seconds: float, max_attempts: int) -> Video | None:
+    """The oldest runnable video, now held by `worker`; None when there is none.
+
+    An expired lease with attempts left is claimed again; one whose attempts are used up is failed
+    first, here, so that no scheduler of its own is needed."""
     now = utc_now()
+    await _fail_lost_jobs(max_attempts, {"job.lease_until": {"$lt": now}})
     runnable = {
         "$or": [
             {"status": "queued", "$or": [{"job.next_attempt_at": None}, {"job.next_attempt_at": {"$lte": now}}]},
-            {"status": "processing", "job.lease_until": {"$lt": now}},
+            {"status": "processing", "job.lease_until": {"$lt": now}, "job.attempts": {"$lt": max_attempts}},
         ]
     }
     update = {
@@ -50,6 +59,81 @@ async def claim(worker: str, lease_seconds: float) -> Video | None:
         runnable, update, sort=[("job.queued_at", 1), ("_id", 1)], return_document=ReturnDocument.AFTER
     )
     return None if document is None else Video.model_validate(document)
+
+
+async def take_back(max_attempts: int) -> None:
+    """Take back every video left processing: only for a store that no other process can use.
+
+    The embedded store belongs to one process, so at its start-up no live worker can hold a lease:
+    the previous process died holding these videos. Each lost attempt counts; a video with
+    attempts left is runnable at once instead of after its lease runs out, the others fail."""
+    failed = await _fail_lost_jobs(max_attempts, {})
+    result = await _collection().update_many(
+        {"status": "processing", "job.attempts": {"$lt": max_attempts}},
+        {
+            "$set": {
+                "status": "queued",
+                "job.stage": "queued",
+                "job.worker": None,
+                "job.lease_until": None,
+                "job.next_attempt_at": None,
+                "updated_at": utc_now(),
+            }
+        },
+    )
+    logger.info(
+        "queue: took back %d video(s) left processing by the previous process: %d queued again, %d failed",
+        result.modified_count + failed,
+        result.modified_count,
+        failed,
+    )
+
+
+async def _fail_lost_jobs(max_attempts: int, lease: dict[str, Any]) -> int:
+    """Fail the videos in processing, matching `lease`, whose worker died on their last attempt.
+
+    Each write applies only if the job is still the one just read (same worker, lease and attempts):
+    a worker in another process that meanwhile extended or failed it is left alone. Returns the count."""
+    lost = {"status": "processing", "job.attempts": {"$gte": max_attempts}, **lease}
+    failed = 0
+    for document in await _collection().find(lost, {"job": 1}).to_list(None):
+        job = document["job"]
+        error = _death_error(job, max_attempts)
+        if await _fail_if_unchanged(document["_id"], job, error):
+            logger.warning("video %s failed: %s", document["_id"], error)
+            failed += 1
+    return failed
+
+
+def _death_error(job: dict[str, Any], max_attempts: int) -> str:
+    """Why the video failed; the job keeps the error of an earlier attempt that failed on its own."""
+    limit = f"(JOB_MAX_ATTEMPTS={max_attempts}); last worker: {job.get('worker')}"
+    if job.get("error") is None:
+        return f"the worker processing it died {job['attempts']} times {limit}"
+    return (
+        f"the worker processing it died on attempt {job['attempts']} {limit}; an earlier attempt failed: {job['error']}"
+    )
+
+
+async def _fail_if_unchanged(video_id: PydanticObjectId, job: dict[str, Any], error: str) -> bool:
+    now = utc_now()
+    unchanged = {
+        "_id": video_id,
+        "status": "processing",
+        "job.worker": job.get("worker"),
+        "job.lease_until": job.get("lease_until"),
+        "job.attempts": job["attempts"],
+    }
+    failed = {
+        "status": "failed",
+        "job.stage": "failed",
+        "job.error": error,
+        "job.lease_until": None,
+        "job.finished_at": now,
+        "updated_at": now,
+    }
+    result = await _collection().update_one(unchanged, {"$set": failed})
+    return result.modified_count == 1
 
 
 async def heartbeat(video_id: PydanticObjectId, worker: str, lease_seconds: float, progress: float) -> bool:

@@ -65,7 +65,7 @@ class Worker:
 
     async def run_once(self) -> bool:
         """Claim and process one video; False when none was runnable."""
-        video = await queue.claim(self.name, self.settings.job_lease_seconds)
+        video = await queue.claim(self.name, self.settings.job_lease_seconds, self.settings.job_max_attempts)
         if video is None:
             return False
         logger.info("worker %s: processing video %s (attempt %d)", self.name, video.id, video.job.attempts)
