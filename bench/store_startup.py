@@ -6,13 +6,12 @@ Builds a store of videos with transcripts (60 timed segments of generated senten
 chat entries spread over them, closes it, then opens it in a fresh process as `serve` does
 (`connect`: the WAL check, SQLite's integrity check, every row's checksum and BSON, the load
 into memory, and every index of the design) and prints the seconds that took and the process's
-peak resident memory (ru_maxrss), before and after.
+peak resident memory (VmHWM), before and after.
 """
 
 import argparse
 import asyncio
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -67,13 +66,21 @@ async def build(data_dir: Path, videos: int, chat: int) -> None:
     database.close()
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 async def open_once(data_dir: Path) -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss_mb()
     began = time.perf_counter()
     database = await connect(Settings(_env_file=None, data_dir=data_dir))
     seconds = time.perf_counter() - began
     count = await Video.get_motor_collection().count_documents({})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     database.close()
     print(f"opened {count} videos in {seconds:.2f} s; peak RSS {peak:.0f} MB ({before:.0f} MB before opening)")
 

@@ -66,8 +66,8 @@ async def _store_write_failed(request: Request, error: StoreWriteFailed) -> JSON
 
 
 async def _os_error(request: Request, error: OSError) -> JSONResponse:
-    """A full disk while a file is written (an upload) is the server's condition, not a crash."""
-    if error.errno == errno.ENOSPC:
+    """A file write (an upload) that the disk refused is the server's condition, not a crash."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
         logger.error("%s %s: %s", request.method, request.url.path, error)
         return _error(HTTPStatus.INSUFFICIENT_STORAGE, "the server's disk is full; nothing of this request was kept")
     return await _unexpected_error(request, error)

@@ -150,6 +150,26 @@ def test_a_full_disk_answers_507_keeps_nothing_and_recovers(small_disk: Path) ->
         assert [path.name for path in (small_disk / "uploads" / ".incoming").iterdir()] == []
 
 
+def test_a_store_another_program_has_locked_answers_503_and_keeps_nothing(tmp_path: Path) -> None:
+    """Someone holds a write transaction on the file (the sqlite3 shell, say): writes fail cleanly."""
+    data_dir = tmp_path / "data"
+    with running_server(data_dir) as server:
+        video_id = upload_file(server.base_url, NO_AUDIO_VIDEO, "quiet.mp4").json()["id"]
+        url = f"{server.base_url}/videos/{video_id}"
+        intruder = sqlite3.connect(data_dir / "db" / DATABASE_NAME, isolation_level=None)
+        intruder.execute("BEGIN IMMEDIATE")
+        renamed = httpx.patch(url, json={"filename": "while locked.mp4"}, timeout=10)
+        assert httpx.get(url, timeout=10).json()["filename"] == "quiet.mp4"
+        intruder.execute("ROLLBACK")
+        intruder.close()
+        assert renamed.status_code == 503, renamed.text
+        assert "nothing of this write was kept" in renamed.json()["detail"]
+        assert httpx.patch(url, json={"filename": "unlocked.mp4"}, timeout=10).status_code == 200
+    with running_server(data_dir) as restarted:
+        videos = httpx.get(f"{restarted.base_url}/videos", timeout=10).json()["items"]
+        assert [video["filename"] for video in videos] == ["unlocked.mp4"]
+
+
 def test_a_damaged_store_stops_the_start_with_what_to_run(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with running_server(data_dir) as server:

@@ -219,3 +219,16 @@ async def test_an_old_journal_cut_short_by_a_crash_converts_what_was_acknowledge
     store = OpenStore(directory)
     store.close()
     assert store.count == 6
+
+
+async def test_checkpoints_keep_the_wal_bounded_and_a_clean_close_leaves_one_file(
+    tmp_path: Path, opened: OpenStore
+) -> None:
+    largest_wal = 0
+    for index in range(48):
+        await opened.videos.insert_one({"_id": index, "blob": bytes([index]) * 512 * 1024})
+        largest_wal = max(largest_wal, (tmp_path / "db" / f"{DATABASE_NAME}-wal").stat().st_size)
+    assert largest_wal < 12 * 1024 * 1024
+    opened.close()
+    assert sorted(path.name for path in (tmp_path / "db").iterdir()) == ["LOCK", DATABASE_NAME]
+    assert len(documents_of(tmp_path / "db")[("app", "videos")]) == 48

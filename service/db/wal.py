@@ -5,9 +5,12 @@ every frame after the first one that fails its checksum (https://www.sqlite.org/
 "WAL recovery"). That is right for a transaction a crash cut short, which was never acknowledged;
 it is wrong for a byte changed in a transaction that was committed and acknowledged, whose loss it
 would hide. So before the store opens, this module reads the WAL as the file format describes it
-(https://www.sqlite.org/fileformat2.html#the_write_ahead_log) and reports a WAL where a frame of
-the current generation fails its checksum and a commit frame is among it and those after it: a
-transaction that was complete when written. A tail without a commit frame is the unacknowledged transaction of a crash and is left to SQLite.
+(https://www.sqlite.org/fileformat2.html#the_write_ahead_log) and reports a WAL where a frame
+fails its checksum or carries another generation's salts, and a commit frame of the current
+generation is among it and those after it: a transaction that was whole when it was written (a
+writer starts each generation at the file's start, so an older frame never precedes a current
+one). A tail without a commit frame is a transaction a crash cut short, never acknowledged, and is
+left to SQLite.
 
 Written by hand because no library reads SQLite's WAL; it follows the documented format only.
 """
@@ -51,17 +54,17 @@ def verify_wal(database: Path) -> list[str]:
         page, commit_size, frame_salt1, frame_salt2, frame_check1, frame_check2 = struct.unpack_from(
             ">6I", data, offset
         )
-        if (frame_salt1, frame_salt2) != (salt1, salt2):
-            break
+        current = (frame_salt1, frame_salt2) == (salt1, salt2)
         if failed_at is None:
-            s0, s1 = _checksum(data[offset : offset + 8], big_endian, s0, s1)
-            s0, s1 = _checksum(data[offset + FRAME_HEADER_BYTES : offset + frame_bytes], big_endian, s0, s1)
-            if (s0, s1) != (frame_check1, frame_check2):
+            if current:
+                s0, s1 = _checksum(data[offset : offset + 8], big_endian, s0, s1)
+                s0, s1 = _checksum(data[offset + FRAME_HEADER_BYTES : offset + frame_bytes], big_endian, s0, s1)
+            if not current or (s0, s1) != (frame_check1, frame_check2):
                 failed_at = offset
-        if failed_at is not None and commit_size:
+        if failed_at is not None and current and commit_size:
             frame = (failed_at - WAL_HEADER_BYTES) // frame_bytes
             return [
-                f"{path}: frame {frame} fails its checksum and a committed transaction follows it; "
+                f"{path}: frame {frame} fails its checksum or salt and a committed transaction follows it; "
                 "SQLite would silently drop the transactions from there on"
             ]
         offset += frame_bytes
