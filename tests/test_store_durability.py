@@ -8,7 +8,7 @@ from pathlib import Path
 import bson
 import pytest
 
-from service.db.durable import DATABASE_NAME, StoreDamaged, StoreWriteFailed
+from service.db.durable import DATABASE_NAME, WAL_LIMIT_BYTES, StoreDamaged, StoreWriteFailed
 from service.db.embedded import EmbeddedClient, EmbeddedStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -225,10 +225,10 @@ async def test_checkpoints_keep_the_wal_bounded_and_a_clean_close_leaves_one_fil
     tmp_path: Path, opened: OpenStore
 ) -> None:
     largest_wal = 0
-    for index in range(48):
-        await opened.videos.insert_one({"_id": index, "blob": bytes([index]) * 512 * 1024})
+    for index in range(96):
+        await opened.videos.insert_one({"_id": index, "blob": bytes([index]) * 1024 * 1024})
         largest_wal = max(largest_wal, (tmp_path / "db" / f"{DATABASE_NAME}-wal").stat().st_size)
-    assert largest_wal < 12 * 1024 * 1024
+    assert largest_wal < WAL_LIMIT_BYTES + 2 * 1024 * 1024
     opened.close()
     assert sorted(path.name for path in (tmp_path / "db").iterdir()) == ["LOCK", DATABASE_NAME]
-    assert len(documents_of(tmp_path / "db")[("app", "videos")]) == 48
+    assert len(documents_of(tmp_path / "db")[("app", "videos")]) == 96

@@ -34,6 +34,7 @@ DATABASE_NAME = "store.sqlite3"
 APPLICATION_ID = 0x56414E31  # "VAN1": this file is a Video Analyzer store
 FORMAT_VERSION = 1
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+WAL_LIMIT_BYTES = 32 * 1024 * 1024
 SQLITE_CORRUPT = 11
 SQLITE_FULL = 13
 SQLITE_NOTADB = 26
@@ -221,12 +222,17 @@ class _Checkpointer:
         self._thread = threading.Thread(target=self._run, name="embedded-store-checkpoint", daemon=True)
         self._thread.start()
 
-    def after_commit(self) -> None:
+    def after_commit(self, connection: sqlite3.Connection) -> None:
+        """Wake the checkpoint thread once the WAL is large; past WAL_LIMIT_BYTES (writes that never
+        pause, so the thread never catches up) the writer checkpoints itself, keeping the WAL bounded."""
         try:
-            if self.wal.stat().st_size > CHECKPOINT_WAL_BYTES:
-                self._wake.set()
+            size = self.wal.stat().st_size
         except FileNotFoundError:
-            pass
+            return
+        if size > WAL_LIMIT_BYTES:
+            connection.execute("PRAGMA wal_checkpoint(RESTART)")
+        elif size > CHECKPOINT_WAL_BYTES:
+            self._wake.set()
 
     def _run(self) -> None:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -386,7 +392,7 @@ class DurableFile:
             self._abandon(connection, tables_before)
             raise _write_failure(error) from error
         if self._checkpointer is not None:
-            self._checkpointer.after_commit()
+            self._checkpointer.after_commit(connection)
 
     def _abandon(self, connection: sqlite3.Connection, tables_before: dict[tuple[str, str], str]) -> None:
         self._tables = tables_before
