@@ -7,9 +7,9 @@ Times are shown as that service showed them: ISO 8601 in UTC without a zone (`20
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, PlainSerializer
 
-from service.chat.schemas import LANGUAGE_PATTERN, MAX_QUESTION_CHARS
+from service.chat.schemas import ChatQuestion
 
 
 def _naive_utc(moment: datetime) -> str:
@@ -61,10 +61,10 @@ class LegacyChatRow(BaseModel):
     language: str | None
 
 
-class LegacyQuestion(BaseModel):
+class LegacyQuestion(ChatQuestion):
+    """The new chat's question, validated by the same rules, with the video it is about."""
+
     video_id: LegacyId
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
 
 
 class LegacyUpload(BaseModel):

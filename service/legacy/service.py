@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from service.chat import service as chat
-from service.chat.schemas import ChatQuestion
 from service.context import AppContext
 from service.errors import NotFound
 from service.legacy.schemas import (
@@ -172,6 +171,5 @@ async def chat_history(raw_id: str, viewer: User | None) -> list[LegacyChatRow]:
 async def ask_question(context: AppContext, viewer: User | None, question: LegacyQuestion) -> LegacyChatRow:
     """POST /ask-question/: the new chat service, answered as a chat_history row."""
     found = await find_video(str(question.video_id), viewer)
-    asked = ChatQuestion(question=question.question, language=question.language)
-    entry = await chat.answer(context, await chat.prepare(context, str(found.id), viewer, asked))
+    entry = await chat.answer(context, await chat.prepare(context, str(found.id), viewer, question))
     return _chat_row(entry, legacy_id(found))
