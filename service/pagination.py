@@ -2,10 +2,19 @@
 
 import base64
 import binascii
+import re
 
 from service.errors import InvalidInput
 
+MAX_PAGE_SIZE = 100
+INT64_MAX = 2**63 - 1
+MAX_OFFSET = INT64_MAX - (MAX_PAGE_SIZE + 1)
+"""The store adds the page (limit + 1) to a skip, in 64 bits: no offset may overflow it."""
+MAX_ARRAY_OFFSET = 2**31 - 1
+"""MongoDB reads a `$slice` skip as a 32-bit int (a larger one wraps around); no array is that long."""
+
 _NOT_OURS = "cursor is not one this service returned"
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def encode_cursor(*values: object) -> str:
@@ -23,15 +32,27 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     return values
 
 
+def decode_int(raw: str, low: int, high: int) -> int:
+    """A cursor's integer, within [low, high]; else 422. ASCII digits only: `str.isdigit()` passes
+    `²`, which `int()` then refuses, and `int()` itself takes spaces, underscores and other scripts'
+    digits."""
+    if not _INTEGER.fullmatch(raw):
+        raise InvalidInput(_NOT_OURS)
+    value = int(raw)
+    if not low <= value <= high:
+        raise InvalidInput(_NOT_OURS)
+    return value
+
+
 def encode_offset(offset: int) -> str:
     """For lists ordered by something a range query cannot resume from (text score, array order)."""
     return encode_cursor("offset", offset)
 
 
-def decode_offset(cursor: str | None) -> int:
+def decode_offset(cursor: str | None, maximum: int = MAX_OFFSET) -> int:
     if cursor is None:
         return 0
     kind, raw = decode_cursor(cursor, 2)
-    if kind != "offset" or not raw.isdigit():
+    if kind != "offset":
         raise InvalidInput(_NOT_OURS)
-    return int(raw)
+    return decode_int(raw, 0, maximum)

@@ -6,6 +6,7 @@ from fastapi.sse import EventSourceResponse
 from service.chat import service
 from service.chat.schemas import ChatPage, ChatQuestion
 from service.context import AppContext, get_context
+from service.pagination import MAX_PAGE_SIZE
 from service.users.dependencies import Viewer
 from service.videos.models import ChatEntry
 
@@ -41,7 +42,7 @@ async def ask(
 async def chat_history(
     video_id: str,
     viewer: Viewer,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     cursor: str | None = None,
 ) -> ChatPage:
     """The video's questions and answers, oldest first."""

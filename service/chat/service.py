@@ -15,7 +15,7 @@ from service.clock import utc_now
 from service.context import AppContext
 from service.db.mongodb import MAX_DOCUMENT_BYTES, document_size
 from service.errors import DocumentFull, NotFound, ServiceError
-from service.pagination import decode_offset, encode_offset
+from service.pagination import MAX_ARRAY_OFFSET, decode_offset, encode_offset
 from service.users.models import User
 from service.videos.models import ChatEntry, Video
 from service.videos.service import ensure_owner, get_completed_video, parse_video_id, visible_to
@@ -106,7 +106,7 @@ async def answer_events(context: AppContext, prepared: PreparedQuestion) -> Asyn
 
 async def history(raw_id: str, viewer: User | None, limit: int, cursor: str | None) -> ChatPage:
     """Chat entries oldest first; only the page's slice of the array leaves the store."""
-    offset = decode_offset(cursor)
+    offset = decode_offset(cursor, MAX_ARRAY_OFFSET)
     document = await Video.get_motor_collection().find_one(
         {"_id": parse_video_id(raw_id), **visible_to(viewer)}, {"chat": {"$slice": [offset, limit + 1]}, "_id": 1}
     )

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from service.pagination import MAX_PAGE_SIZE
 from service.search import service
 from service.search.schemas import SearchPage
 from service.users.dependencies import Viewer
@@ -22,7 +23,7 @@ async def search(
             description='MongoDB text search: words match any, "a phrase" must appear, -word excludes',
         ),
     ],
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     cursor: str | None = None,
     status: VideoStatus | None = None,
     uploaded_after: datetime | None = None,

@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.context import AppContext, get_context
+from service.pagination import MAX_PAGE_SIZE
 from service.users.dependencies import Viewer
 from service.videos import service
 from service.videos.dependencies import content_length_of
@@ -48,7 +49,7 @@ async def upload_video(
 @router.get("")
 async def list_videos(
     viewer: Viewer,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     cursor: str | None = None,
     status: VideoStatus | None = None,
 ) -> VideoPage:

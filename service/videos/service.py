@@ -13,7 +13,7 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from service.clock import utc_now
 from service.context import AppContext
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import INT64_MAX, decode_cursor, decode_int, encode_cursor
 from service.processing.media import content_type_of, probe
 from service.users.models import User
 from service.videos.models import FileInfo, Job, Video, VideoStatus
@@ -133,9 +133,10 @@ def _encode_cursor(video: Video) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, PydanticObjectId]:
-    millis, raw_id = decode_cursor(cursor, 2)
+    raw_millis, raw_id = decode_cursor(cursor, 2)
+    millis = decode_int(raw_millis, -INT64_MAX, INT64_MAX)
     try:
-        return datetime.fromtimestamp(int(millis) / 1000, UTC), PydanticObjectId(raw_id)
+        return datetime.fromtimestamp(millis / 1000, UTC), PydanticObjectId(raw_id)
     except (ValueError, InvalidId, OverflowError, OSError):
         raise InvalidInput("cursor is not one this service returned") from None
 
