@@ -10,6 +10,12 @@ class ServiceError(Exception):
         self.detail = detail
 
 
+class BadRequest(ServiceError):
+    """A body the service could not even parse (a malformed multipart body, say)."""
+
+    status_code = 400
+
+
 class Unauthorized(ServiceError):
     """No credentials, or ones that are wrong, expired, tampered with, revoked or deactivated."""
 

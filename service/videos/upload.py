@@ -7,14 +7,14 @@ bounded memory while it is hashed, counted, and cut off at the limit.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from service.errors import InvalidInput, PayloadTooLarge
+from service.errors import BadRequest, InvalidInput, PayloadTooLarge
 from service.storage.service import IncomingFile
 
 FILE_FIELD = "file"
@@ -52,6 +52,10 @@ class _FileSink(IncomingFile):
         super().write(data)
 
 
+def _malformed(error: FormParserError) -> BadRequest:
+    return BadRequest(f"the multipart body is malformed: {error}")
+
+
 class MultipartUploadReceiver:
     """Parses one multipart body: the `file` part goes to disk, small text fields are kept."""
 
@@ -76,7 +80,7 @@ class MultipartUploadReceiver:
                     await self._flush()
             self._feed(parser, None)
             if not self._complete:
-                raise InvalidInput("the multipart body ended before its closing boundary")
+                raise BadRequest("the multipart body ended before its closing boundary")
             await self._flush()
             if not self._file_seen:
                 raise InvalidInput(f"the multipart field '{FILE_FIELD}' with a file is required")
@@ -97,19 +101,22 @@ class MultipartUploadReceiver:
         boundary = options.get(b"boundary")
         if kind != b"multipart/form-data" or not boundary:
             raise InvalidInput("the body must be multipart/form-data with a 'file' field")
-        return MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._on_part_begin,
-                "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),
-                "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
-                "on_header_end": self._on_header_end,
-                "on_headers_finished": self._on_headers_finished,
-                "on_part_data": self._on_part_data,
-                "on_part_end": self._on_part_end,
-                "on_end": self._on_end,
-            },
-        )
+        try:
+            return MultipartParser(boundary, self._callbacks())
+        except FormParserError as error:
+            raise _malformed(error) from None
+
+    def _callbacks(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_part_begin": self._on_part_begin,
+            "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
+            "on_header_end": self._on_header_end,
+            "on_headers_finished": self._on_headers_finished,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+            "on_end": self._on_end,
+        }
 
     @staticmethod
     def _feed(parser: MultipartParser, chunk: bytes | None) -> None:
@@ -119,8 +126,8 @@ class MultipartUploadReceiver:
                 parser.finalize()
             else:
                 parser.write(chunk)
-        except MultipartParseError as error:
-            raise InvalidInput(f"the multipart body is malformed: {error}") from None
+        except FormParserError as error:
+            raise _malformed(error) from None
 
     async def _flush(self) -> None:
         if self._pending:
