@@ -1,5 +1,11 @@
 """Errors a client caused or can act on; each becomes `{"detail": ...}` with its status code."""
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MAX_DETAIL_CHARS = 1000
+MAX_VALIDATION_ERRORS = 5
+
 
 class ServiceError(Exception):
     status_code = 400
@@ -73,3 +79,27 @@ class TooManyAttempts(ServiceError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.headers = {"Retry-After": str(retry_after)}
+
+
+def writable(detail: str) -> str:
+    """The detail as text any JSON encoder writes: it may quote client input, and a lone surrogate
+    in a JSON string (`"\\ud800"`) cannot be encoded as UTF-8. Bounded, so an answer stays small."""
+    text = detail.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
+
+
+def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """One readable line for a request that failed validation: where and what, never the input
+    itself (it may hold NaN, infinities, surrogates or megabytes, and belongs to the client)."""
+    described = [_describe(error) for error in errors]
+    more = len(described) - MAX_VALIDATION_ERRORS
+    text = "; ".join(described[:MAX_VALIDATION_ERRORS]) + (f"; and {more} more" if more > 0 else "")
+    return writable(text or "the request is not valid")
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return f"the body is not valid JSON: {error.get('ctx', {}).get('error', 'unreadable')}"
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pymongo.errors import DocumentTooLarge, WriteError
+from starlette.exceptions import HTTPException
 
 from service import __version__
 from service.ai.retrieval import IndexCache
@@ -20,7 +22,7 @@ from service.config import Settings
 from service.context import AppContext
 from service.db.durable import StoreWriteFailed
 from service.db.service import connect
-from service.errors import DocumentFull, ServiceError
+from service.errors import DocumentFull, InvalidInput, ServiceError, describe_validation_errors, writable
 from service.health.router import router as health_router
 from service.legacy.router import router as legacy_router
 from service.processing import queue
@@ -37,12 +39,24 @@ logger = logging.getLogger(__name__)
 DOCUMENT_TOO_LARGE_CODES = {10334, 17419}
 
 
-def _error(status_code: int, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"detail": detail})
+def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Every error answer: `{"detail": string}`, writable whatever client input the detail quotes."""
+    return JSONResponse(status_code=status_code, content={"detail": writable(detail)}, headers=headers)
 
 
 async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
-    return JSONResponse(status_code=error.status_code, content={"detail": error.detail}, headers=error.headers)
+    return _error(error.status_code, error.detail, error.headers)
+
+
+async def _request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 with one readable string; FastAPI's default list echoes the input, which may not even
+    be writable as JSON (NaN, a lone surrogate, 1e400)."""
+    return _error(InvalidInput.status_code, describe_validation_errors(error.errors()))
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own refusals (unknown path, wrong method, an unparseable body)."""
+    return _error(error.status_code, str(error.detail), error.headers)
 
 
 async def _write_error(request: Request, error: WriteError) -> JSONResponse:
@@ -109,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Video Analyzer", version=__version__, lifespan=lifespan)
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
     app.add_exception_handler(WriteError, _write_error)
     app.add_exception_handler(StoreWriteFailed, _store_write_failed)
