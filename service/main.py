@@ -25,6 +25,7 @@ from service.db.service import connect
 from service.errors import DocumentFull, InvalidInput, ServiceError, describe_validation_errors, writable
 from service.health.router import router as health_router
 from service.legacy.router import router as legacy_router
+from service.openapi import describe_errors
 from service.processing import queue
 from service.processing.router import router as processing_router
 from service.processing.worker import WorkerPool
@@ -142,4 +143,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         legacy_router,
     ):
         app.include_router(router)
+    describe_errors(app)
     return app

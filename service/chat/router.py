@@ -6,6 +6,7 @@ from fastapi.sse import EventSourceResponse
 from service.chat import service
 from service.chat.schemas import ChatPage, ChatQuestion
 from service.context import AppContext, get_context
+from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.pagination import MAX_PAGE_SIZE
 from service.users.dependencies import Viewer
 from service.videos.models import ChatEntry
@@ -21,7 +22,8 @@ router = APIRouter(prefix="/videos", tags=["chat"])
         200: {
             "description": "with ?stream=true: server-sent `delta` events, then `entry` (or `error`)",
             "content": {"text/event-stream": {}},
-        }
+        },
+        **error_responses(404, 409, 502, *STORE_WRITE_FAILED),
     },
 )
 async def ask(
@@ -38,7 +40,7 @@ async def ask(
     return await service.answer(context, prepared)
 
 
-@router.get("/{video_id}/chat")
+@router.get("/{video_id}/chat", responses=error_responses(404))
 async def chat_history(
     video_id: str,
     viewer: Viewer,

@@ -15,14 +15,15 @@ from service.legacy.schemas import (
     LegacyVideoListItem,
     LegacyVideoStatus,
 )
+from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.users.dependencies import Viewer
 from service.videos.dependencies import content_length_of
-from service.videos.router import UPLOAD_BODY
+from service.videos.router import UPLOAD_BODY, UPLOAD_ERRORS
 
 router = APIRouter(tags=["legacy"], deprecated=True)
 
 
-@router.post("/upload-video/", openapi_extra=UPLOAD_BODY)
+@router.post("/upload-video/", openapi_extra=UPLOAD_BODY, responses=UPLOAD_ERRORS)
 async def upload_video(
     request: Request,
     context: Annotated[AppContext, Depends(get_context)],
@@ -47,24 +48,24 @@ async def list_videos(viewer: Viewer) -> list[LegacyVideoListItem]:
     return await service.list_videos(viewer)
 
 
-@router.get("/video/{video_id}")
+@router.get("/video/{video_id}", responses=error_responses(404))
 async def get_video(video_id: str, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer) -> LegacyVideo:
     return await service.video(video_id, viewer, context.storage)
 
 
-@router.get("/video-status/{video_id}")
+@router.get("/video-status/{video_id}", responses=error_responses(404))
 async def get_video_status(
     video_id: str, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer
 ) -> LegacyVideoStatus:
     return await service.video_status(video_id, viewer, context.storage)
 
 
-@router.get("/chat-history/{video_id}")
+@router.get("/chat-history/{video_id}", responses=error_responses(404))
 async def get_chat_history(video_id: str, viewer: Viewer) -> list[LegacyChatRow]:
     return await service.chat_history(video_id, viewer)
 
 
-@router.post("/ask-question/")
+@router.post("/ask-question/", responses=error_responses(404, 409, 502, *STORE_WRITE_FAILED))
 async def ask_question(
     question: LegacyQuestion, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer
 ) -> LegacyChatRow:

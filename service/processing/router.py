@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.processing import service
 from service.processing.schemas import TranscriptFormat
 from service.users.dependencies import Viewer
@@ -16,20 +17,24 @@ router = APIRouter(prefix="/videos", tags=["processing"])
 EVENT_POLL_SECONDS = 0.5
 
 
-@router.get("/{video_id}/transcript", response_class=Response)
+@router.get("/{video_id}/transcript", response_class=Response, responses=error_responses(404, 409))
 async def transcript(video_id: str, viewer: Viewer, format: TranscriptFormat = "json") -> Response:
     """The transcript as a file: json, txt, srt or vtt. 409 until the video is completed."""
     return await service.transcript_file(video_id, viewer, format)
 
 
-@router.get("/{video_id}/events", response_class=EventSourceResponse)
+@router.get("/{video_id}/events", response_class=EventSourceResponse, responses=error_responses(404))
 async def events(video: Annotated[Video, Depends(video_from_path)]) -> AsyncIterator[ServerSentEvent]:
     """Server-sent `progress` events with status, stage and progress, until the video completes or fails."""
     async for event in service.progress_events(video, EVENT_POLL_SECONDS):
         yield ServerSentEvent(event="progress", data=event)
 
 
-@router.post("/{video_id}/reprocess", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{video_id}/reprocess",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(404, 409, *STORE_WRITE_FAILED),
+)
 async def reprocess(video_id: str, viewer: Viewer) -> VideoOut:
     """Queue a completed or failed video again. 409 while it is queued or processing."""
     return VideoOut.of(await service.reprocess(video_id, viewer))

@@ -5,6 +5,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from service.context import AppContext, get_context
 from service.errors import Forbidden, NotFound
+from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.users import service
 from service.users.dependencies import Caller, SignedIn
 from service.users.schemas import AccessToken, ApiKeyCreated, ApiKeyOut, ApiKeyRequest, Registration, UserOut
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/auth", tags=["users"])
 Context = Annotated[AppContext, Depends(get_context)]
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post("/register", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409, *STORE_WRITE_FAILED))
 async def register(registration: Registration, context: Context, caller: Caller) -> UserOut:
     """Create an account: anyone when ALLOW_REGISTRATION=true, else an admin (sending credentials).
     Only an admin creates admins."""
@@ -26,7 +27,7 @@ async def register(registration: Registration, context: Context, caller: Caller)
     return UserOut.of(await service.register(context.settings, registration))
 
 
-@router.post("/token")
+@router.post("/token", responses=error_responses(401, 404, 429, *STORE_WRITE_FAILED))
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], context: Context, request: Request
 ) -> AccessToken:
@@ -37,23 +38,25 @@ async def token(
     return await service.login(context.settings, form.username, form.password, address)
 
 
-@router.get("/me")
+@router.get("/me", responses=error_responses(404))
 async def me(user: SignedIn) -> UserOut:
     return UserOut.of(user)
 
 
-@router.post("/api-keys", status_code=status.HTTP_201_CREATED)
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED, responses=error_responses(404, *STORE_WRITE_FAILED))
 async def create_api_key(request: ApiKeyRequest, user: SignedIn) -> ApiKeyCreated:
     """A new API key for scripts, sent as the X-API-Key header. It is shown this once."""
     return await service.create_api_key(user, request.name)
 
 
-@router.get("/api-keys")
+@router.get("/api-keys", responses=error_responses(404))
 async def list_api_keys(user: SignedIn) -> list[ApiKeyOut]:
     return await service.list_api_keys(user)
 
 
-@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, *STORE_WRITE_FAILED)
+)
 async def revoke_api_key(key_id: str, user: SignedIn) -> Response:
     await service.revoke_api_key(user, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.context import AppContext, get_context
+from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.pagination import MAX_PAGE_SIZE
 from service.users.dependencies import Viewer
 from service.videos import service
@@ -11,6 +12,9 @@ from service.videos.models import VideoStatus
 from service.videos.schemas import VideoOut, VideoPage, VideoPatch
 
 router = APIRouter(prefix="/videos", tags=["videos"])
+
+UPLOAD_ERRORS = error_responses(400, 413, 415, 422, *STORE_WRITE_FAILED)
+"""A malformed multipart body, too large, not media, a bad field; then the store."""
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -31,7 +35,12 @@ UPLOAD_BODY = {
 }
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=UPLOAD_BODY)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=UPLOAD_BODY,
+    responses=UPLOAD_ERRORS,
+)
 async def upload_video(
     request: Request, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer
 ) -> VideoOut:
@@ -57,18 +66,20 @@ async def list_videos(
     return await service.list_videos(viewer, limit, cursor, status)
 
 
-@router.get("/{video_id}")
+@router.get("/{video_id}", responses=error_responses(404))
 async def get_video(video_id: str, viewer: Viewer) -> VideoOut:
     return VideoOut.of(await service.get_video(video_id, viewer))
 
 
-@router.patch("/{video_id}")
+@router.patch("/{video_id}", responses=error_responses(404, *STORE_WRITE_FAILED))
 async def update_video(video_id: str, patch: VideoPatch, viewer: Viewer) -> VideoOut:
     """Make a video public or private (`is_public`), or rename it (`filename`)."""
     return VideoOut.of(await service.update_video(video_id, viewer, patch.model_dump(exclude_none=True)))
 
 
-@router.delete("/{video_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{video_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, *STORE_WRITE_FAILED)
+)
 async def delete_video(video_id: str, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer) -> Response:
     """Delete the video's document and its file."""
     await service.delete_video(context, video_id, viewer)
