@@ -55,4 +55,7 @@ async def current_user(
 
 Viewer = Annotated[User | None, Depends(current_viewer)]
 Caller = Annotated[User | None, Depends(optional_user)]
+CREDENTIALS_OPTIONAL = {"security": [{}]}
+"""`openapi_extra` for a route taking a `Caller`: its description then says that it also serves
+requests without credentials (FastAPI lists its security schemes as required)."""
 SignedIn = Annotated[User, Depends(current_user)]

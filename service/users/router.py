@@ -7,7 +7,7 @@ from service.context import AppContext, get_context
 from service.errors import Forbidden, NotFound
 from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.users import service
-from service.users.dependencies import Caller, SignedIn
+from service.users.dependencies import CREDENTIALS_OPTIONAL, Caller, SignedIn
 from service.users.schemas import AccessToken, ApiKeyCreated, ApiKeyOut, ApiKeyRequest, Registration, UserOut
 
 router = APIRouter(prefix="/auth", tags=["users"])
@@ -15,7 +15,12 @@ router = APIRouter(prefix="/auth", tags=["users"])
 Context = Annotated[AppContext, Depends(get_context)]
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 409, *STORE_WRITE_FAILED))
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 409, *STORE_WRITE_FAILED),
+    openapi_extra=CREDENTIALS_OPTIONAL,
+)
 async def register(registration: Registration, context: Context, caller: Caller) -> UserOut:
     """Create an account: anyone when ALLOW_REGISTRATION=true, else an admin (sending credentials).
     Only an admin creates admins."""
