@@ -52,8 +52,23 @@ def _is_loopback(host: str) -> bool:
 def _create_user(settings: Settings, args: argparse.Namespace) -> None:
     from service.users.cli import create_user
 
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
-    asyncio.run(create_user(settings, args.username, args.email, password, args.admin))
+    asyncio.run(create_user(settings, args.username, args.email, _password(args), args.admin))
+
+
+def _password(args: argparse.Namespace) -> str:
+    return sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+
+
+def _set_active(settings: Settings, args: argparse.Namespace) -> None:
+    from service.users.cli import set_active
+
+    asyncio.run(set_active(settings, args.username, args.active))
+
+
+def _reset_password(settings: Settings, args: argparse.Namespace) -> None:
+    from service.users.cli import reset_password
+
+    asyncio.run(reset_password(settings, args.username, _password(args)))
 
 
 def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> None:
@@ -101,6 +116,17 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--admin", action="store_true", help="make the account an admin")
     user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     user.set_defaults(run=_create_user)
+    for name, active, text in (
+        ("deactivate-user", False, "stop an account: its tokens and API keys stop working at once"),
+        ("reactivate-user", True, "let a deactivated account in again"),
+    ):
+        toggle = commands.add_parser(name, help=text)
+        toggle.add_argument("username")
+        toggle.set_defaults(run=_set_active, active=active)
+    reset = commands.add_parser("reset-password", help="set a new password for an account (its tokens stop working)")
+    reset.add_argument("username")
+    reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    reset.set_defaults(run=_reset_password)
     migrate = commands.add_parser(
         "migrate-sqlite",
         help="move the SQLite service's videos and chat history into the store (safe to run again)",

@@ -45,7 +45,7 @@ def _motor_client(settings: Settings) -> AsyncIOMotorClient:
 
 
 async def _embedded_client(settings: Settings) -> EmbeddedClient:
-    store = EmbeddedStore(settings.embedded_dir)
+    store = EmbeddedStore(settings.embedded_dir, settings.embedded_ttl_pass_seconds)
     loaded = await asyncio.to_thread(store.open)
     logger.info(
         "store: embedded (mongomock-motor on SQLite) at %s, %d documents loaded and verified",
