@@ -192,7 +192,7 @@ def _mongodb_snapshot(settings: Settings) -> Iterator[MongoSnapshot]:
         database = client[settings.mongodb_db]
         # Listed outside the session: listCollections takes no snapshot read concern.
         names = sorted(name for name in database.list_collection_names() if not name.startswith("system."))
-        if not _has_snapshot_reads(client):
+        if not has_snapshot_reads(client):
             yield MongoSnapshot(database, names, None)
             return
         with client.start_session(snapshot=True) as session:
@@ -201,7 +201,7 @@ def _mongodb_snapshot(settings: Settings) -> Iterator[MongoSnapshot]:
         client.close()
 
 
-def _has_snapshot_reads(client: MongoClient) -> bool:
+def has_snapshot_reads(client: MongoClient) -> bool:
     """MongoDB 5.0+ on a replica set (`setName`) or through mongos (`isdbgrid`); a standalone has none."""
     try:
         hello = client.admin.command("hello")
