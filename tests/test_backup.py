@@ -20,6 +20,7 @@ from bson import json_util
 from service.config import Settings
 from service.db.durable import DATABASE_NAME, read_snapshot
 from service.db.service import connect
+from service.db.snapshot import has_snapshot_reads
 from service.videos.models import Video
 from tests.conftest import SPEECH_VIDEO, serving, sha256_of, upload
 from tests.server import ServerProcess, running_server
@@ -413,3 +414,34 @@ async def test_export_salvage_keeps_every_intact_document(
     assert cli(recovered, "import", str(archive)).returncode == 0
     assert stored_documents(recovered)["videos"].keys() == {sound["id"]}
     assert cli(recovered, "check").returncode == 0
+
+
+# MongoDB (no server runs here: what decides between a snapshot session and collection by collection)
+
+
+class _Admin:
+    def __init__(self, hello: dict) -> None:
+        self.hello = hello
+
+    def command(self, name: str) -> dict:
+        assert name == "hello"
+        return self.hello
+
+
+class _Client:
+    def __init__(self, hello: dict) -> None:
+        self.admin = _Admin(hello)
+
+
+@pytest.mark.parametrize(
+    ("hello", "snapshot"),
+    [
+        ({"isWritablePrimary": True, "setName": "rs0", "maxWireVersion": 25}, True),  # replica set, 8.0
+        ({"isWritablePrimary": True, "msg": "isdbgrid", "maxWireVersion": 21}, True),  # mongos, 7.0
+        ({"isWritablePrimary": True, "maxWireVersion": 25}, False),  # standalone: no snapshot reads
+        ({"isWritablePrimary": True, "setName": "rs0", "maxWireVersion": 9}, False),  # 4.4: none outside transactions
+    ],
+    ids=["replica-set", "sharded", "standalone", "mongodb-4.4"],
+)
+def test_snapshot_sessions_only_where_mongodb_has_snapshot_reads(hello: dict, snapshot: bool) -> None:
+    assert has_snapshot_reads(_Client(hello)) is snapshot
