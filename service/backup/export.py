@@ -11,6 +11,7 @@ was deleted anyway), which is told apart from a file that is missing while its d
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,9 @@ def _read_store(settings: Settings, writer: ArchiveWriter) -> _StoreRead:
         return _StoreRead(source, collections, refs, snapshot.damage, snapshot.live)
 
 
-def _noting_files(collection: str, documents: Any, refs: list[FileRef]) -> Any:
+def _noting_files(
+    collection: str, documents: Iterable[dict[str, Any]], refs: list[FileRef]
+) -> Iterator[dict[str, Any]]:
     for document in documents:
         refs.extend(file_refs(collection, document))
         yield document
