@@ -17,6 +17,7 @@ import httpx
 import pytest
 from bson import json_util
 
+from service.backup import export
 from service.config import Settings
 from service.db.durable import DATABASE_NAME, read_snapshot
 from service.db.service import connect
@@ -180,6 +181,27 @@ def _row(output: str, collection: str) -> list[str]:
     """inserted, replaced, unchanged, refused for a collection in import's table."""
     line = next(line for line in output.splitlines() if line.startswith(collection + " "))
     return line.split()[1:]
+
+
+def test_a_video_deleted_while_exporting_is_left_out_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleted after the snapshot and before its file is copied: the document is in the snapshot,
+    its file is gone. The archive leaves the video out, as the store now has it, and says so."""
+    data, archive = tmp_path / "data", tmp_path / "backup.tar"
+    with running_server(data) as server:
+        kept, deleted = upload_over_http(server, "kept.mp4"), upload_over_http(server, "deleted.mp4")
+        copy_files = export._add_files
+
+        def delete_then_copy_files(*args: object) -> dict[str, set[str]]:
+            assert httpx.delete(f"{server.base_url}/videos/{deleted}", timeout=10).status_code == 204
+            return copy_files(*args)
+
+        monkeypatch.setattr(export, "_add_files", delete_then_copy_files)
+        summary = export.run_export(Settings(_env_file=None, data_dir=data), archive, salvage=False)
+    assert summary.ok and summary.written, summary.render()
+    assert f"videos {deleted} was deleted while the export ran" in summary.render()
+    assert archived_documents(archive)["videos"].keys() == {kept}
+    with tarfile.open(archive) as tar:
+        assert len([name for name in tar.getnames() if name.startswith("files/")]) == 1
 
 
 @pytest.fixture(scope="module")
@@ -365,6 +387,19 @@ async def test_check_names_a_file_whose_content_changed(settings: Settings, stop
     result = cli(settings.data_dir, "check")
     assert result.returncode == 1
     assert f"DAMAGED: file {key} (videos {stopped_store[1]['id']}): sha256" in result.stdout
+
+
+async def test_a_missing_file_is_damage_to_check_and_export(
+    tmp_path: Path, settings: Settings, stopped_store: list[dict]
+) -> None:
+    video_id = stopped_store[0]["id"]
+    key = json_util.loads(stored_documents(settings.data_dir)["videos"][video_id])["file"]["key"]
+    (settings.files_dir / key).unlink()
+    checked = cli(settings.data_dir, "check")
+    exported = cli(settings.data_dir, "export", str(tmp_path / "backup.tar"))
+    assert checked.returncode == 1 and f"DAMAGED: file {key} (videos {video_id}): missing" in checked.stdout
+    assert exported.returncode == 1 and f"PROBLEM: file {key} (videos {video_id}): missing" in exported.stdout
+    assert not (tmp_path / "backup.tar").exists()
 
 
 async def test_check_reports_a_document_that_does_not_match_its_model(
