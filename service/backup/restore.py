@@ -104,7 +104,7 @@ class _Import:
             return
         stored = await self.storage.receive(stream, entry.key)
         if (stored.size, stored.sha256) != (expected.size, expected.sha256):
-            raise ImportRefused(f"{self.archive.path} changed after it was verified ({entry.member}); import it again")
+            raise ImportStopped(f"{self.archive.path} changed after it was verified ({entry.member}); import it again")
         self.summary.files_copied += 1
 
     def _already_there(self, key: str, expected: Member) -> bool:
@@ -121,7 +121,7 @@ class _Import:
         while batch := await asyncio.to_thread(_take, lines, self.batch_size, sha256):
             await self._upsert(collection, entry.name, batch, counts)
         if sha256.hexdigest() != self._expected(entry.member).sha256:
-            raise ImportRefused(f"{self.archive.path} changed after it was verified ({entry.member}); import it again")
+            raise ImportStopped(f"{self.archive.path} changed after it was verified ({entry.member}); import it again")
 
     async def _upsert(self, collection: Any, name: str, batch: list[dict[str, Any]], counts: ImportCounts) -> None:
         requests = [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in batch]
