@@ -93,6 +93,48 @@ def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def _export(settings: Settings, args: argparse.Namespace) -> None:
+    from service.backup.export import ExportFailed, run_export
+
+    try:
+        summary = run_export(settings, args.path, args.salvage)
+    except ExportFailed as error:
+        print(f"video-analyzer export: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(summary.render())
+    if not summary.ok:
+        raise SystemExit(1)
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> None:
+    from service.backup.restore import ImportRefused, ImportStopped, run_import
+
+    try:
+        summary = asyncio.run(run_import(settings, args.path, args.batch_size))
+    except ImportRefused as error:
+        print(f"video-analyzer import: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ImportStopped as error:
+        print(f"video-analyzer import: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(summary.render())
+    if not summary.ok:
+        raise SystemExit(1)
+
+
+def _check(settings: Settings, args: argparse.Namespace) -> None:
+    from service.backup.check import CheckFailed, run_check
+
+    try:
+        report = asyncio.run(run_check(settings))
+    except CheckFailed as error:
+        print(f"video-analyzer check: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(report.render())
+    if not report.ok:
+        raise SystemExit(1)
+
+
 def _positive(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -149,6 +191,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--batch-size", type=_positive, default=500, help="videos per bulk write (default: 500)")
     migrate.set_defaults(run=_migrate_sqlite)
+    export = commands.add_parser(
+        "export",
+        help="write the store and its files to one archive (a consistent snapshot, also while the service runs)",
+    )
+    export.add_argument("path", type=Path, metavar="PATH", help="the archive to write (a tar file)")
+    export.add_argument(
+        "--salvage",
+        action="store_true",
+        help="on a damaged store, export every intact document and file and list what was left out (exits 1)",
+    )
+    export.set_defaults(run=_export)
+    load = commands.add_parser(
+        "import", help="load an archive written by export into the store (verified first; safe to run again)"
+    )
+    load.add_argument("path", type=Path, metavar="PATH", help="the archive export wrote")
+    load.add_argument("--batch-size", type=_positive, default=500, help="documents per bulk write (default: 500)")
+    load.set_defaults(run=_import)
+    check = commands.add_parser("check", help="verify the store and its files (read-only; also while the service runs)")
+    check.set_defaults(run=_check)
     return parser
 
 

@@ -78,6 +78,17 @@ _THREADED_METHODS = (
 )
 
 
+class StoreInUse(RuntimeError):
+    """Another process has the store open; it was not opened."""
+
+
+def in_use_message(directory: Path) -> str:
+    return (
+        f"the embedded store at {directory} is in use by another process; stop it first, "
+        "or run every process against MongoDB (MONGODB_URL)"
+    )
+
+
 def _exclusive_lock(path: Path) -> BinaryIO:
     """One process at a time: mongomock's memory is the truth while serving, so two writers would
     each miss the other's writes."""
@@ -86,10 +97,7 @@ def _exclusive_lock(path: Path) -> BinaryIO:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise RuntimeError(
-            f"the embedded store at {path.parent} is in use by another process; stop it first, "
-            "or run every process against MongoDB (MONGODB_URL)"
-        ) from None
+        raise StoreInUse(in_use_message(path.parent)) from None
     return handle
 
 
