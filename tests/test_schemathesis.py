@@ -76,7 +76,7 @@ async def _seed(settings: Settings) -> tuple[str | None, list[str]]:
         videos = [await insert_completed_video(TRANSCRIPT, f"seeded-{n}.mp4") for n in range(1 + len(OWN_VIDEO))]
     finally:
         database.close()
-    token = None if admin is None else security.create_access_token(str(admin.id), SECRET, 60)
+    token = None if admin is None else security.create_access_token(str(admin.id), admin.token_version, SECRET, 60)
     return token, [str(video.id) for video in videos]
 
 
