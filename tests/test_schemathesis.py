@@ -27,7 +27,7 @@ from tests.conftest import NO_AUDIO_VIDEO, insert_completed_video
 
 SECRET = "s" * 48
 CHECKS = ["not_a_server_error", "status_code_conformance", "response_schema_conformance", "content_type_conformance"]
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 40
 """Per operation, for fuzzing; the schema's examples and the coverage phase's boundary cases come on top."""
 OWN_VIDEO = ("DELETE /videos/{video_id}", "POST /videos/{video_id}/reprocess")
 """Operations that take a video from the others (deleted, queued again): each gets a seeded video of its own."""
