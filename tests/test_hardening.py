@@ -138,6 +138,14 @@ async def test_multipart_body_cut_short_is_400(client: httpx.AsyncClient, path: 
     assert_error(response, 400)
 
 
+@pytest.mark.parametrize("length", ["²".encode("latin-1"), b"1" * 5000], ids=["superscript", "5000-digits"])
+async def test_unreadable_content_length_is_not_trusted(client: httpx.AsyncClient, length: bytes) -> None:
+    """An ASGI server may pass any Content-Length on; the upload then reads the body as it comes."""
+    headers = [(b"content-type", b"multipart/form-data; boundary=b"), (b"content-length", length)]
+    response = await client.post("/videos", content=b"not multipart", headers=headers)
+    assert_error(response, 400)
+
+
 def operations(schema: dict) -> list[tuple[str, dict]]:
     return [(f"{method.upper()} {path}", op) for path, ops in schema["paths"].items() for method, op in ops.items()]
 
