@@ -138,6 +138,18 @@ async def test_multipart_body_cut_short_is_400(client: httpx.AsyncClient, path: 
     assert_error(response, 400)
 
 
+@pytest.mark.parametrize("moment", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+@pytest.mark.parametrize("bound", ["uploaded_after", "uploaded_before"])
+async def test_search_time_out_of_range_in_utc_is_422(client: httpx.AsyncClient, bound: str, moment: str) -> None:
+    response = await client.get("/search", params={"q": "Clara", bound: moment})
+    assert bound in assert_error(response, 422)
+
+
+async def test_search_times_at_the_calendars_ends_are_answered(client: httpx.AsyncClient) -> None:
+    params = {"q": "Clara", "uploaded_after": "9999-12-31T23:59:59", "uploaded_before": "0001-01-01T00:00:00+00:00"}
+    assert (await client.get("/search", params=params)).status_code == 200
+
+
 @pytest.mark.parametrize("length", ["²".encode("latin-1"), b"1" * 5000], ids=["superscript", "5000-digits"])
 async def test_unreadable_content_length_is_not_trusted(client: httpx.AsyncClient, length: bytes) -> None:
     """An ASGI server may pass any Content-Length on; the upload then reads the body as it comes."""

@@ -1,8 +1,8 @@
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from service.clock import UtcTime
 from service.pagination import MAX_PAGE_SIZE
 from service.search import service
 from service.search.schemas import SearchPage
@@ -26,8 +26,8 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     cursor: str | None = None,
     status: VideoStatus | None = None,
-    uploaded_after: datetime | None = None,
-    uploaded_before: datetime | None = None,
+    uploaded_after: UtcTime | None = None,
+    uploaded_before: UtcTime | None = None,
 ) -> SearchPage:
     """Videos ranked by MongoDB's text score, each with the transcript moments that match."""
     return await service.search(q, viewer, limit, cursor, status, uploaded_after, uploaded_before)
