@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_KEY_BYTES = 32
+UPLOAD_FRAMING_BYTES = 64 * 1024
+"""Room in an upload's body, beyond MAX_UPLOAD_MB (file and form fields), for multipart boundaries and part headers."""
 
 
 class Settings(BaseSettings):
@@ -27,6 +29,11 @@ class Settings(BaseSettings):
     upload_dir: Path | None = None
     storage: Literal["local"] = "local"
     max_upload_mb: int = Field(default=2048, ge=1)
+    max_form_fields: int = Field(default=16, ge=1)
+    max_form_field_kb: int = Field(default=1, ge=1)
+
+    # Request bodies other than uploads: JSON, the login form
+    max_json_body_kb: int = Field(default=64, ge=1)
 
     # Transcription
     whisper_model: str = "bundled:tiny.en"
@@ -106,3 +113,12 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_upload_body_bytes(self) -> int:
+        """The largest body an upload route reads: MAX_UPLOAD_MB and the multipart framing."""
+        return self.max_upload_bytes + UPLOAD_FRAMING_BYTES
+
+    @property
+    def max_json_body_bytes(self) -> int:
+        return self.max_json_body_kb * 1024

@@ -45,6 +45,17 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def memory_mb(self) -> dict[str, float]:
+        """The process's resident memory now (`VmRSS`) and at its peak so far (`VmHWM`), in MB."""
+        lines = Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in lines if line.startswith(("VmRSS:", "VmHWM:")))
+        return {name: int(value.split()[0]) / 1024 for name, value in fields.items()}
+
+    def reset_peak_memory(self) -> None:
+        """Bring the peak (`VmHWM`) down to the memory in use now, so that the next peak measures
+        what comes next rather than start-up (Linux 4.0+)."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""
         self.process.send_signal(signal.SIGKILL)

@@ -16,7 +16,6 @@ from service.legacy.schemas import (
     LegacyVideoStatus,
 )
 from service.users.dependencies import Viewer
-from service.videos.dependencies import content_length_of
 from service.videos.router import UPLOAD_BODY
 
 router = APIRouter(tags=["legacy"], deprecated=True)
@@ -35,7 +34,6 @@ async def upload_video(
         context,
         viewer,
         content_type=request.headers.get("content-type", ""),
-        content_length=content_length_of(request),
         body=request.stream(),
         language=language,
         ui_language=ui_language,

@@ -1,14 +1,6 @@
-from fastapi import Request
-
 from service.users.dependencies import Viewer
 from service.videos.models import Video
 from service.videos.service import get_video
-
-
-def content_length_of(request: Request) -> int | None:
-    """The declared body length, when the client declared a plain one."""
-    length = request.headers.get("content-length")
-    return int(length) if length and length.isdigit() else None
 
 
 async def video_from_path(video_id: str, viewer: Viewer) -> Video:

@@ -5,7 +5,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from service.context import AppContext, get_context
 from service.users.dependencies import Viewer
 from service.videos import service
-from service.videos.dependencies import content_length_of
 from service.videos.models import VideoStatus
 from service.videos.schemas import VideoOut, VideoPage, VideoPatch
 
@@ -39,7 +38,6 @@ async def upload_video(
         context,
         viewer,
         content_type=request.headers.get("content-type", ""),
-        content_length=content_length_of(request),
         body=request.stream(),
     )
     return VideoOut.of(video)

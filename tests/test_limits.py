@@ -1,0 +1,258 @@
+"""Request body limits, security headers, the API docs served without a CDN, TLS and trusted
+proxies: on the real server process where memory and connections are the point, in process
+elsewhere."""
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.config import Settings
+from tests.conftest import SPEECH_VIDEO, serving, upload
+from tests.server import ServerProcess, running_server
+from tests.test_auth import SECRET, auth_settings
+
+MB = 1024 * 1024
+AUTH_ENV = {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET}
+PASSWORD = "limits-password-1"
+MISSING_VIDEO = "0123456789abcdef01234567"
+BOUNDARY = "limits-boundary"
+MULTIPART = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+JSON = {"content-type": "application/json"}
+UPLOAD_PATHS = ["/videos", "/upload-video/"]
+MAX_RSS_GROWTH_MB = 20
+MAX_SENT_AFTER_REFUSAL = 50 * MB
+
+
+# Bodies
+
+
+def form_field(name: str, value: bytes) -> bytes:
+    return f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+
+
+def file_part(filename: str, content: bytes) -> bytes:
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n\r\n'
+    return head.encode() + content + b"\r\n"
+
+
+def multipart(*parts: bytes) -> bytes:
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def small_fields() -> Iterator[bytes]:
+    """Form fields of 1,000 bytes each, every one with a name of its own, 64 to a chunk."""
+    for start in itertools.count(0, 64):
+        yield b"".join(form_field(f"field{number}", b"v" * 1000) for number in range(start, start + 64))
+
+
+class Sender:
+    """A body made on the fly, so that the client never holds it, counting what the client took
+    of it before the answer came or the server closed the connection."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.sent = 0
+
+    def stream(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if self.sent >= self.total:
+                return
+            self.sent += len(chunk)
+            yield chunk
+
+
+def json_chunks() -> Iterator[bytes]:
+    return itertools.chain([b'{"question": "'], itertools.repeat(b"x" * 64 * 1024))
+
+
+# The real server, with users on
+
+
+@dataclass
+class AuthServer:
+    server: ServerProcess
+    data_dir: Path
+    signed_in: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    data_dir = tmp_path_factory.mktemp("limits") / "data"
+    command = [sys.executable, "-m", "service.cli", "create-user", "--username", "tester"]
+    command += ["--email", "tester@example.com", "--password-stdin"]
+    environment = {**os.environ, "DATA_DIR": str(data_dir), **AUTH_ENV}
+    subprocess.run(command, input=PASSWORD, env=environment, text=True, capture_output=True, check=True, timeout=60)
+    with running_server(data_dir, AUTH_ENV) as server:
+        login = httpx.post(f"{server.base_url}/auth/token", data={"username": "tester", "password": PASSWORD})
+        yield AuthServer(server, data_dir, {"Authorization": f"Bearer {login.json()['access_token']}"})
+
+
+def post_streamed(
+    server: ServerProcess, path: str, sender: Sender, chunks: Iterable[bytes], headers: dict[str, str]
+) -> httpx.Response:
+    """POST a streamed body; check and report the server's peak memory during it, and what was sent."""
+    server.reset_peak_memory()
+    before = server.memory_mb()
+    began = time.perf_counter()
+    response = httpx.post(f"{server.base_url}{path}", content=sender.stream(chunks), headers=headers, timeout=60)
+    seconds = time.perf_counter() - began
+    after = server.memory_mb()
+    print(
+        f"\nPOST {path}: {response.status_code} after {seconds:.2f} s, {sender.sent / MB:.1f} MB of "
+        f"{sender.total / MB:.0f} MB sent; server VmRSS {before['VmRSS']:.1f} MB before, "
+        f"{after['VmRSS']:.1f} MB after, peak (VmHWM) {after['VmHWM']:.1f} MB"
+    )
+    assert after["VmHWM"] - before["VmRSS"] < MAX_RSS_GROWTH_MB
+    assert sender.sent < MAX_SENT_AFTER_REFUSAL, "the server kept reading after it had answered"
+    assert response.headers["connection"] == "close"
+    return response
+
+
+def test_an_anonymous_200_mb_json_body_is_refused_at_once_in_flat_memory(auth_server: AuthServer) -> None:
+    sender = Sender(200 * MB)
+    response = post_streamed(auth_server.server, f"/videos/{MISSING_VIDEO}/chat", sender, json_chunks(), JSON)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the request body is larger than the limit of 64 KB"}
+
+
+@pytest.mark.parametrize("path", UPLOAD_PATHS)
+def test_400_mb_of_small_form_fields_is_refused_at_once_in_flat_memory(auth_server: AuthServer, path: str) -> None:
+    sender = Sender(400 * MB)
+    headers = {**MULTIPART, **auth_server.signed_in}
+    response = post_streamed(auth_server.server, path, sender, small_fields(), headers)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the form has more than 16 fields besides 'file'"}
+
+
+def test_an_upload_answered_before_it_is_read_closes_the_connection(auth_server: AuthServer) -> None:
+    """Anonymous: the 401 comes before the body is read, and the rest of it is not read at all."""
+    sender = Sender(400 * MB)
+    response = post_streamed(auth_server.server, "/videos", sender, small_fields(), MULTIPART)
+    assert response.status_code == 401
+
+
+def test_a_client_gone_mid_upload_leaves_no_file_and_no_error(auth_server: AuthServer) -> None:
+    server = auth_server.server
+    head = "".join(f"{name}: {value}\r\n" for name, value in {**MULTIPART, **auth_server.signed_in}.items())
+    request = f"POST /videos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {10 * MB}\r\n{head}\r\n".encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(request + file_part("gone.mp4", b"\0" * MB)[:-2])
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while "disconnected before the request body was complete" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    assert "Traceback" not in server.log()
+    assert list((auth_server.data_dir / "uploads" / ".incoming").iterdir()) == []
+
+
+def raw_exchange(server: ServerProcess, request: bytes) -> bytes:
+    """Send bytes, read the answer until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("path", "length"),
+    [(f"/videos/{MISSING_VIDEO}/chat", 64 * 1024 + 1), ("/videos", 10**12)],
+    ids=["json", "upload"],
+)
+def test_a_content_length_over_the_limit_is_refused_before_any_body_is_sent(
+    auth_server: AuthServer, path: str, length: int
+) -> None:
+    """Before authentication, too: the anonymous request gets 413, not 401, with no body sent."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+    answer = raw_exchange(auth_server.server, head.encode())
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
+    assert b"connection: close" in rest.lower()
+    assert b"is larger than the limit" in rest
+
+
+# Limits in process
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_json_body_over_max_json_body_kb_is_413(client: httpx.AsyncClient, chunked: bool) -> None:
+    body = b'{"question": "' + b"x" * 64 * 1024 + b'"}'
+
+    async def stream() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 16 * 1024):
+            yield body[start : start + 16 * 1024]
+
+    response = await client.post(f"/videos/{MISSING_VIDEO}/chat", content=stream() if chunked else body, headers=JSON)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the request body is larger than the limit of 64 KB"}
+
+
+async def test_the_largest_legal_question_is_well_under_the_limit(client: httpx.AsyncClient) -> None:
+    """2,000 characters of four UTF-8 bytes each, written as JSON escapes, with a language."""
+    body = json.dumps({"question": "\U0001f600" * 2000, "language": "en"}).encode()
+    assert 24_000 < len(body) < 64 * 1024
+    response = await client.post(f"/videos/{MISSING_VIDEO}/chat", content=body, headers=JSON)
+    assert response.status_code == 404, response.text
+
+
+async def test_an_upload_over_the_limit_is_413_before_authentication(tmp_path: Path) -> None:
+    settings = auth_settings(tmp_path, max_upload_mb=1)
+    async with serving(settings) as http:
+        body = multipart(file_part("big.mkv", b"\0" * (MB + 65 * 1024)))
+        response = await http.post("/videos", content=body, headers=MULTIPART)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the upload is larger than the limit of 1 MB"}
+
+
+async def test_more_form_fields_than_max_form_fields_is_413(client: httpx.AsyncClient, settings: Settings) -> None:
+    settings.max_form_fields = 2
+    fields = [form_field(f"field{number}", b"v") for number in range(3)]
+    response = await client.post("/videos", content=multipart(*fields, file_part("a.mp4", b"x")), headers=MULTIPART)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the form has more than 2 fields besides 'file'"}
+
+
+async def test_a_form_field_over_max_form_field_kb_is_413(client: httpx.AsyncClient) -> None:
+    body = multipart(form_field("language", b"e" * 1025), file_part("a.mp4", b"x"))
+    response = await client.post("/videos", content=body, headers=MULTIPART)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the form field 'language' is longer than 1024 bytes"}
+
+
+async def test_form_fields_count_against_max_upload_mb(client: httpx.AsyncClient, settings: Settings) -> None:
+    """A file 500 bytes under the limit passes it (and is then refused as no media); with a
+    1,000-byte field beside it, the upload is over the limit."""
+    settings.max_upload_mb = 1
+    content = file_part("a.mp4", b"\0" * (MB - 500))
+    alone = await client.post("/videos", content=multipart(content), headers=MULTIPART)
+    assert alone.status_code == 415
+    with_field = await client.post(
+        "/videos", content=multipart(form_field("note", b"n" * 1000), content), headers=MULTIPART
+    )
+    assert with_field.status_code == 413
+    assert with_field.json() == {"detail": "the upload is larger than the limit of 1 MB"}
+
+
+async def test_an_upload_filename_over_255_characters_is_422_as_for_patch(client: httpx.AsyncClient) -> None:
+    longest = "é" * 251 + ".mp4"
+    accepted = await upload(client, SPEECH_VIDEO, filename=longest)
+    assert accepted.status_code == 202
+    assert accepted.json()["filename"] == longest
+    refused = await upload(client, SPEECH_VIDEO, filename="é" + longest)
+    assert refused.status_code == 422
+    assert refused.json() == {"detail": "the filename is longer than 255 characters"}
+    assert len((await client.get("/videos")).json()["items"]) == 1
