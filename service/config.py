@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     allow_registration: bool = False
     password_min_length: int = Field(default=10, ge=8)
     login_max_failures: int = Field(default=5, ge=1)
+    docs_public: bool = False
 
     # Server
     host: str = "127.0.0.1"

@@ -23,6 +23,7 @@ from service.config import Settings
 from service.context import AppContext
 from service.db.durable import StoreWriteFailed
 from service.db.service import connect
+from service.docs.router import router as docs_router
 from service.errors import DocumentFull, ServiceError
 from service.health.router import router as health_router
 from service.http.limits import BodyLimits
@@ -137,6 +138,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Video Analyzer",
         version=__version__,
         lifespan=lifespan,
+        openapi_url=None,  # served by docs_router, for users only when users are on
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(DocumentTooLarge, _document_too_large)
@@ -155,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search_router,
         stats_router,
         legacy_router,
+        docs_router,
     ):
         app.include_router(router)
     return app

@@ -11,15 +11,18 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
 
 from service.config import Settings
+from service.users.schemas import Registration
+from service.users.service import register
 from tests.conftest import SPEECH_VIDEO, serving, upload
 from tests.server import ServerProcess, running_server
-from tests.test_auth import SECRET, auth_settings
+from tests.test_auth import SECRET, auth_settings, sign_in
 
 MB = 1024 * 1024
 AUTH_ENV = {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET}
@@ -256,3 +259,69 @@ async def test_an_upload_filename_over_255_characters_is_422_as_for_patch(client
     assert refused.status_code == 422
     assert refused.json() == {"detail": "the filename is longer than 255 characters"}
     assert len((await client.get("/videos")).json()["items"]) == 1
+
+
+# The API docs
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.links += [value for name, value in attrs if name in ("src", "href", "spec-url") and value]
+
+
+def links_of(html: str) -> list[str]:
+    parser = _Links()
+    parser.feed(html)
+    return parser.links
+
+
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".json": "application/json"}
+DOCS_LINKS = {
+    "/docs": ["/docs/assets/swagger-ui.css", "/docs/assets/favicon.png", "/docs/assets/swagger-ui-bundle.js"],
+    "/redoc": ["/docs/assets/favicon.png", "/openapi.json", "/docs/assets/redoc.standalone.js"],
+}
+
+
+@pytest.mark.parametrize("page", DOCS_LINKS)
+async def test_the_docs_load_everything_from_this_service(client: httpx.AsyncClient, page: str) -> None:
+    response = await client.get(page)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-security-policy"].startswith("default-src 'self';")
+    assert "//" not in response.text, "no address of another origin, with or without a scheme"
+    assert links_of(response.text) == DOCS_LINKS[page]
+    if page == "/docs":
+        assert "url: '/openapi.json'" in response.text
+    for link in [*DOCS_LINKS[page], "/openapi.json"]:
+        asset = await client.get(link)
+        assert asset.status_code == 200, link
+        assert asset.headers["content-type"].startswith(CONTENT_TYPES[Path(link).suffix]), link
+
+
+async def test_only_the_docs_assets_are_served(client: httpx.AsyncClient) -> None:
+    """The package's folder holds more (an index.html that loads a spec from petstore.swagger.io)."""
+    assert (await client.get("/docs/assets/index.html")).status_code == 404
+
+
+DOCS = ["/docs", "/redoc", "/openapi.json", "/docs/assets/redoc.standalone.js"]
+
+
+async def test_with_users_on_the_docs_need_a_user(tmp_path: Path) -> None:
+    settings = auth_settings(tmp_path)
+    async with serving(settings) as http:
+        await register(settings, Registration(username="reader", email="reader@example.com", password=PASSWORD))
+        token = (await sign_in(http, "reader", PASSWORD)).json()["access_token"]
+        for path in DOCS:
+            assert (await http.get(path)).status_code == 401, path
+            assert (await http.get(path, headers={"Authorization": f"Bearer {token}"})).status_code == 200, path
+
+
+async def test_docs_public_opens_the_docs_to_anyone(tmp_path: Path) -> None:
+    async with serving(auth_settings(tmp_path, docs_public=True)) as http:
+        for path in DOCS:
+            assert (await http.get(path)).status_code == 200, path
+        assert (await http.get("/videos")).status_code == 401
