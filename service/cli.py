@@ -29,7 +29,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             "change and delete every video. Set AUTH_ENABLED=true and SECRET_KEY, or bind 127.0.0.1. !!!",
             host,
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        server_header=False,
+    )
 
 
 def _work(settings: Settings, args: argparse.Namespace) -> None:

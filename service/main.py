@@ -26,6 +26,7 @@ from service.db.service import connect
 from service.docs.router import router as docs_router
 from service.errors import DocumentFull, ServiceError
 from service.health.router import router as health_router
+from service.http.headers import SecurityHeaders
 from service.http.limits import BodyLimits
 from service.legacy.router import router as legacy_router
 from service.processing import queue
@@ -45,15 +46,15 @@ UPLOAD_PATHS = ("/videos", "/upload-video/")
 
 
 class VideoAnalyzerApp(FastAPI):
-    """FastAPI with the body limits outside its whole middleware stack, its 500 handler
-    included, so that they see each request first."""
+    """FastAPI with the HTTP protections outside its whole middleware stack, its 500 handler
+    included, so that they see each request first and each answer last."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
 
     def build_middleware_stack(self) -> ASGIApp:
-        return BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS)
+        return SecurityHeaders(BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS))
 
 
 def _error(status_code: int, detail: str) -> JSONResponse:

@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from service.config import Settings
+from service.docs.router import DOCS_POLICY
+from service.http.headers import DATA_POLICY
 from service.users.schemas import Registration
 from service.users.service import register
 from tests.conftest import SPEECH_VIDEO, serving, upload
@@ -188,6 +190,13 @@ def test_a_content_length_over_the_limit_is_refused_before_any_body_is_sent(
     assert b"is larger than the limit" in rest
 
 
+def test_the_server_names_no_software(auth_server: AuthServer) -> None:
+    response = httpx.get(f"{auth_server.server.base_url}/health")
+    assert response.status_code == 200
+    assert "server" not in response.headers
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
 # Limits in process
 
 
@@ -259,6 +268,37 @@ async def test_an_upload_filename_over_255_characters_is_422_as_for_patch(client
     assert refused.status_code == 422
     assert refused.json() == {"detail": "the filename is longer than 255 characters"}
     assert len((await client.get("/videos")).json()["items"]) == 1
+
+
+# Security headers
+
+
+def assert_security_headers(response: httpx.Response, policy: str) -> None:
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-security-policy"] == policy
+
+
+async def test_security_headers_on_every_kind_of_answer(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(viewer: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("service.stats.router.compute_stats", broken)
+    answers = {
+        "json": (await client.get("/health"), 200, DATA_POLICY),
+        "error": (await client.get(f"/videos/{MISSING_VIDEO}"), 404, DATA_POLICY),
+        "body limit": (await client.post("/auth/token", content=b"x" * 65 * 1024), 413, DATA_POLICY),
+        "unexpected error": (await client.get("/stats"), 500, DATA_POLICY),
+        "page": (await client.get("/docs"), 200, DOCS_POLICY),
+        "file": (await client.get("/docs/assets/swagger-ui.css"), 200, DATA_POLICY),
+    }
+    for kind, (response, status, policy) in answers.items():
+        assert response.status_code == status, kind
+        assert_security_headers(response, policy)
 
 
 # The API docs
