@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @model_validator(mode="after")
     def _check_pool(self) -> "Settings":

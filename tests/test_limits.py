@@ -365,3 +365,54 @@ async def test_docs_public_opens_the_docs_to_anyone(tmp_path: Path) -> None:
         for path in DOCS:
             assert (await http.get(path)).status_code == 200, path
         assert (await http.get("/videos")).status_code == 401
+
+
+# TLS and proxies
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    certificate, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        + ["-keyout", str(key), "-out", str(certificate), "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return certificate, key
+
+
+@pytest.mark.parametrize("how", ["flags", "settings"])
+def test_serve_over_https_with_a_self_signed_certificate(tmp_path: Path, how: str) -> None:
+    certificate, key = self_signed_certificate(tmp_path)
+    if how == "flags":
+        options = {"args": ["--ssl-certfile", str(certificate), "--ssl-keyfile", str(key)]}
+    else:
+        options = {"env": {"SSL_CERTFILE": str(certificate), "SSL_KEYFILE": str(key)}}
+    with running_server(tmp_path / "data", ca=certificate, **options) as server:
+        assert server.base_url.startswith("https://")
+        response = httpx.get(f"{server.base_url}/health", verify=server.verify)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ok"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{server.port}/health")
+
+
+def logged_client(server: ServerProcess) -> str:
+    """The client address the server saw for a GET /health, from its access log."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in server.log().splitlines():
+            if '"GET /health?probe HTTP/1.1"' in line:
+                return line.split(" - ")[0].split()[-1].rsplit(":", 1)[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no access log line:\n{server.log()}")
+
+
+@pytest.mark.parametrize(("trusted", "seen"), [("127.0.0.1", "203.0.113.7"), ("192.0.2.1", "127.0.0.1")])
+def test_forwarded_for_is_believed_from_trusted_proxies_only(tmp_path: Path, trusted: str, seen: str) -> None:
+    """The address the login throttle counts failures against is the one the access log shows."""
+    with running_server(tmp_path / "data", {"FORWARDED_ALLOW_IPS": trusted}) as server:
+        httpx.get(f"{server.base_url}/health?probe", headers={"X-Forwarded-For": "203.0.113.7"})
+        assert logged_client(server) == seen
