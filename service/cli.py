@@ -67,8 +67,23 @@ def _is_loopback(host: str) -> bool:
 def _create_user(settings: Settings, args: argparse.Namespace) -> None:
     from service.users.cli import create_user
 
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
-    asyncio.run(create_user(settings, args.username, args.email, password, args.admin))
+    asyncio.run(create_user(settings, args.username, args.email, _password(args), args.admin))
+
+
+def _password(args: argparse.Namespace) -> str:
+    return sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+
+
+def _set_active(settings: Settings, args: argparse.Namespace) -> None:
+    from service.users.cli import set_active
+
+    asyncio.run(set_active(settings, args.username, args.active))
+
+
+def _reset_password(settings: Settings, args: argparse.Namespace) -> None:
+    from service.users.cli import reset_password
+
+    asyncio.run(reset_password(settings, args.username, _password(args)))
 
 
 def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> None:
@@ -90,6 +105,48 @@ def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit(2) from None
     print(summary.render())
     if not summary.ok:
+        raise SystemExit(1)
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> None:
+    from service.backup.export import ExportFailed, run_export
+
+    try:
+        summary = run_export(settings, args.path, args.salvage)
+    except ExportFailed as error:
+        print(f"video-analyzer export: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(summary.render())
+    if not summary.ok:
+        raise SystemExit(1)
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> None:
+    from service.backup.restore import ImportRefused, ImportStopped, run_import
+
+    try:
+        summary = asyncio.run(run_import(settings, args.path, args.batch_size))
+    except ImportRefused as error:
+        print(f"video-analyzer import: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ImportStopped as error:
+        print(f"video-analyzer import: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(summary.render())
+    if not summary.ok:
+        raise SystemExit(1)
+
+
+def _check(settings: Settings, args: argparse.Namespace) -> None:
+    from service.backup.check import CheckFailed, run_check
+
+    try:
+        report = asyncio.run(run_check(settings))
+    except CheckFailed as error:
+        print(f"video-analyzer check: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(report.render())
+    if not report.ok:
         raise SystemExit(1)
 
 
@@ -118,6 +175,17 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("--admin", action="store_true", help="make the account an admin")
     user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     user.set_defaults(run=_create_user)
+    for name, active, text in (
+        ("deactivate-user", False, "stop an account: its tokens and API keys stop working at once"),
+        ("reactivate-user", True, "let a deactivated account in again"),
+    ):
+        toggle = commands.add_parser(name, help=text)
+        toggle.add_argument("username")
+        toggle.set_defaults(run=_set_active, active=active)
+    reset = commands.add_parser("reset-password", help="set a new password for an account (its tokens stop working)")
+    reset.add_argument("username")
+    reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    reset.set_defaults(run=_reset_password)
     migrate = commands.add_parser(
         "migrate-sqlite",
         help="move the SQLite service's videos and chat history into the store (safe to run again)",
@@ -140,6 +208,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--batch-size", type=_positive, default=500, help="videos per bulk write (default: 500)")
     migrate.set_defaults(run=_migrate_sqlite)
+    export = commands.add_parser(
+        "export",
+        help="write the store and its files to one archive (a consistent snapshot, also while the service runs)",
+    )
+    export.add_argument("path", type=Path, metavar="PATH", help="the archive to write (a tar file)")
+    export.add_argument(
+        "--salvage",
+        action="store_true",
+        help="on a damaged store, export every intact document and file and list what was left out (exits 1)",
+    )
+    export.set_defaults(run=_export)
+    load = commands.add_parser(
+        "import", help="load an archive written by export into the store (verified first; safe to run again)"
+    )
+    load.add_argument("path", type=Path, metavar="PATH", help="the archive export wrote")
+    load.add_argument("--batch-size", type=_positive, default=500, help="documents per bulk write (default: 500)")
+    load.set_defaults(run=_import)
+    check = commands.add_parser("check", help="verify the store and its files (read-only; also while the service runs)")
+    check.set_defaults(run=_check)
     return parser
 
 

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     mongodb_connect_timeout_ms: int = Field(default=10_000, ge=1)
     mongodb_server_selection_timeout_ms: int = Field(default=10_000, ge=1)
     mongodb_socket_timeout_ms: int = Field(default=30_000, ge=1)
+    embedded_ttl_pass_seconds: float = Field(default=60.0, gt=0)
 
     # Files
     data_dir: Path = Path("data")

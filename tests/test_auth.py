@@ -1,9 +1,11 @@
 """Users, ownership and privacy with AUTH_ENABLED=true."""
 
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,13 +16,14 @@ from pydantic import ValidationError
 
 from service.clock import utc_now
 from service.config import Settings
+from service.db.embedded import EmbeddedStore
 from service.users import security
 from service.users.models import LoginThrottle, User
 from service.users.schemas import Registration
 from service.users.service import register
 from service.videos.models import Transcript, Video
 from tests.conftest import SPEECH_VIDEO, insert_completed_video, serving
-from tests.server import free_port
+from tests.server import free_port, running_server
 
 SECRET = "s" * 48
 PASSWORDS = {"admin": "admin-password-1", "alice": "alice-password-1", "bob": "bob-password-12"}
@@ -43,6 +46,12 @@ class World:
 
 async def sign_in(http: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
     return await http.post("/auth/token", data={"username": username, "password": password})
+
+
+@pytest.fixture
+def app_store() -> EmbeddedStore:
+    """The embedded store the app under test opened (its Beanie models are bound to it)."""
+    return LoginThrottle.get_motor_collection()._embedded
 
 
 @pytest.fixture
@@ -187,9 +196,9 @@ async def test_bad_credentials_are_401(world: World, kind: str) -> None:
     alice = await User.find_one(User.username == "alice")
     token = world.tokens["alice"]
     headers = {
-        "expired": {"Authorization": f"Bearer {security.create_access_token(str(alice.id), SECRET, minutes=-1)}"},
+        "expired": {"Authorization": f"Bearer {security.create_access_token(str(alice.id), 0, SECRET, minutes=-1)}"},
         "tampered": {"Authorization": f"Bearer {token[:-4]}{'AAAA' if not token.endswith('AAAA') else 'BBBB'}"},
-        "other-secret": {"Authorization": f"Bearer {security.create_access_token(str(alice.id), 'o' * 48, 5)}"},
+        "other-secret": {"Authorization": f"Bearer {security.create_access_token(str(alice.id), 0, 'o' * 48, 5)}"},
         "garbage": {"Authorization": "Bearer not.a.token"},
         "unknown-key": {"X-API-Key": security.new_api_key()},
     }[kind]
@@ -287,8 +296,6 @@ def test_auth_without_a_strong_secret_key_refuses_to_start(tmp_path: Path) -> No
 
 
 def test_single_user_mode_on_a_public_address_warns_loudly(tmp_path: Path) -> None:
-    from tests.server import running_server
-
     with running_server(tmp_path / "data") as loopback:
         assert "AUTH_ENABLED=false while listening" not in loopback.log()
     port = free_port()
@@ -307,10 +314,144 @@ def test_single_user_mode_on_a_public_address_warns_loudly(tmp_path: Path) -> No
         process.wait(timeout=30)
 
 
-async def test_old_failures_are_forgotten(world: World) -> None:
+async def test_old_failures_are_forgotten(world: World, app_store: EmbeddedStore) -> None:
     for _ in range(3):
         await sign_in(world.http, "alice", "wrong-password")
-    stale = utc_now() - timedelta(hours=2)
-    await LoginThrottle.get_motor_collection().update_many({}, {"$set": {"updated_at": stale, "locked_until": stale}})
+    assert (await sign_in(world.http, "alice", PASSWORDS["alice"])).status_code == 429
+    an_hour_ago = utc_now() - timedelta(hours=1, seconds=1)
+    await LoginThrottle.get_motor_collection().update_many({}, {"$set": {"expires_at": an_hour_ago}})
+    assert await app_store.run(app_store.expire_documents) >= 1
+    assert await LoginThrottle.get_motor_collection().count_documents({}) == 0
     assert (await sign_in(world.http, "alice", "wrong-password")).status_code == 401, "a fresh count, not a lock"
     assert (await sign_in(world.http, "alice", PASSWORDS["alice"])).status_code == 200
+
+
+def test_fifty_concurrent_wrong_passwords_get_at_most_the_allowed_checks(tmp_path: Path) -> None:
+    """A real server: the attempt is counted before the slow password check, so a burst cannot
+    slip fifty checks past a limit of five."""
+    data_dir = tmp_path / "data"
+    env = {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET, "LOGIN_MAX_FAILURES": "5"}
+    create = [sys.executable, "-m", "service.cli", "create-user", "--username", "zoe", "--email", "z@example.com"]
+    subprocess.run(
+        [*create, "--password-stdin"],
+        input="zoe-password-1\n",
+        env={**os.environ, "DATA_DIR": str(data_dir), **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    with running_server(data_dir, env) as server:
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(
+                pool.map(
+                    lambda n: (
+                        httpx.post(
+                            f"{server.base_url}/auth/token",
+                            data={"username": "zoe", "password": f"guess-{n}"},
+                            timeout=60,
+                        ).status_code
+                    ),
+                    range(50),
+                )
+            )
+        checked = server.log().count("failed login for 'zoe'")
+        right = httpx.post(f"{server.base_url}/auth/token", data={"username": "zoe", "password": "zoe-password-1"})
+    assert statuses.count(401) == checked <= 5
+    assert statuses.count(429) == 50 - checked
+    assert right.status_code == 429, "the account waits out its lock even for the right password"
+
+
+async def test_a_username_no_account_can_have_is_refused_before_anything_is_stored(world: World) -> None:
+    throttles = LoginThrottle.get_motor_collection()
+    before = await throttles.find({}).to_list(None)
+    for username in ("x" * 900_000, "a" * 41, "../etc", ""):
+        response = await sign_in(world.http, username, "whatever-password")
+        assert response.status_code in (401, 422)
+    assert await throttles.find({}).to_list(None) == before
+
+
+async def test_only_a_password_login_creates_api_keys(world: World) -> None:
+    key = (await world.http.post("/auth/api-keys", json={"name": "ci"}, headers=world.as_("alice"))).json()["key"]
+    by_key = await world.http.post("/auth/api-keys", json={"name": "minted"}, headers={"X-API-Key": key})
+    assert by_key.status_code == 403 and "password login" in by_key.json()["detail"]
+    listed = (await world.http.get("/auth/api-keys", headers={"X-API-Key": key})).json()
+    assert [k["name"] for k in listed] == ["ci"]
+
+
+async def test_admins_deactivate_reactivate_and_reset_passwords(world: World) -> None:
+    bob = (await world.http.get("/auth/me", headers=world.as_("bob"))).json()
+    key = (await world.http.post("/auth/api-keys", json={"name": "k"}, headers=world.as_("bob"))).json()["key"]
+    assert (await world.http.get("/auth/users", headers=world.as_("bob"))).status_code == 403
+    assert (await world.http.post(f"/auth/users/{bob['id']}/deactivate", headers=world.as_("alice"))).status_code == 403
+    names = [user["username"] for user in (await world.http.get("/auth/users", headers=world.as_("admin"))).json()]
+    assert names == ["admin", "alice", "bob"]
+
+    deactivated = await world.http.post(f"/auth/users/{bob['id']}/deactivate", headers=world.as_("admin"))
+    assert deactivated.status_code == 200 and deactivated.json()["is_active"] is False
+    for credentials in (world.as_("bob"), {"X-API-Key": key}):
+        assert (await world.http.get("/auth/me", headers=credentials)).status_code == 401
+    assert (await sign_in(world.http, "bob", PASSWORDS["bob"])).status_code == 401
+    admin = (await world.http.get("/auth/me", headers=world.as_("admin"))).json()
+    assert (
+        await world.http.post(f"/auth/users/{admin['id']}/deactivate", headers=world.as_("admin"))
+    ).status_code == 409
+    assert (await world.http.post(f"/auth/users/{MISSING}/deactivate", headers=world.as_("admin"))).status_code == 404
+
+    assert (await world.http.post(f"/auth/users/{bob['id']}/reactivate", headers=world.as_("admin"))).status_code == 200
+    assert (await world.http.get("/auth/me", headers={"X-API-Key": key})).status_code == 200
+    reset = {"new_password": "bob-new-password"}
+    assert (
+        await world.http.put(f"/auth/users/{bob['id']}/password", json=reset, headers=world.as_("admin"))
+    ).status_code == 204
+    assert (await world.http.get("/auth/me", headers=world.as_("bob"))).status_code == 401, "older tokens are revoked"
+    assert (await sign_in(world.http, "bob", PASSWORDS["bob"])).status_code == 401
+    assert (await sign_in(world.http, "bob", "bob-new-password")).status_code == 200
+    short = await world.http.put(
+        f"/auth/users/{bob['id']}/password", json={"new_password": "x"}, headers=world.as_("admin")
+    )
+    assert short.status_code == 422
+
+
+async def test_users_change_their_own_password_and_older_tokens_stop_working(world: World) -> None:
+    other_session = (await sign_in(world.http, "alice", PASSWORDS["alice"])).json()["access_token"]
+    wrong = {"current_password": "not-it-at-all", "new_password": "alice-new-password"}
+    assert (await world.http.put("/auth/me/password", json=wrong, headers=world.as_("alice"))).status_code == 401
+    change = {"current_password": PASSWORDS["alice"], "new_password": "alice-new-password"}
+    changed = await world.http.put("/auth/me/password", json=change, headers=world.as_("alice"))
+    assert changed.status_code == 200
+    fresh = {"Authorization": f"Bearer {changed.json()['access_token']}"}
+    assert (await world.http.get("/auth/me", headers=fresh)).status_code == 200
+    for old in (world.as_("alice"), {"Authorization": f"Bearer {other_session}"}):
+        assert (await world.http.get("/auth/me", headers=old)).status_code == 401
+    assert (await sign_in(world.http, "alice", "alice-new-password")).status_code == 200
+
+
+def test_accounts_from_the_command_line(tmp_path: Path) -> None:
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "AUTH_ENABLED": "true", "SECRET_KEY": SECRET}
+
+    def cli(*args: str, password: str | None = None) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "service.cli", *args]
+        return subprocess.run(command, input=password, env=env, capture_output=True, text=True, timeout=60)
+
+    assert (
+        cli(
+            "create-user",
+            "--username",
+            "ops",
+            "--email",
+            "o@example.com",
+            "--password-stdin",
+            password="ops-password-1\n",
+        ).returncode
+        == 0
+    )
+    assert "deactivated" in cli("deactivate-user", "ops").stdout
+    assert "reactivated" in cli("reactivate-user", "OPS").stdout
+    assert cli("reset-password", "ops", "--password-stdin", password="ops-password-2\n").returncode == 0
+    missing = cli("deactivate-user", "nobody")
+    assert missing.returncode != 0 and "no user named 'nobody'" in missing.stderr
+    assert "needs at least" in cli("reset-password", "ops", "--password-stdin", password="short\n").stderr
+
+    with running_server(tmp_path / "data", {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET}) as server:
+        token = httpx.post(f"{server.base_url}/auth/token", data={"username": "ops", "password": "ops-password-2"})
+        assert token.status_code == 200

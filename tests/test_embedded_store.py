@@ -1,12 +1,15 @@
 """The embedded store keeps every acknowledged write and refuses what MongoDB refuses."""
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, WriteError
 
+from service.clock import utc_now
 from service.config import Settings
 from service.db.embedded import EmbeddedClient, EmbeddedStore
 from service.db.service import connect
@@ -189,3 +192,38 @@ async def test_unique_field_lookups_follow_changes_in_place(videos: object) -> N
     await videos.delete_one({"legacy.id": 5})
     assert await videos.count_documents({"legacy.id": 5}) == 0
     assert await videos.count_documents({"legacy.id": "50"}) == 0
+
+
+async def test_ttl_indexes_expire_documents_in_a_pass_as_mongodb_does(tmp_path: Path, videos: object) -> None:
+    now = utc_now()
+    await videos.create_index([("expires_at", 1)], expireAfterSeconds=60)
+    await videos.insert_many(
+        [
+            {"_id": "old", "expires_at": now - timedelta(seconds=61)},
+            {"_id": "fresh", "expires_at": now - timedelta(seconds=30)},
+            {"_id": "earliest-old", "expires_at": [now + timedelta(hours=1), now - timedelta(hours=1)]},
+            {"_id": "not-a-date", "expires_at": "yesterday"},
+            {"_id": "no-field"},
+        ]
+    )
+    assert await videos.count_documents({}) == 5, "until the pass, as on MongoDB (up to a minute late)"
+    store = videos._embedded
+    assert await store.run(store.expire_documents) == 2
+    remaining = ["fresh", "not-a-date", "no-field"]
+    assert [d["_id"] for d in await videos.find({}).sort("_id", 1).to_list(None)] == sorted(remaining)
+    again = await reopened(tmp_path)
+    assert sorted(d["_id"] for d in await again.find({}).to_list(None)) == sorted(remaining)
+
+
+async def test_the_ttl_pass_runs_by_itself(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, ttl_pass_seconds=0.05)
+    await store.run(store.open)
+    client = EmbeddedClient(store)
+    OPEN.append(client)
+    collection = client["app"]["throttle"]
+    await collection.create_index([("expires_at", 1)], expireAfterSeconds=0)
+    await collection.insert_one({"_id": "gone", "expires_at": utc_now()})
+    async with asyncio.timeout(5):
+        while await collection.count_documents({}):
+            await asyncio.sleep(0.05)
+    OPEN.pop().close()

@@ -111,11 +111,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill_disk(directory: Path) -> Path:
     filler = directory / "filler"
-    with filler.open("wb") as file:
+    with filler.open("wb", buffering=0) as file:
         try:
             while True:
                 file.write(b"\0" * 65536)
-                file.flush()
         except OSError:
             pass
     return filler

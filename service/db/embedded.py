@@ -19,9 +19,11 @@ import asyncio
 import dataclasses
 import fcntl
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -36,6 +38,7 @@ from pymongo import IndexModel
 from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
 from pymongo.results import BulkWriteResult
 
+from service.clock import utc_now
 from service.db.bulk import BulkCalls, BulkOutcome
 from service.db.converted import old_store_files, read_old_store, set_old_store_aside
 from service.db.durable import DATABASE_NAME, Change, DurableFile, LoadedStore, StoreWriteFailed
@@ -47,6 +50,8 @@ from service.durability import fsync_directory
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "LOCK"
+TTL_PASS_SECONDS = 60.0
+"""How often expired documents are removed: MongoDB's TTL monitor wakes every 60 seconds too."""
 CONVERTING_SUFFIX = ".converting"
 
 T = TypeVar("T")
@@ -73,6 +78,17 @@ _THREADED_METHODS = (
 )
 
 
+class StoreInUse(RuntimeError):
+    """Another process has the store open; it was not opened."""
+
+
+def in_use_message(directory: Path) -> str:
+    return (
+        f"the embedded store at {directory} is in use by another process; stop it first, "
+        "or run every process against MongoDB (MONGODB_URL)"
+    )
+
+
 def _exclusive_lock(path: Path) -> BinaryIO:
     """One process at a time: mongomock's memory is the truth while serving, so two writers would
     each miss the other's writes."""
@@ -81,10 +97,7 @@ def _exclusive_lock(path: Path) -> BinaryIO:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise RuntimeError(
-            f"the embedded store at {path.parent} is in use by another process; stop it first, "
-            "or run every process against MongoDB (MONGODB_URL)"
-        ) from None
+        raise StoreInUse(in_use_message(path.parent)) from None
     return handle
 
 
@@ -136,6 +149,10 @@ class _TrackedCollectionStore(CollectionStore):
     def drop(self) -> None:
         super().drop()
         self.lookups = {}
+
+    def _remove_expired_documents(self) -> None:
+        """mongomock's own TTL emulation deletes in memory only, at every read; expiry is the store's
+        TTL pass instead (`EmbeddedStore.expire_documents`), which commits what it removes."""
 
     def unique_fields(self) -> set[str]:
         fields = set()
@@ -244,13 +261,34 @@ class _PendingWrite:
     undo: list[tuple["_TrackedCollectionStore", _WriteTracker]] = dataclasses.field(default_factory=list)
 
 
+class _Every:
+    """Calls `action` every `seconds` on a thread of its own until stopped."""
+
+    def __init__(self, seconds: float, action: Callable[[], Any]) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(seconds, action), name="embedded-store-ttl", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, seconds: float, action: Callable[[], Any]) -> None:
+        while not self._stop.wait(seconds):
+            action()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class EmbeddedStore:
     """The in-process database: mongomock data, one thread to run on, and a SQLite file beneath."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, ttl_pass_seconds: float = TTL_PASS_SECONDS) -> None:
         self.directory = directory
+        self.ttl_pass_seconds = ttl_pass_seconds
         self.mongo = mongomock.MongoClient(tz_aware=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-store")
+        self._ttl_monitor: _Every | None = None
         self._file: DurableFile | None = None
         self._searchers: dict[tuple[str, str], TextSearcher] = {}
         self._index_definitions: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -279,6 +317,7 @@ class EmbeddedStore:
         except BaseException:
             self._release()
             raise
+        self._ttl_monitor = _Every(self.ttl_pass_seconds, lambda: self._executor.submit(self.expire_documents))
         return loaded.count
 
     def _convert_old_store(self) -> None:
@@ -310,8 +349,27 @@ class EmbeddedStore:
             self._create_index(self.collection(database, name), definition["key"], definition["options"])
 
     def close(self) -> None:
+        if self._ttl_monitor is not None:
+            self._ttl_monitor.stop()
+            self._ttl_monitor = None
         self._executor.shutdown(wait=True)
         self._release()
+
+    def expire_documents(self) -> int:
+        """MongoDB's TTL monitor: remove the documents whose date under a single-field index with
+        `expireAfterSeconds` is that long past (for an array of dates, its earliest); how many."""
+        now = utc_now()
+        removed = 0
+        for (database, name, _), definition in list(self._index_definitions.items()):
+            seconds = definition["options"].get("expireAfterSeconds")
+            if seconds is None or len(definition["key"]) != 1:
+                continue
+            expired = {definition["key"][0][0]: {"$lt": now - timedelta(seconds=seconds)}}
+            try:
+                removed += self.write(self.collection(database, name), "delete_many", (expired,), {}).deleted_count
+            except StoreWriteFailed as error:
+                logger.warning("store: expired documents stay until the next pass: %s", error)
+        return removed
 
     def _release(self) -> None:
         if self._file is not None:

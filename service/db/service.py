@@ -32,20 +32,24 @@ class Database:
         self.client.close()
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The MongoDB client options of every client this service makes (Motor's, and PyMongo's for snapshots)."""
+    return {
+        "tz_aware": True,
+        "maxPoolSize": settings.mongodb_max_pool_size,
+        "minPoolSize": settings.mongodb_min_pool_size,
+        "connectTimeoutMS": settings.mongodb_connect_timeout_ms,
+        "serverSelectionTimeoutMS": settings.mongodb_server_selection_timeout_ms,
+        "socketTimeoutMS": settings.mongodb_socket_timeout_ms,
+    }
+
+
 def _motor_client(settings: Settings) -> AsyncIOMotorClient:
-    return AsyncIOMotorClient(
-        settings.mongodb_url,
-        tz_aware=True,
-        maxPoolSize=settings.mongodb_max_pool_size,
-        minPoolSize=settings.mongodb_min_pool_size,
-        connectTimeoutMS=settings.mongodb_connect_timeout_ms,
-        serverSelectionTimeoutMS=settings.mongodb_server_selection_timeout_ms,
-        socketTimeoutMS=settings.mongodb_socket_timeout_ms,
-    )
+    return AsyncIOMotorClient(settings.mongodb_url, **client_options(settings))
 
 
 async def _embedded_client(settings: Settings) -> EmbeddedClient:
-    store = EmbeddedStore(settings.embedded_dir)
+    store = EmbeddedStore(settings.embedded_dir, settings.embedded_ttl_pass_seconds)
     loaded = await asyncio.to_thread(store.open)
     logger.info(
         "store: embedded (mongomock-motor on SQLite) at %s, %d documents loaded and verified",

@@ -98,6 +98,30 @@ class LocalStorage:
         """Keep `data` under `key`, durably."""
         return await asyncio.to_thread(self._receive, [data], key)
 
+    async def receive(self, stream: BinaryIO, key: str) -> StoredFile:
+        """Keep what `stream` holds under `key`, durably, read in chunks (never whole in memory)."""
+        return await asyncio.to_thread(self._receive, _chunks(stream), key)
+
+    def digest(self, key: str) -> StoredFile:
+        """The size and sha256 of the file kept under `key`, read in chunks; OSError when it cannot
+        be read. Blocking: call it from a thread."""
+        sha256 = hashlib.sha256()
+        size = 0
+        with open(self.path(key), "rb") as file:
+            for chunk in _chunks(file):
+                sha256.update(chunk)
+                size += len(chunk)
+        return StoredFile(size=size, sha256=sha256.hexdigest())
+
+    def keys(self) -> list[str]:
+        """The keys of every file kept here (uploads still arriving in `.incoming/` aside). Blocking."""
+        if not self.root.is_dir():
+            return []
+        with os.scandir(self.root) as entries:
+            return sorted(
+                entry.name for entry in entries if entry.name.isalnum() and entry.is_file(follow_symlinks=False)
+            )
+
     def _copy_in(self, source: Path, key: str) -> StoredFile:
         with open(source, "rb") as file:
             if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):

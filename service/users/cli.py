@@ -1,4 +1,5 @@
-"""`video-analyzer create-user`: accounts made from a shell, such as the first admin."""
+"""Accounts from a shell: `create-user` (the first admin, say), `deactivate-user`, `reactivate-user`
+and `reset-password`, for when no admin can sign in."""
 
 import logging
 
@@ -26,3 +27,26 @@ async def create_user(settings: Settings, username: str, email: str, password: s
     finally:
         database.close()
     print(f"created {'admin ' if user.is_admin else ''}user {user.username} ({user.id})")
+
+
+async def set_active(settings: Settings, username: str, active: bool) -> None:
+    database = await connect(settings)
+    try:
+        user = await service.set_active(None, str((await service.find_user(username)).id), active)
+    except ServiceError as error:
+        raise SystemExit(f"video-analyzer: {error.detail}") from None
+    finally:
+        database.close()
+    print(f"user {user.username} {'reactivated' if active else 'deactivated'}")
+
+
+async def reset_password(settings: Settings, username: str, password: str) -> None:
+    database = await connect(settings)
+    try:
+        user = await service.find_user(username)
+        await service.reset_password(settings, None, str(user.id), password)
+    except ServiceError as error:
+        raise SystemExit(f"video-analyzer: {error.detail}") from None
+    finally:
+        database.close()
+    print(f"password of user {user.username} reset; their earlier tokens no longer work")

@@ -7,7 +7,7 @@ from fastapi import Depends
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from service.context import AppContext, get_context
-from service.errors import NotFound, Unauthorized
+from service.errors import Forbidden, NotFound, Unauthorized
 from service.users import service
 from service.users.models import User
 
@@ -53,6 +53,25 @@ async def current_user(
     return viewer
 
 
+async def password_session(
+    user: Annotated[User, Depends(current_user)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> User:
+    """A user signed in with a bearer token from a password login, not an API key: a leaked key
+    must not be able to mint keys that outlive its revocation."""
+    if api_key:
+        raise Forbidden("this needs a bearer token from a password login, not an API key")
+    return user
+
+
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden("only an admin can do this")
+    return user
+
+
 Viewer = Annotated[User | None, Depends(current_viewer)]
 Caller = Annotated[User | None, Depends(optional_user)]
 SignedIn = Annotated[User, Depends(current_user)]
+PasswordSession = Annotated[User, Depends(password_session)]
+Admin = Annotated[User, Depends(admin_user)]

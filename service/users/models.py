@@ -16,6 +16,8 @@ class User(Document):
     password_hash: str
     is_active: bool = True
     is_admin: bool = False
+    token_version: int = 0
+    """Part of every access token; raising it (a password change or reset) revokes every older token."""
     created_at: datetime = Field(default_factory=utc_now)
 
     class Settings:
@@ -39,12 +41,17 @@ class ApiKey(Document):
 
 
 class LoginThrottle(Document):
-    """Failed logins for one username or one client address, and until when it must wait."""
+    """Password checks granted to one username or one client address, and until when it must wait.
+
+    The record expires (a TTL index on `expires_at`) an hour after its last attempt, which is how
+    old failures are forgotten."""
 
     id: str  # type: ignore[assignment]  # "user:<name>" or "address:<ip>"
-    failures: int = 0
+    attempts: int = 0
+    locks: int = 0
     locked_until: datetime | None = None
-    updated_at: datetime = Field(default_factory=utc_now)
+    expires_at: datetime | None = None
 
     class Settings:
         name = "login_throttle"
+        indexes = [IndexModel([("expires_at", pymongo.ASCENDING)], name="expires", expireAfterSeconds=0)]

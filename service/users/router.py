@@ -6,8 +6,17 @@ from fastapi.security import OAuth2PasswordRequestForm
 from service.context import AppContext, get_context
 from service.errors import Forbidden, NotFound
 from service.users import service
-from service.users.dependencies import Caller, SignedIn
-from service.users.schemas import AccessToken, ApiKeyCreated, ApiKeyOut, ApiKeyRequest, Registration, UserOut
+from service.users.dependencies import Admin, Caller, PasswordSession, SignedIn
+from service.users.schemas import (
+    AccessToken,
+    ApiKeyCreated,
+    ApiKeyOut,
+    ApiKeyRequest,
+    PasswordChange,
+    PasswordReset,
+    Registration,
+    UserOut,
+)
 
 router = APIRouter(prefix="/auth", tags=["users"])
 
@@ -42,9 +51,17 @@ async def me(user: SignedIn) -> UserOut:
     return UserOut.of(user)
 
 
+@router.put("/me/password")
+async def change_password(change: PasswordChange, user: PasswordSession, context: Context) -> AccessToken:
+    """Change your own password (the current one is checked). Every token issued before stops
+    working; use the one answered. API keys stay valid (revoke them one by one)."""
+    return await service.change_password(context.settings, user, change.current_password, change.new_password)
+
+
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED)
-async def create_api_key(request: ApiKeyRequest, user: SignedIn) -> ApiKeyCreated:
-    """A new API key for scripts, sent as the X-API-Key header. It is shown this once."""
+async def create_api_key(request: ApiKeyRequest, user: PasswordSession) -> ApiKeyCreated:
+    """A new API key for scripts, sent as the X-API-Key header. It is shown this once. Only a
+    bearer token from a password login can create keys, never another key."""
     return await service.create_api_key(user, request.name)
 
 
@@ -56,4 +73,27 @@ async def list_api_keys(user: SignedIn) -> list[ApiKeyOut]:
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_api_key(key_id: str, user: SignedIn) -> Response:
     await service.revoke_api_key(user, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/users")
+async def list_users(admin: Admin) -> list[UserOut]:
+    return [UserOut.of(user) for user in await service.list_users()]
+
+
+@router.post("/users/{user_id}/deactivate")
+async def deactivate_user(user_id: str, admin: Admin) -> UserOut:
+    """Every token and API key of the account stops working at once; its videos stay."""
+    return UserOut.of(await service.set_active(admin, user_id, active=False))
+
+
+@router.post("/users/{user_id}/reactivate")
+async def reactivate_user(user_id: str, admin: Admin) -> UserOut:
+    return UserOut.of(await service.set_active(admin, user_id, active=True))
+
+
+@router.put("/users/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
+async def reset_password(user_id: str, reset: PasswordReset, admin: Admin, context: Context) -> Response:
+    """Set a new password for an account; every token issued before stops working."""
+    await service.reset_password(context.settings, admin, user_id, reset.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

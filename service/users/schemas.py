@@ -40,6 +40,15 @@ class AccessToken(BaseModel):
     expires_in: int
 
 
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(max_length=256)
+
+
+class PasswordReset(BaseModel):
+    new_password: str = Field(max_length=256)
+
+
 class ApiKeyRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100)
 

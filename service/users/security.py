@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
@@ -30,20 +31,29 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
-def create_access_token(user_id: str, secret: str, minutes: int) -> str:
+@dataclass(frozen=True)
+class TokenSubject:
+    user_id: str
+    token_version: int
+
+
+def create_access_token(user_id: str, token_version: int, secret: str, minutes: int) -> str:
     now = utc_now()
-    claims = {"sub": user_id, "iat": now, "exp": now + timedelta(minutes=minutes)}
+    claims = {"sub": user_id, "ver": token_version, "iat": now, "exp": now + timedelta(minutes=minutes)}
     return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
 
 
-def user_id_from_token(token: str, secret: str) -> str | None:
-    """The user a token names, or None when it is expired, tampered with or malformed."""
+def subject_of_token(token: str, secret: str) -> TokenSubject | None:
+    """Whom a token names, and the user's token version when it was made; None when it is
+    expired, tampered with or malformed."""
     try:
         claims = jwt.decode(token, secret, algorithms=[TOKEN_ALGORITHM], options={"require": ["sub", "exp"]})
     except jwt.PyJWTError:
         return None
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) else None
+    subject, version = claims.get("sub"), claims.get("ver", 0)
+    if not isinstance(subject, str) or type(version) is not int:
+        return None
+    return TokenSubject(subject, version)
 
 
 def new_api_key() -> str:

@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from datetime import timedelta
+import re
 
 from beanie import PydanticObjectId
 from bson.errors import InvalidId
@@ -11,22 +11,24 @@ from pymongo.errors import DuplicateKeyError
 
 from service.clock import utc_now
 from service.config import Settings
-from service.errors import Conflict, InvalidInput, NotFound, TooManyAttempts, Unauthorized
-from service.users import security
-from service.users.models import ApiKey, LoginThrottle, User
-from service.users.schemas import AccessToken, ApiKeyCreated, ApiKeyOut, Registration
+from service.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from service.users import security, throttle
+from service.users.models import ApiKey, User
+from service.users.schemas import USERNAME_PATTERN, AccessToken, ApiKeyCreated, ApiKeyOut, Registration
 
 logger = logging.getLogger(__name__)
 
-MAX_LOCK_SECONDS = 15 * 60
-FAILURE_WINDOW = timedelta(hours=1)
 ADDRESS_FAILURE_ALLOWANCE = 4
 """An address may fail this many times more than one username: several people share addresses."""
 
 
-async def register(settings: Settings, registration: Registration) -> User:
-    if len(registration.password) < settings.password_min_length:
+def _check_password_length(settings: Settings, password: str) -> None:
+    if len(password) < settings.password_min_length:
         raise InvalidInput(f"the password needs at least {settings.password_min_length} characters")
+
+
+async def register(settings: Settings, registration: Registration) -> User:
+    _check_password_length(settings, registration.password)
     user = User(
         username=registration.username.lower(),
         email=registration.email.lower(),
@@ -41,52 +43,33 @@ async def register(settings: Settings, registration: Registration) -> User:
     return user
 
 
-def _throttle_keys(username: str, address: str) -> list[tuple[str, int]]:
-    return [(f"user:{username.lower()}", 0), (f"address:{address}", ADDRESS_FAILURE_ALLOWANCE)]
-
-
-async def _check_not_locked(keys: list[tuple[str, int]]) -> None:
-    now = utc_now()
-    for key, _ in keys:
-        throttle = await LoginThrottle.get(key)
-        if throttle and throttle.locked_until and throttle.locked_until > now:
-            wait = int((throttle.locked_until - now).total_seconds()) + 1
-            raise TooManyAttempts(f"too many failed logins; try again in {wait} s", retry_after=wait)
-
-
-async def _record_failure(keys: list[tuple[str, int]], max_failures: int) -> None:
-    """Each failure past the allowance doubles the wait, up to 15 minutes. Failures older than
-    FAILURE_WINDOW are forgotten: a counter starts again after a quiet spell."""
-    collection = LoginThrottle.get_motor_collection()
-    now = utc_now()
-    for key, allowance in keys:
-        throttle = await collection.find_one_and_update(
-            {"_id": key, "updated_at": {"$gte": now - FAILURE_WINDOW}},
-            {"$inc": {"failures": 1}, "$set": {"updated_at": now}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if throttle is None:
-            fresh = {"failures": 1, "updated_at": now, "locked_until": None}
-            await collection.update_one({"_id": key}, {"$set": fresh}, upsert=True)
-            throttle = fresh
-        excess = throttle["failures"] - (max_failures + allowance)
-        if excess >= 0:
-            lock = min(2**excess, MAX_LOCK_SECONDS)
-            await collection.update_one({"_id": key}, {"$set": {"locked_until": now + timedelta(seconds=lock)}})
+def _throttle_keys(username: str, address: str, max_failures: int) -> tuple[tuple[str, int], tuple[str, int]]:
+    return (f"user:{username.lower()}", max_failures), (f"address:{address}", max_failures + ADDRESS_FAILURE_ALLOWANCE)
 
 
 async def login(settings: Settings, username: str, password: str, address: str) -> AccessToken:
-    keys = _throttle_keys(username, address)
-    await _check_not_locked(keys)
+    """A bearer token for a right password. Each check is granted by the throttle first, per
+    username and per address; a username no account can have is refused before anything is stored."""
+    if not re.fullmatch(USERNAME_PATTERN, username):
+        raise Unauthorized("wrong username or password")
+    (user_key, user_limit), (address_key, address_limit) = _throttle_keys(
+        username, address, settings.login_max_failures
+    )
+    await throttle.grant_check(user_key, user_limit)
+    await throttle.grant_check(address_key, address_limit)
     user = await User.find_one(User.username == username.lower())
     valid = await asyncio.to_thread(security.verify_password, password, user.password_hash if user else None)
     if not valid or user is None or not user.is_active:
-        await _record_failure(keys, settings.login_max_failures)
-        logger.warning("failed login for %r from %s", username[:40], address)
+        logger.warning("failed login for %r from %s", username, address)
         raise Unauthorized("wrong username or password")
-    await LoginThrottle.get_motor_collection().delete_one({"_id": keys[0][0]})
+    await throttle.forget(user_key)
+    await throttle.give_back(address_key)
+    return _access_token(settings, user)
+
+
+def _access_token(settings: Settings, user: User) -> AccessToken:
     token = security.create_access_token(
-        str(user.id), settings.secret_key.get_secret_value(), settings.access_token_minutes
+        str(user.id), user.token_version, settings.secret_key.get_secret_value(), settings.access_token_minutes
     )
     return AccessToken(access_token=token, expires_in=settings.access_token_minutes * 60)
 
@@ -100,8 +83,12 @@ async def _active_user(user_id: PydanticObjectId | str) -> User | None:
 
 
 async def user_from_token(settings: Settings, token: str) -> User | None:
-    user_id = security.user_id_from_token(token, settings.secret_key.get_secret_value())
-    return None if user_id is None else await _active_user(user_id)
+    """The active user a token names, unless a password change or reset has revoked it since."""
+    subject = security.subject_of_token(token, settings.secret_key.get_secret_value())
+    if subject is None:
+        return None
+    user = await _active_user(subject.user_id)
+    return user if user is not None and user.token_version == subject.token_version else None
 
 
 async def user_from_api_key(key: str) -> User | None:
@@ -136,3 +123,68 @@ async def revoke_api_key(user: User, raw_id: str) -> None:
     )
     if result.matched_count == 0:
         raise NotFound(f"no API key with id {raw_id!r}")
+
+
+async def list_users() -> list[User]:
+    return await User.find_all().sort("+created_at").to_list()
+
+
+async def _user_by_id(raw_id: str) -> User:
+    try:
+        user = await User.get(PydanticObjectId(raw_id))
+    except (InvalidId, TypeError):
+        user = None
+    if user is None:
+        raise NotFound(f"no user with id {raw_id!r}")
+    return user
+
+
+def _actor(admin: User | None) -> str:
+    return admin.username if admin else "the command line"
+
+
+async def set_active(admin: User | None, raw_id: str, active: bool) -> User:
+    """Deactivate (every token and key stops working at once) or reactivate an account; `admin`
+    None is the command line."""
+    user = await _user_by_id(raw_id)
+    if admin is not None and user.id == admin.id and not active:
+        raise Conflict("an admin cannot deactivate their own account")
+    await User.get_motor_collection().update_one({"_id": user.id}, {"$set": {"is_active": active}})
+    user.is_active = active
+    logger.info("user %s %s by %s", user.username, "reactivated" if active else "deactivated", _actor(admin))
+    return user
+
+
+async def _set_password(settings: Settings, user: User, password: str) -> User:
+    """Store a new password hash and revoke every access token issued before it."""
+    _check_password_length(settings, password)
+    password_hash = await asyncio.to_thread(security.hash_password, password)
+    document = await User.get_motor_collection().find_one_and_update(
+        {"_id": user.id},
+        {"$set": {"password_hash": password_hash}, "$inc": {"token_version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return User.model_validate(document)
+
+
+async def reset_password(settings: Settings, admin: User | None, raw_id: str, password: str) -> User:
+    user = await _set_password(settings, await _user_by_id(raw_id), password)
+    logger.info("password of user %s reset by %s", user.username, _actor(admin))
+    return user
+
+
+async def change_password(settings: Settings, user: User, current: str, new: str) -> AccessToken:
+    """The user's own change: the current password is checked; their older tokens stop working,
+    and the token answered replaces them."""
+    if not await asyncio.to_thread(security.verify_password, current, user.password_hash):
+        raise Unauthorized("the current password is wrong")
+    changed = await _set_password(settings, user, new)
+    logger.info("user %s changed their password", user.username)
+    return _access_token(settings, changed)
+
+
+async def find_user(username: str) -> User:
+    user = await User.find_one(User.username == username.lower())
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user

@@ -1,0 +1,216 @@
+"""`video-analyzer export`: the configured store and its files as one archive (archive.py), read
+from one consistent state where the store gives one (service/db/snapshot.py).
+
+Documents are read first, inside the snapshot, into temporary files; the stored files they refer
+to are then streamed into the archive, so the snapshot (a SQLite read transaction, or MongoDB's
+snapshot history) is held only while documents are read. Files never change once stored, but a
+video deleted after the snapshot loses its file: such a video is left out of the archive (it
+was deleted anyway), which is told apart from a file that is missing while its document is not
+(damage) by reading the store again.
+"""
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bson import json_util
+from pymongo.errors import OperationFailure, PyMongoError
+
+from service.backup.archive import FILES_DIR, ArchiveWriter, Spool, collection_member, file_member
+from service.backup.files import FileRef, file_refs, still_referenced
+from service.backup.schemas import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    CollectionEntry,
+    ExportSummary,
+    FileEntry,
+    Manifest,
+    Member,
+    Source,
+)
+from service.clock import utc_now
+from service.config import Settings
+from service.db.durable import Damage
+from service.db.snapshot import SNAPSHOT_TOO_OLD, open_snapshot
+from service.storage.service import LocalStorage
+
+
+class ExportFailed(Exception):
+    """The export could not run (no store, MongoDB out of reach, the archive cannot be written);
+    nothing was written under the archive's name."""
+
+
+@dataclass
+class _StoreRead:
+    source: Source
+    collections: list[tuple[str, Spool, list[dict[str, Any]]]]
+    refs: list[FileRef]
+    damage: Damage
+    live: bool
+
+
+def run_export(settings: Settings, path: Path, salvage: bool) -> ExportSummary:
+    """Write the archive to `path`; the summary says what it holds and what was wrong.
+
+    Damage (a damaged document, a missing or changed file) stops it with nothing written, unless
+    `salvage`: then everything intact is written and the damage is listed as left out."""
+    if path.is_dir() or not path.parent.is_dir():
+        raise ExportFailed(f"{path}: give the archive's file name in an existing folder")
+    try:
+        return _export(settings, path, salvage)
+    except FileNotFoundError as error:
+        raise ExportFailed(str(error)) from None
+    except OperationFailure as error:
+        raise ExportFailed(_mongodb_failure(error)) from None
+    except PyMongoError as error:
+        raise ExportFailed(f"MongoDB: {error}") from None
+    except OSError as error:
+        raise ExportFailed(f"cannot write {path}: {error}") from None
+
+
+def _mongodb_failure(error: OperationFailure) -> str:
+    if error.code == SNAPSHOT_TOO_OLD:
+        return (
+            "MongoDB: reading the documents took longer than the server keeps snapshot history "
+            "(minSnapshotHistoryWindowInSeconds, 300 s by default); raise it, or use mongodump --oplog"
+        )
+    return f"MongoDB: {error}"
+
+
+def _export(settings: Settings, path: Path, salvage: bool) -> ExportSummary:
+    storage = LocalStorage(settings.files_dir)
+    with ArchiveWriter(path) as writer:
+        read = _read_store(settings, writer)
+        summary = ExportSummary(path=str(path), source=read.source)
+        summary.problems.extend(read.damage.report().splitlines())
+        if salvage:
+            summary.left_out.damaged_documents = dict(read.damage.documents)
+            summary.left_out.problems = list(read.damage.problems)
+        if summary.problems and not salvage:
+            return summary
+        dropped = _add_files(settings, writer, storage, read, summary)
+        if summary.problems and not salvage:
+            return summary
+        entries = _add_collections(writer, read, dropped)
+        summary.collections = {entry.name: entry.count for entry in entries}
+        writer.finish(_manifest(read.source, entries, writer.members, summary))
+        summary.written = True
+    return summary
+
+
+def _read_store(settings: Settings, writer: ArchiveWriter) -> _StoreRead:
+    """Every document of the snapshot into temporary files, noting the stored files they refer to."""
+    with open_snapshot(settings) as snapshot:
+        refs: list[FileRef] = []
+        collections = []
+        for name in snapshot.collections():
+            spool = writer.spool(_noting_files(name, snapshot.documents(name), refs))
+            collections.append((name, spool, [_plain(index) for index in snapshot.indexes(name)]))
+        source = Source(kind=snapshot.kind, database=settings.mongodb_db, consistency=snapshot.consistency)
+        return _StoreRead(source, collections, refs, snapshot.damage, snapshot.live)
+
+
+def _noting_files(
+    collection: str, documents: Iterable[dict[str, Any]], refs: list[FileRef]
+) -> Iterator[dict[str, Any]]:
+    for document in documents:
+        refs.extend(file_refs(collection, document))
+        yield document
+
+
+def _plain(index: dict[str, Any]) -> dict[str, Any]:
+    """An index definition as plain JSON for the manifest."""
+    return json.loads(json_util.dumps(index, json_options=json_util.RELAXED_JSON_OPTIONS))
+
+
+def _add_files(
+    settings: Settings, writer: ArchiveWriter, storage: LocalStorage, read: _StoreRead, summary: ExportSummary
+) -> dict[str, set[str]]:
+    """Stream every referenced file into the archive; the ids of videos deleted since the snapshot
+    whose file is gone (to leave out), by collection."""
+    by_key: dict[str, list[FileRef]] = {}
+    for ref in read.refs:
+        by_key.setdefault(ref.key, []).append(ref)
+    missing: list[FileRef] = []
+    for key, refs in by_key.items():
+        try:
+            member = _add_file(writer, storage, key)
+        except ValueError:
+            summary.problems.extend(f"file {ref.describe()}: not a storage key" for ref in refs)
+            continue
+        if member is None:
+            missing.extend(refs)
+            continue
+        summary.files += 1
+        summary.file_bytes += member.size
+        summary.problems.extend(_differences(member, refs))
+    return _settle_missing(settings, missing, read.live, summary)
+
+
+def _add_file(writer: ArchiveWriter, storage: LocalStorage, key: str) -> Member | None:
+    """Stream one stored file into the archive; None when it is not there."""
+    try:
+        file = open(storage.path(key), "rb")
+    except FileNotFoundError:
+        return None
+    with file:
+        return writer.add_stream(file_member(key), file, os.fstat(file.fileno()).st_size)
+
+
+def _differences(member: Member, refs: list[FileRef]) -> list[str]:
+    """A stored file that is not what its document records is damage; it is kept as it is."""
+    problems = []
+    for ref in refs:
+        if member.size != ref.size:
+            problems.append(f"file {ref.describe()}: {member.size} bytes, its document records {ref.size}")
+        elif member.sha256 != ref.sha256:
+            problems.append(f"file {ref.describe()}: sha256 {member.sha256}, its document records {ref.sha256}")
+    return problems
+
+
+def _settle_missing(
+    settings: Settings, missing: list[FileRef], live: bool, summary: ExportSummary
+) -> dict[str, set[str]]:
+    confirmed = still_referenced(settings, missing) if live and missing else set(missing)
+    dropped: dict[str, set[str]] = {}
+    for ref in missing:
+        if ref in confirmed:
+            summary.problems.append(f"file {ref.describe()}: missing from storage")
+            summary.left_out.missing_files.append(ref.describe())
+        else:
+            dropped.setdefault(ref.collection, set()).add(ref.document_id)
+            summary.left_out.deleted_while_exporting.append(
+                f"{ref.collection} {ref.document_id} was deleted while the export ran, its file with it: left out"
+            )
+    return dropped
+
+
+def _add_collections(writer: ArchiveWriter, read: _StoreRead, dropped: dict[str, set[str]]) -> list[CollectionEntry]:
+    entries = []
+    for name, spool, indexes in read.collections:
+        left_out = dropped.get(name)
+        if left_out:
+            spool = writer.spool(document for document in spool.documents() if str(document["_id"]) not in left_out)
+        member = collection_member(name)
+        writer.add_spool(member, spool)
+        entries.append(CollectionEntry(name=name, member=member, count=spool.count, indexes=indexes))
+    return entries
+
+
+def _manifest(
+    source: Source, entries: list[CollectionEntry], members: dict[str, Member], summary: ExportSummary
+) -> Manifest:
+    files = [FileEntry(key=name.removeprefix(FILES_DIR), member=name) for name in members if name.startswith(FILES_DIR)]
+    return Manifest(
+        format=FORMAT_NAME,
+        version=FORMAT_VERSION,
+        created_at=utc_now(),
+        source=source,
+        collections=entries,
+        files=files,
+        members=dict(members),
+        left_out=summary.left_out,
+    )
