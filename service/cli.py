@@ -6,7 +6,9 @@ import getpass
 import ipaddress
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 from pydantic import ValidationError
@@ -86,6 +88,28 @@ def _reset_password(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(reset_password(settings, args.username, _password(args)))
 
 
+class _Outcome(Protocol):
+    """What a maintenance command reports: a printable summary, and whether all went well."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def render(self) -> str: ...
+
+
+def _report(command: str, run: Callable[[], _Outcome], exit_codes: dict[type[Exception], int]) -> None:
+    """Run a maintenance command: print its summary, exit 1 when it is not ok; each refusal in
+    `exit_codes` is printed on standard error and exits with its code."""
+    try:
+        outcome = run()
+    except tuple(exit_codes) as error:
+        print(f"video-analyzer {command}: {error}", file=sys.stderr)
+        raise SystemExit(next(code for kind, code in exit_codes.items() if isinstance(error, kind))) from None
+    print(outcome.render())
+    if not outcome.ok:
+        raise SystemExit(1)
+
+
 def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> None:
     from service.migration.service import MigrationError, MigrationOptions, run_migration
 
@@ -98,56 +122,29 @@ def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> None:
         files_root=args.files_root,
         owner=args.owner,
     )
-    try:
-        summary = asyncio.run(run_migration(settings, options))
-    except MigrationError as error:
-        print(f"video-analyzer migrate-sqlite: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(summary.render())
-    if not summary.ok:
-        raise SystemExit(1)
+    _report("migrate-sqlite", lambda: asyncio.run(run_migration(settings, options)), {MigrationError: 2})
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> None:
     from service.backup.export import ExportFailed, run_export
 
-    try:
-        summary = run_export(settings, args.path, args.salvage)
-    except ExportFailed as error:
-        print(f"video-analyzer export: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(summary.render())
-    if not summary.ok:
-        raise SystemExit(1)
+    _report("export", lambda: run_export(settings, args.path, args.salvage), {ExportFailed: 2})
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> None:
     from service.backup.restore import ImportRefused, ImportStopped, run_import
 
-    try:
-        summary = asyncio.run(run_import(settings, args.path, args.batch_size))
-    except ImportRefused as error:
-        print(f"video-analyzer import: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except ImportStopped as error:
-        print(f"video-analyzer import: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(summary.render())
-    if not summary.ok:
-        raise SystemExit(1)
+    _report(
+        "import",
+        lambda: asyncio.run(run_import(settings, args.path, args.batch_size)),
+        {ImportRefused: 2, ImportStopped: 1},
+    )
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> None:
     from service.backup.check import CheckFailed, run_check
 
-    try:
-        report = asyncio.run(run_check(settings))
-    except CheckFailed as error:
-        print(f"video-analyzer check: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(report.render())
-    if not report.ok:
-        raise SystemExit(1)
+    _report("check", lambda: asyncio.run(run_check(settings)), {CheckFailed: 2})
 
 
 def _positive(raw: str) -> int:
