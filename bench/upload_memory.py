@@ -20,13 +20,6 @@ from tests.server import running_server
 BYTES_PER_FRAME = int(640 * 480 * 3.4)  # what FFV1 makes of one frame of noise
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc status")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1024])
@@ -34,7 +27,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         with running_server(root / "data", {"MAX_UPLOAD_MB": str(max(args.sizes_mb) * 2)}) as server:
-            print(f"server idle: peak RSS {peak_rss_mb(server.process.pid):.0f} MB")
+            print(f"server idle: peak RSS {server.memory_mb()['VmHWM']:.0f} MB")
             for size_mb in args.sizes_mb:
                 media = write_raw_video(
                     root / f"{size_mb}.mkv", frames=size_mb * 1024 * 1024 // BYTES_PER_FRAME, width=640, height=480
@@ -47,7 +40,7 @@ def main() -> None:
                 size = media.stat().st_size
                 print(
                     f"upload of {size / 1024**2:7.0f} MB: {seconds:6.1f} s ({size / 1024**2 / seconds:5.0f} MB/s), "
-                    f"server peak RSS {peak_rss_mb(server.process.pid):.0f} MB"
+                    f"server peak RSS {server.memory_mb()['VmHWM']:.0f} MB"
                 )
                 media.unlink()
 

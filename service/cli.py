@@ -25,13 +25,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    certfile = args.ssl_certfile or settings.ssl_certfile
+    keyfile = args.ssl_keyfile or settings.ssl_keyfile
+    if keyfile and not certfile:
+        raise SystemExit("video-analyzer serve: --ssl-keyfile (SSL_KEYFILE) needs --ssl-certfile (SSL_CERTFILE) too")
     if not settings.auth_enabled and not _is_loopback(host):
         logging.getLogger("service").warning(
             "!!! AUTH_ENABLED=false while listening on %s: anyone who can reach this address can read, "
             "change and delete every video. Set AUTH_ENABLED=true and SECRET_KEY, or bind 127.0.0.1. !!!",
             host,
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
 
 
 def _work(settings: Settings, args: argparse.Namespace) -> None:
@@ -145,6 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API (and WORKERS in-process workers)")
     serve.add_argument("--host", help="address to bind (default: HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: PORT, 8000)")
+    serve.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate (default: SSL_CERTFILE)")
+    serve.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key (default: SSL_KEYFILE)")
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run workers only, no HTTP API (scale-out against one MongoDB)")
     worker.add_argument("--workers", type=int, help="how many workers (default: WORKERS, at least 1)")

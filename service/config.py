@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_KEY_BYTES = 32
+UPLOAD_FRAMING_BYTES = 64 * 1024
+"""Room in an upload's body, beyond MAX_UPLOAD_MB (file and form fields), for multipart boundaries and part headers."""
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,11 @@ class Settings(BaseSettings):
     upload_dir: Path | None = None
     storage: Literal["local"] = "local"
     max_upload_mb: int = Field(default=2048, ge=1)
+    max_form_fields: int = Field(default=16, ge=1)
+    max_form_field_kb: int = Field(default=1, ge=1)
+
+    # Request bodies other than uploads: JSON, the login form
+    max_json_body_kb: int = Field(default=64, ge=1)
 
     # Transcription
     whisper_model: str = "bundled:tiny.en"
@@ -60,11 +67,15 @@ class Settings(BaseSettings):
     allow_registration: bool = False
     password_min_length: int = Field(default=10, ge=8)
     login_max_failures: int = Field(default=5, ge=1)
+    docs_public: bool = False
 
     # Server
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @model_validator(mode="after")
     def _check_pool(self) -> "Settings":
@@ -107,3 +118,12 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_upload_body_bytes(self) -> int:
+        """The largest body an upload route reads: MAX_UPLOAD_MB and the multipart framing."""
+        return self.max_upload_bytes + UPLOAD_FRAMING_BYTES
+
+    @property
+    def max_json_body_bytes(self) -> int:
+        return self.max_json_body_kb * 1024

@@ -6,12 +6,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pymongo.errors import DocumentTooLarge, WriteError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp
 
 from service import __version__
 from service.ai.retrieval import IndexCache
@@ -22,8 +25,11 @@ from service.config import Settings
 from service.context import AppContext
 from service.db.durable import StoreWriteFailed
 from service.db.service import connect
+from service.docs.router import router as docs_router
 from service.errors import DocumentFull, InvalidInput, ServiceError, describe_validation_errors, writable
 from service.health.router import router as health_router
+from service.http.headers import SecurityHeaders
+from service.http.limits import BodyLimits
 from service.legacy.router import router as legacy_router
 from service.openapi import describe_errors
 from service.processing import queue
@@ -38,6 +44,20 @@ from service.videos.router import router as videos_router
 logger = logging.getLogger(__name__)
 
 DOCUMENT_TOO_LARGE_CODES = {10334, 17419}
+UPLOAD_PATHS = ("/videos", "/upload-video/")
+"""The routes that stream a multipart upload (service/videos/upload.py); every other body is small."""
+
+
+class VideoAnalyzerApp(FastAPI):
+    """FastAPI with the HTTP protections outside its whole middleware stack, its 500 handler
+    included, so that they see each request first and each answer last."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS))
 
 
 def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -88,6 +108,13 @@ async def _os_error(request: Request, error: OSError) -> JSONResponse:
     return await _unexpected_error(request, error)
 
 
+async def _client_disconnected(request: Request, error: ClientDisconnect) -> JSONResponse:
+    """The client went away before its body was all in (or was cut off at a body limit): nobody
+    reads this answer, and it is no fault of the service's."""
+    logger.info("%s %s: the client disconnected before the request body was complete", request.method, request.url.path)
+    return _error(HTTPStatus.BAD_REQUEST, "the request body was cut short")
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
     return _error(500, "internal error; the service log has the details")
@@ -122,7 +149,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await language_model.close()
             database.close()
 
-    app = FastAPI(title="Video Analyzer", version=__version__, lifespan=lifespan)
+    app = VideoAnalyzerApp(
+        settings,
+        title="Video Analyzer",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,  # served by docs_router, for users only when users are on
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(HTTPException, _http_error)
@@ -130,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(WriteError, _write_error)
     app.add_exception_handler(StoreWriteFailed, _store_write_failed)
     app.add_exception_handler(OSError, _os_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _unexpected_error)
     for router in (
         health_router,
@@ -141,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search_router,
         stats_router,
         legacy_router,
+        docs_router,
     ):
         app.include_router(router)
     describe_errors(app)

@@ -3,10 +3,11 @@
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,12 +21,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, args: Sequence[str] = (), ca: Path | None = None
+    ) -> None:
+        """`args` are added to `video-analyzer serve`; with `ca`, the certificate the server presents,
+        it is reached over HTTPS, trusting that certificate alone (`verify` for httpx)."""
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+        self.base_url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         environment = {**os.environ, "DATA_DIR": str(data_dir), "WORKERS": "0", **(env or {})}
-        command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(command, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_until_healthy()
@@ -36,7 +42,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.base_url}/health", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.base_url}/health", timeout=1.0, verify=self.verify).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -44,6 +50,17 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def memory_mb(self) -> dict[str, float]:
+        """The process's resident memory now (`VmRSS`) and at its peak so far (`VmHWM`), in MB."""
+        lines = Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in lines if line.startswith(("VmRSS:", "VmHWM:")))
+        return {name: int(value.split()[0]) / 1024 for name, value in fields.items()}
+
+    def reset_peak_memory(self) -> None:
+        """Bring the peak (`VmHWM`) down to the memory in use now, so that the next peak measures
+        what comes next rather than start-up (Linux 4.0+)."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""
@@ -63,8 +80,10 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    server = ServerProcess(data_dir, env)
+def running_server(
+    data_dir: Path, env: dict[str, str] | None = None, args: Sequence[str] = (), ca: Path | None = None
+) -> Iterator[ServerProcess]:
+    server = ServerProcess(data_dir, env, args, ca)
     try:
         yield server
     finally:

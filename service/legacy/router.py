@@ -17,7 +17,6 @@ from service.legacy.schemas import (
 )
 from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.users.dependencies import Viewer
-from service.videos.dependencies import content_length_of
 from service.videos.router import UPLOAD_BODY, UPLOAD_ERRORS
 
 router = APIRouter(tags=["legacy"], deprecated=True)
@@ -36,7 +35,6 @@ async def upload_video(
         context,
         viewer,
         content_type=request.headers.get("content-type", ""),
-        content_length=content_length_of(request),
         body=request.stream(),
         language=language,
         ui_language=ui_language,

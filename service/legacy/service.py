@@ -114,13 +114,12 @@ async def upload(
     context: AppContext,
     viewer: User | None,
     content_type: str,
-    content_length: int | None,
     body: AsyncIterator[bytes],
     language: str | None,
     ui_language: str | None,
 ) -> LegacyUpload:
     """POST /upload-video/: the new upload (the `language` query parameter as its language)."""
-    video = await videos.upload_video(context, viewer, content_type, content_length, body, language=language)
+    video = await videos.upload_video(context, viewer, content_type, body, language=language)
     return LegacyUpload(
         message="Video uploaded successfully. Processing started in background.",
         video_id=legacy_id(video),

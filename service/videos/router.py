@@ -7,7 +7,6 @@ from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.pagination import MAX_PAGE_SIZE
 from service.users.dependencies import Viewer
 from service.videos import service
-from service.videos.dependencies import content_length_of
 from service.videos.models import VideoStatus
 from service.videos.schemas import VideoOut, VideoPage, VideoPatch
 
@@ -49,7 +48,6 @@ async def upload_video(
         context,
         viewer,
         content_type=request.headers.get("content-type", ""),
-        content_length=content_length_of(request),
         body=request.stream(),
     )
     return VideoOut.of(video)

@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field
 
 from service.videos.models import Job, MediaMetadata, Summary, Transcript, Video, VideoStatus
 
+MAX_FILENAME_LENGTH = 255
+
 
 class FileOut(BaseModel):
     size: int
@@ -50,7 +52,7 @@ class VideoOut(VideoListItem):
 
 class VideoPatch(BaseModel):
     is_public: bool | None = None
-    filename: str | None = Field(default=None, min_length=1, max_length=255)
+    filename: str | None = Field(default=None, min_length=1, max_length=MAX_FILENAME_LENGTH)
 
 
 class VideoPage(BaseModel):

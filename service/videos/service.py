@@ -12,17 +12,16 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 
 from service.clock import utc_now
 from service.context import AppContext
-from service.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.pagination import INT64_MAX, decode_cursor, decode_int, encode_cursor
 from service.processing.media import content_type_of, probe
 from service.users.models import User
 from service.videos.models import FileInfo, Job, Video, VideoStatus
 from service.videos.schemas import VideoListItem, VideoPage
-from service.videos.upload import MultipartUploadReceiver
+from service.videos.upload import MultipartUploadReceiver, UploadLimits
 
 logger = logging.getLogger(__name__)
 
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 LIST_PROJECTION = {"chat": 0, "transcript.segments": 0}
 
 
@@ -73,18 +72,16 @@ async def upload_video(
     context: AppContext,
     viewer: User | None,
     content_type: str,
-    content_length: int | None,
     body: AsyncIterator[bytes],
     language: str | None = None,
 ) -> Video:
     """Stream an upload to storage, check it is media, and queue it; leave nothing behind on failure.
 
+    A body too large to be an upload never gets here (service/http/limits.py refuses it first).
     `language` overrides the form field of that name (the legacy route takes it from the query)."""
-    limit = context.settings.max_upload_bytes
-    if content_length is not None and content_length > limit + MULTIPART_OVERHEAD_BYTES:
-        raise PayloadTooLarge(f"the file is larger than the limit of {context.settings.max_upload_mb} MB")
     storage = context.storage
-    received = await MultipartUploadReceiver(storage.new_incoming_path(), limit).receive(content_type, body)
+    receiver = MultipartUploadReceiver(storage.new_incoming_path(), UploadLimits.of(context.settings))
+    received = await receiver.receive(content_type, body)
     try:
         language = requested_language(language if language is not None else received.fields.get("language"))
         metadata = await asyncio.to_thread(probe, received.path)

@@ -3,7 +3,8 @@
 Starlette's own form parsing spools the whole file to a temporary file before the handler runs,
 so the size limit would be checked only after the whole body was on disk, and every byte would be
 written twice. python-multipart's streaming parser lets the body go to its final disk location in
-bounded memory while it is hashed, counted, and cut off at the limit.
+bounded memory while it is hashed, counted, and cut off at the limit. The form fields beside the
+file are few and short, and their bytes count against the same limit as the file's.
 """
 
 import asyncio
@@ -14,12 +15,28 @@ from pathlib import Path
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from service.config import Settings
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge
 from service.storage.service import IncomingFile
+from service.videos.schemas import MAX_FILENAME_LENGTH
 
 FILE_FIELD = "file"
 FLUSH_BYTES = 1024 * 1024
-MAX_TEXT_FIELD_BYTES = 1024
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    total_bytes: int
+    """The file and the form fields' values together (MAX_UPLOAD_MB)."""
+    fields: int
+    """Form fields besides the file (MAX_FORM_FIELDS)."""
+    field_bytes: int
+    """Each form field's value (MAX_FORM_FIELD_KB)."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> "UploadLimits":
+        return cls(settings.max_upload_bytes, settings.max_form_fields, settings.max_form_field_kb * 1024)
 
 
 @dataclass
@@ -39,30 +56,20 @@ class _Part:
     text: bytearray = field(default_factory=bytearray)
 
 
-class _FileSink(IncomingFile):
-    """The upload's file, cut off at the size limit; finished (on disk) before it is acknowledged."""
-
-    def __init__(self, path: Path, max_bytes: int) -> None:
-        super().__init__(path)
-        self.max_bytes = max_bytes
-
-    def write(self, data: bytes) -> None:
-        if self.size + len(data) > self.max_bytes:
-            raise PayloadTooLarge(f"the file is larger than the limit of {self.max_bytes // (1024 * 1024)} MB")
-        super().write(data)
-
-
 def _malformed(error: FormParserError) -> BadRequest:
     return BadRequest(f"the multipart body is malformed: {error}")
 
 
 class MultipartUploadReceiver:
-    """Parses one multipart body: the `file` part goes to disk, small text fields are kept."""
+    """Parses one multipart body: the `file` part goes to disk, a few small text fields are kept."""
 
-    def __init__(self, destination: Path, max_bytes: int) -> None:
-        self.sink = _FileSink(destination, max_bytes)
+    def __init__(self, destination: Path, limits: UploadLimits) -> None:
+        self.sink = IncomingFile(destination)
+        self.limits = limits
         self.filename: str | None = None
         self.fields: dict[str, str] = {}
+        self._received = 0
+        self._field_count = 0
         self._part = _Part()
         self._header_field = bytearray()
         self._header_value = bytearray()
@@ -150,18 +157,30 @@ class MultipartUploadReceiver:
         self._part.filename = None if raw_filename is None else raw_filename.decode("utf-8", "replace")
         self._in_file = self._part.name == FILE_FIELD and self._part.filename is not None
         if self._in_file:
-            if self._file_seen:
-                raise InvalidInput(f"send exactly one '{FILE_FIELD}'")
-            self._file_seen = True
-            self.filename = self._part.filename
+            self._begin_file(self._part.filename or "")
+        else:
+            self._field_count += 1
+            if self._field_count > self.limits.fields:
+                raise PayloadTooLarge(f"the form has more than {self.limits.fields} fields besides '{FILE_FIELD}'")
+
+    def _begin_file(self, filename: str) -> None:
+        if self._file_seen:
+            raise InvalidInput(f"send exactly one '{FILE_FIELD}'")
+        if len(filename) > MAX_FILENAME_LENGTH:
+            raise InvalidInput(f"the filename is longer than {MAX_FILENAME_LENGTH} characters")
+        self._file_seen = True
+        self.filename = filename
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self._received += end - start
+        if self._received > self.limits.total_bytes:
+            raise PayloadTooLarge(f"the upload is larger than the limit of {self.limits.total_bytes // MIB} MB")
         if self._in_file:
             self._pending.extend(data[start:end])
             return
         self._part.text.extend(data[start:end])
-        if len(self._part.text) > MAX_TEXT_FIELD_BYTES:
-            raise InvalidInput(f"the form field '{self._part.name}' is longer than {MAX_TEXT_FIELD_BYTES} bytes")
+        if len(self._part.text) > self.limits.field_bytes:
+            raise PayloadTooLarge(f"the form field '{self._part.name}' is longer than {self.limits.field_bytes} bytes")
 
     def _on_end(self) -> None:
         self._complete = True
