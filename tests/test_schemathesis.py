@@ -115,7 +115,10 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> BaseSchema:
         secret_key=SECRET if users else None,
     )
     bearer, (shared, *own) = asyncio.run(_seed(settings))
-    loaded = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings), config=_config(bearer))
+    credentials = {"headers": {"Authorization": f"Bearer {bearer}"}} if bearer else {}  # the docs need a user
+    loaded = schemathesis.openapi.from_asgi(
+        "/openapi.json", create_app(settings), config=_config(bearer), **credentials
+    )
     _use_seeded(loaded, shared, dict(zip(OWN_VIDEO, own, strict=True)))
     return loaded
 

@@ -11,6 +11,7 @@ Uploads (the routes in `upload_paths`) may be as large as MAX_UPLOAD_MB and its 
 other body, JSON or a form, is held to MAX_JSON_BODY_KB, whatever content type it claims.
 """
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -49,10 +50,19 @@ class BodyLimits:
         )
 
 
+_LENGTH = re.compile(r"[0-9]{1,19}")
+
+
 @dataclass(frozen=True)
 class _Limit:
     bytes: int
     refusal: str
+
+
+def _declared_length(raw: str) -> int | None:
+    """A Content-Length worth believing: ASCII digits (`isdigit()` passes `²`, which `int()`
+    refuses), few enough for `int()` to read; otherwise the body is counted as it comes."""
+    return int(raw) if _LENGTH.fullmatch(raw) else None
 
 
 class _LimitedExchange:
@@ -64,8 +74,7 @@ class _LimitedExchange:
         self._receive = receive
         self._send = send
         headers = Headers(scope=scope)
-        declared = headers.get("content-length", "")
-        self.declared = int(declared) if declared.isdigit() else None
+        self.declared = _declared_length(headers.get("content-length", ""))
         self.body_complete = not (self.declared or "transfer-encoding" in headers)
         self.received = 0
         self.response_started = False
