@@ -21,8 +21,11 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    from service.db.embedded import in_use_message, store_in_use
     from service.main import create_app
 
+    if settings.uses_embedded_store and store_in_use(settings.embedded_dir):
+        raise SystemExit(f"video-analyzer serve: {in_use_message(settings.embedded_dir)}")
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     certfile = args.ssl_certfile or settings.ssl_certfile
@@ -235,7 +238,13 @@ def main(argv: list[str] | None = None) -> None:
         problems = "; ".join(problem["msg"] for problem in error.errors(include_url=False, include_input=False))
         raise SystemExit(f"video-analyzer: the settings are not valid: {problems}") from None
     _configure_logging(settings)
-    args.run(settings, args)
+    from service.db.durable import StoreDamaged
+    from service.db.embedded import StoreInUse
+
+    try:
+        args.run(settings, args)
+    except (StoreInUse, StoreDamaged) as error:
+        raise SystemExit(f"video-analyzer {args.command}: {error}") from None
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ on a damaged store. What it acknowledged is kept; what it refused is nowhere; da
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +187,22 @@ def test_a_damaged_store_stops_the_start_with_what_to_run(tmp_path: Path) -> Non
     log = str(refused.value)
     assert f"collection video_analyzer.videos: 1 damaged document(s): {video_id}" in log
     assert "video-analyzer check" in log
+
+
+def test_a_second_process_on_a_store_in_use_is_told_so_without_a_traceback(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with running_server(data_dir):
+        env = {**os.environ, "DATA_DIR": str(data_dir)}
+        create = ["create-user", "--username", "xavier", "--email", "x@example.com", "--password-stdin"]
+        for command in (["serve", "--port", "1"], create):
+            result = subprocess.run(
+                [sys.executable, "-m", "service.cli", *command],
+                env=env,
+                input="a-password-long-enough\n",
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode != 0
+            assert "is in use by another process" in result.stderr
+            assert "Traceback" not in result.stderr + result.stdout

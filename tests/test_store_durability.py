@@ -2,13 +2,14 @@
 
 import shutil
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import bson
 import pytest
 
-from service.db.durable import DATABASE_NAME, WAL_LIMIT_BYTES, StoreDamaged, StoreWriteFailed
+from service.db.durable import DATABASE_NAME, WAL_LIMIT_BYTES, StoreDamaged, StoreWriteFailed, read_snapshot
 from service.db.embedded import EmbeddedClient, EmbeddedStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -232,3 +233,80 @@ async def test_checkpoints_keep_the_wal_bounded_and_a_clean_close_leaves_one_fil
     opened.close()
     assert sorted(path.name for path in (tmp_path / "db").iterdir()) == ["LOCK", DATABASE_NAME]
     assert len(documents_of(tmp_path / "db")[("app", "videos")]) == 96
+
+
+def old_journal_records(directory: Path) -> list[int]:
+    """The byte offsets of the old journal's records."""
+    data, offsets, offset = (directory / "journal.bson").read_bytes(), [], 0
+    while offset < len(data):
+        offsets.append(offset)
+        offset += 8 + int.from_bytes(data[offset : offset + 4], "little")
+    return offsets
+
+
+@pytest.mark.parametrize("length_byte", [1, 3])
+async def test_an_old_journal_record_with_a_changed_length_is_refused(tmp_path: Path, length_byte: int) -> None:
+    directory = shutil.copytree(OLD_FORMAT_STORE, tmp_path / "db")
+    assert len(old_journal_records(directory)) == 2
+    flip_byte(directory / "journal.bson", length_byte)
+    with pytest.raises(StoreDamaged, match="the record at byte 0 has a damaged length|fails its checksum") as refused:
+        EmbeddedStore(directory).open()
+    assert "Restore DATA_DIR/db from a backup" in str(refused.value)
+    assert not (directory / DATABASE_NAME).exists() and (directory / "journal.bson").exists()
+
+
+async def test_zeros_after_the_old_journal_are_a_crash_not_damage(tmp_path: Path) -> None:
+    directory = shutil.copytree(OLD_FORMAT_STORE, tmp_path / "db")
+    with open(directory / "journal.bson", "ab") as journal:
+        journal.write(b"\0" * 20)
+    store = OpenStore(directory)
+    store.close()
+    assert store.count == 6
+
+
+async def test_a_zero_length_record_inside_the_old_journal_is_damage(tmp_path: Path) -> None:
+    directory = shutil.copytree(OLD_FORMAT_STORE, tmp_path / "db")
+    with open(directory / "journal.bson", "ab") as journal:
+        journal.write(b"\0" * 8 + (directory / "journal.bson").read_bytes()[:100])
+    with pytest.raises(StoreDamaged, match="is not a BSON document|fails its checksum"):
+        EmbeddedStore(directory).open()
+
+
+async def test_old_files_written_after_a_conversion_refuse_the_start_and_stay(tmp_path: Path) -> None:
+    directory = shutil.copytree(OLD_FORMAT_STORE, tmp_path / "db")
+    OpenStore(directory).close()
+    late_journal = (OLD_FORMAT_STORE / "journal.bson").read_bytes()
+    (directory / "journal.bson").write_bytes(late_journal)
+    with pytest.raises(StoreDamaged, match="sit beside a store converted earlier"):
+        EmbeddedStore(directory).open()
+    assert (directory / "journal.bson").read_bytes() == late_journal
+    assert (directory / "journal.bson.converted").read_bytes() == late_journal
+
+
+async def test_a_damaged_index_definition_refuses_the_start(tmp_path: Path, opened: OpenStore) -> None:
+    await opened.videos.create_index([("n", 1)], name="by_n", unique=True)
+    opened.close()
+    database = sqlite3.connect(tmp_path / "db" / DATABASE_NAME)
+    definition = bytearray(database.execute("SELECT definition FROM indexes WHERE name = 'by_n'").fetchone()[0])
+    definition[-3] ^= 0x01
+    database.execute("UPDATE indexes SET definition = ? WHERE name = 'by_n'", (bytes(definition),))
+    database.commit()
+    database.close()
+    with pytest.raises(StoreDamaged, match="collection app.videos: the definition of index 'by_n' is damaged"):
+        documents_of(tmp_path / "db")
+
+
+async def test_a_long_reader_never_makes_a_write_wait(tmp_path: Path, opened: OpenStore) -> None:
+    """An export or check holds one read transaction; past the WAL limit, the writer's own
+    checkpoint must give up at once rather than wait for that reader on the store's only thread."""
+    slowest = 0.0
+    with read_snapshot(tmp_path / "db", check_wal=False) as snapshot:
+        assert snapshot.collections() == []
+        for index in range(48):
+            began = time.perf_counter()
+            await opened.videos.insert_one({"_id": index, "blob": bytes([index]) * 1024 * 1024})
+            slowest = max(slowest, time.perf_counter() - began)
+    assert (tmp_path / "db" / f"{DATABASE_NAME}-wal").stat().st_size > WAL_LIMIT_BYTES
+    assert slowest < 1.0, slowest
+    opened.close()
+    assert len(documents_of(tmp_path / "db")[("app", "videos")]) == 48

@@ -58,6 +58,7 @@ def _check_documents(snapshot: StoreSnapshot, report: CheckReport) -> list[FileR
     models = collection_models()
     refs: list[FileRef] = []
     for name in snapshot.collections():
+        snapshot.indexes(name)  # reading the definitions verifies them: damage lands in snapshot.damage
         model = models.get(name)
         read = 0
         for document in snapshot.documents(name):

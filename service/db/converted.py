@@ -16,7 +16,7 @@ from typing import Any
 
 import bson
 
-from service.db.durable import Change, Damage, StoreDamaged, damaged_message
+from service.db.durable import Change, Damage, StoreDamaged
 
 SNAPSHOT_NAME = "snapshot.bson"
 JOURNAL_NAME = "journal.bson"
@@ -29,22 +29,45 @@ def _records(path: Path, damage: Damage, torn_tail_allowed: bool) -> list[dict[s
     records: list[dict[str, Any]] = []
     offset = 0
     while offset < len(data):
-        if offset + _HEADER.size > len(data):
-            cut = True
-        else:
-            length, crc = _HEADER.unpack_from(data, offset)
-            body = data[offset + _HEADER.size : offset + _HEADER.size + length]
-            cut = len(body) < length
-        if cut:
-            if not torn_tail_allowed:
-                damage.problems.append(f"{path}: cut short at byte {offset}")
+        problem = _flaw(data, offset, torn_tail_allowed)
+        if problem == _TORN_TAIL:
             return records
-        if zlib.crc32(body) != crc:
-            damage.problems.append(f"{path}: the record at byte {offset} fails its checksum")
+        if problem:
+            damage.problems.append(f"{path}: {problem}")
             return records
-        records.append(bson.decode(body))
+        length, _ = _HEADER.unpack_from(data, offset)
+        records.append(bson.decode(data[offset + _HEADER.size : offset + _HEADER.size + length]))
         offset += _HEADER.size + length
     return records
+
+
+_TORN_TAIL = "torn tail"
+
+
+def _flaw(data: bytes, offset: int, torn_tail_allowed: bool) -> str | None:
+    """What is wrong with the record at `offset`: None, `_TORN_TAIL` (the unacknowledged end of a
+    crash), or the damage. A record's BSON body starts with its own length, so a changed length
+    in the frame is told apart from a write cut short: only a record whose body, by either length,
+    runs past the end of the file was cut, and zeros to the end are space a crash left unwritten."""
+    rest = data[offset:]
+    if torn_tail_allowed and not rest.strip(b"\0"):
+        return _TORN_TAIL
+    if len(rest) < _HEADER.size:
+        return _TORN_TAIL if torn_tail_allowed else f"cut short at byte {offset}"
+    length, crc = _HEADER.unpack_from(data, offset)
+    body = rest[_HEADER.size : _HEADER.size + length]
+    own_length = int.from_bytes(body[:4], "little") if len(body) >= 4 else None
+    if len(body) < length:
+        if own_length is not None and own_length != length and _HEADER.size + own_length <= len(rest):
+            return f"the record at byte {offset} has a damaged length"
+        return _TORN_TAIL if torn_tail_allowed else f"cut short at byte {offset}"
+    if zlib.crc32(body) != crc or own_length != length:
+        return f"the record at byte {offset} fails its checksum"
+    try:
+        bson.decode(body)
+    except Exception:
+        return f"the record at byte {offset} is not a BSON document"
+    return None
 
 
 def old_store_files(directory: Path) -> list[Path]:
@@ -57,7 +80,7 @@ def read_old_store(directory: Path) -> list[Change]:
     records = _records(directory / SNAPSHOT_NAME, damage, torn_tail_allowed=False)
     records += _records(directory / JOURNAL_NAME, damage, torn_tail_allowed=True)
     if damage:
-        raise StoreDamaged(damaged_message(damage))
+        raise StoreDamaged(_old_format_message(damage))
     state: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
     for record in records:
         documents = state.setdefault((record["d"], record["c"]), {})
@@ -75,7 +98,29 @@ def read_old_store(directory: Path) -> list[Change]:
 
 
 def set_old_store_aside(directory: Path) -> None:
-    """Keep the old files, renamed, once their content is committed in the new store."""
-    for path in old_store_files(directory):
-        path.replace(path.with_name(path.name + CONVERTED_SUFFIX))
+    """Keep the old files, renamed, once their content is committed in the new store.
+
+    Old files beside a store converted before, whose earlier copies were already set aside, were
+    written after that conversion (by an older version, say): nothing is renamed over the kept
+    copies or dropped, and the start is refused until someone decides."""
+    found = old_store_files(directory)
+    kept = [path.with_name(path.name + CONVERTED_SUFFIX) for path in found]
+    if any(path.exists() for path in kept):
+        names = ", ".join(path.name for path in found)
+        raise StoreDamaged(
+            f"{directory}: {names} sit beside a store converted earlier (their first copies are kept as "
+            f"*{CONVERTED_SUFFIX}), so they were written afterwards, by an older version; their writes are "
+            "not in the store. Nothing was changed. Start that older version to export them, or move the "
+            "files away to start without them."
+        )
+    for path, target in zip(found, kept, strict=True):
+        path.replace(target)
     (directory / "snapshot.tmp").unlink(missing_ok=True)
+
+
+def _old_format_message(damage: Damage) -> str:
+    return (
+        f"the embedded store, in the format before SQLite, is damaged; it was not converted and its files were "
+        f"left as they are:\n{damage.report()}\nRestore DATA_DIR/db from a backup. Starting the older version "
+        "on these files would drop everything from the damage on."
+    )

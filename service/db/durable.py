@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS indexes (
     collection TEXT NOT NULL,
     name TEXT NOT NULL,
     definition BLOB NOT NULL,
+    crc INTEGER NOT NULL,
     PRIMARY KEY (database, collection, name)
 );
 """
@@ -123,7 +124,9 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     if read_only:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     else:
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # timeout 0: the one store thread never waits on another program's lock (503 at once) nor,
+        # checkpointing, on a reader such as a long export
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA cell_size_check=ON")
@@ -158,17 +161,32 @@ class _Reader:
 
     @staticmethod
     def _verified(raw_key: Any, body: Any, crc: Any) -> dict[str, Any] | None:
-        if not isinstance(body, bytes) or not isinstance(raw_key, bytes) or checksum(body) != crc:
-            return None
-        try:
-            document = bson.decode(body)
-        except Exception:
+        document = _decoded(body, crc)
+        if document is None or not isinstance(raw_key, bytes):
             return None
         return document if encode_key(document.get("_id")) == raw_key else None
 
-    def index_definitions(self) -> list[tuple[str, str, dict[str, Any]]]:
-        rows = self.connection.execute("SELECT database, collection, definition FROM indexes ORDER BY rowid")
-        return [(database, collection, bson.decode(definition)) for database, collection, definition in rows]
+    def index_definitions(self, damage: Damage) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every sound index definition; a damaged one is added to `damage` instead."""
+        definitions = []
+        rows = self.connection.execute("SELECT database, collection, name, definition, crc FROM indexes ORDER BY rowid")
+        for database, collection, name, definition, crc in rows:
+            decoded = _decoded(definition, crc)
+            if decoded is None or decoded.get("name") != name:
+                damage.add_problem(f"collection {database}.{collection}: the definition of index {name!r} is damaged")
+            else:
+                definitions.append((database, collection, decoded))
+        return definitions
+
+
+def _decoded(body: Any, crc: Any) -> dict[str, Any] | None:
+    """The BSON document in a row, if its checksum holds and it decodes."""
+    if not isinstance(body, bytes) or checksum(body) != crc:
+        return None
+    try:
+        return bson.decode(body)
+    except Exception:
+        return None
 
 
 @dataclass
@@ -198,7 +216,7 @@ def _load(reader: _Reader, damage: Damage) -> LoadedStore:
     documents = {}
     for database, collection, table in reader.tables():
         documents[(database, collection)] = list(reader.documents(table, f"{database}.{collection}", damage))
-    return LoadedStore(documents, reader.index_definitions())
+    return LoadedStore(documents, reader.index_definitions(damage))
 
 
 def damaged_message(damage: Damage) -> str:
@@ -230,7 +248,10 @@ class _Checkpointer:
         except FileNotFoundError:
             return
         if size > WAL_LIMIT_BYTES:
-            connection.execute("PRAGMA wal_checkpoint(RESTART)")
+            try:
+                connection.execute("PRAGMA wal_checkpoint(RESTART)")
+            except sqlite3.Error as error:  # the write is committed; the next one tries again
+                logger.warning("store: a checkpoint failed and will be tried again: %s", error)
         elif size > CHECKPOINT_WAL_BYTES:
             self._wake.set()
 
@@ -321,10 +342,11 @@ class DurableFile:
             self._transaction(lambda connection: self._apply(connection, changes))
 
     def save_index(self, database: str, collection: str, name: str, definition: dict[str, Any]) -> None:
+        body = bson.encode(definition)
         self._transaction(
             lambda connection: connection.execute(
-                "INSERT OR REPLACE INTO indexes VALUES (?, ?, ?, ?)",
-                (database, collection, name, bson.encode(definition)),
+                "INSERT OR REPLACE INTO indexes VALUES (?, ?, ?, ?, ?)",
+                (database, collection, name, body, checksum(body)),
             )
         )
 
@@ -435,7 +457,7 @@ class Snapshot:
                 yield from self.reader.documents(table, f"{database}.{collection}", self.damage)
 
     def indexes(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return self.reader.index_definitions()
+        return self.reader.index_definitions(self.damage)
 
 
 @contextmanager
