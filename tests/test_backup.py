@@ -1,8 +1,11 @@
 """`video-analyzer export`, `import` and `check`, run as the commands they are, on real stores and files."""
 
+import gzip
+import hashlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -11,13 +14,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import bson
 import httpx
 import pytest
 from bson import json_util
 
-from service.backup import export
+from service.backup import export, restore
 from service.config import Settings
 from service.db.durable import DATABASE_NAME, read_snapshot
 from service.db.service import connect
@@ -32,10 +37,19 @@ CANONICAL = json_util.CANONICAL_JSON_OPTIONS
 
 def cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """`video-analyzer ARGS` as a process of its own, on the embedded store under `data_dir`."""
+    return subprocess.run(
+        _command(*args), cwd=ROOT, env=_env(data_dir), input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "service.cli", *args]
+
+
+def _env(data_dir: Path) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name != "MONGODB_URL"}
     env.update(DATA_DIR=str(data_dir), WORKERS="0")
-    command = [sys.executable, "-m", "service.cli", *args]
-    return subprocess.run(command, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=120)
+    return env
 
 
 def canonical(document: dict) -> str:
@@ -272,6 +286,82 @@ def _cut_short(source: Path, target: Path) -> None:
     target.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
 
 
+def _gzipped(source: Path, target: Path) -> None:
+    target.write_bytes(gzip.compress(source.read_bytes(), compresslevel=1))
+
+
+# Hostile archives: sound in form, their manifest vouching for every member, their content not.
+
+
+def _member_facts(data: bytes) -> dict[str, Any]:
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _resealed(change: Callable[[str, bytes], list[tuple[str, bytes]]]) -> Callable[[Path, Path], None]:
+    """The archive with its members changed by `change` and a manifest made anew to match them."""
+
+    def reseal(source: Path, target: Path) -> None:
+        with tarfile.open(source) as old:
+            manifest = json.load(old.extractfile("manifest.json"))
+            members = [
+                changed
+                for info in old
+                if info.name != "manifest.json"
+                for changed in change(info.name, old.extractfile(info).read())
+            ]
+        manifest["members"] = {name: _member_facts(data) for name, data in members}
+        manifest["collections"] = [
+            {"name": unquote(name[len("collections/") : -len(".jsonl")]), "member": name, "count": data.count(b"\n")}
+            for name, data in members
+            if name.startswith("collections/")
+        ]
+        manifest["files"] = [
+            {"key": name[len("files/") :], "member": name} for name, data in members if name.startswith("files/")
+        ]
+        with tarfile.open(target, "w") as new:
+            for name, data in [*members, ("manifest.json", json.dumps(manifest).encode())]:
+                _add(new, name, data)
+
+    return reseal
+
+
+def _video_edited(edit: Callable[[dict], None]) -> Callable[[Path, Path], None]:
+    """The archive with its one video (as JSON) changed by `edit`."""
+
+    def change(name: str, data: bytes) -> list[tuple[str, bytes]]:
+        if name != "collections/videos.jsonl":
+            return [(name, data)]
+        video = json.loads(data)
+        edit(video)
+        return [(name, json.dumps(video).encode() + b"\n")]
+
+    return _resealed(change)
+
+
+def _setting(field: str, value: object) -> Callable[[dict], None]:
+    return lambda video: video.update({field: value})
+
+
+def _with_collection(quoted_name: str) -> Callable[[Path, Path], None]:
+    def change(member: str, data: bytes) -> list[tuple[str, bytes]]:
+        extra = (f"collections/{quoted_name}.jsonl", b'{"_id": {"$numberInt": "1"}}\n')
+        return [(member, data), extra] if member == "collections/videos.jsonl" else [(member, data)]
+
+    return _resealed(change)
+
+
+def _with_stray_file(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    return (
+        [("files/0123456789abcdef", b"a file no document refers to"), (name, data)]
+        if name.startswith("files/")
+        else [(name, data)]
+    )
+
+
+def _with_other_file_bytes(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    return [(name, b"other bytes" if name.startswith("files/") else data)]
+
+
 @pytest.mark.parametrize(
     ("damage", "says"),
     [
@@ -285,6 +375,25 @@ def _cut_short(source: Path, target: Path) -> None:
         (_foreign_manifest, "not a video-analyzer-archive"),
         (_not_a_tar, "not a tar archive"),
         (_cut_short, "cut short"),
+        (_gzipped, "gzip-compressed: import reads only the uncompressed tar export writes"),
+        (
+            _video_edited(_setting("_id", "not-an-objectid")),
+            "collection videos, line 1: does not match the Video model: _id",
+        ),
+        (
+            _video_edited(_setting("status", "exploded")),
+            "collection videos, line 1: does not match the Video model: status",
+        ),
+        (_video_edited(_setting("$where", "1")), "collection videos, line 1: field '$where': a name starting with '$'"),
+        (_video_edited(lambda video: video["metadata"].update({"$set": 1})), "field 'metadata.$set'"),
+        (_video_edited(_setting("a\x00b", 1)), "holding NUL"),
+        (_video_edited(_setting("_id", [1, 2])), "collection videos, line 1: _id is list, not an ObjectId"),
+        (_video_edited(_setting("_id", {"$regularExpression": {"pattern": ".*", "options": ""}})), "_id is Regex"),
+        (_with_collection("%24cmd"), "member collections/%24cmd.jsonl is not a collection the service has"),
+        (_with_collection("system.indexes"), "collections/system.indexes.jsonl is not a collection the service has"),
+        (_with_collection("a..b"), "collections/a..b.jsonl is not a collection the service has"),
+        (_resealed(_with_stray_file), "file 0123456789abcdef: no document in the archive refers to it"),
+        (_resealed(_with_other_file_bytes), "11 bytes with sha256"),
     ],
     ids=[
         "flipped-collection-byte",
@@ -297,6 +406,19 @@ def _cut_short(source: Path, target: Path) -> None:
         "foreign-manifest",
         "not-a-tar",
         "cut-short",
+        "gzip",
+        "id-not-an-objectid",
+        "not-the-model",
+        "dollar-field",
+        "nested-dollar-field",
+        "nul-in-field-name",
+        "array-id",
+        "regex-id",
+        "dollar-collection",
+        "system-collection",
+        "dotted-collection",
+        "file-nothing-refers-to",
+        "file-not-as-recorded",
     ],
 )
 def test_a_damaged_or_foreign_archive_is_refused_and_nothing_written(
@@ -310,6 +432,113 @@ def test_a_damaged_or_foreign_archive_is_refused_and_nothing_written(
     message = result.stderr.strip()
     assert says in message and "\n" not in message and "Traceback" not in message
     assert not data.exists()
+
+
+def _tree(directory: Path) -> dict[str, str]:
+    """Every file under `directory`, by relative path, with its sha256."""
+    return {str(path.relative_to(directory)): sha256_of(path) for path in directory.rglob("*") if path.is_file()}
+
+
+def _refused_alone(result: subprocess.CompletedProcess[str], says: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = result.stderr.strip()
+    assert says in message and "\n" not in message and "Traceback" not in message
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar writes the sparse member (tarfile cannot)")
+def test_a_sparse_member_is_refused(tmp_path: Path, sound_archive: Path) -> None:
+    """A sparse member holds its zeros in no blocks: 64 MiB here, gigabytes as easily."""
+    tree = tmp_path / "tree"
+    with tarfile.open(sound_archive) as tar:
+        tar.extractall(tree, filter="data")
+    holes = tree / "files" / "0123456789abcdef"
+    with holes.open("wb") as file:
+        file.truncate(64 * 2**20)
+    manifest = json.loads((tree / "manifest.json").read_text())
+    manifest["members"]["files/0123456789abcdef"] = _member_facts(holes.read_bytes())
+    manifest["files"].append({"key": "0123456789abcdef", "member": "files/0123456789abcdef"})
+    (tree / "manifest.json").write_text(json.dumps(manifest))
+    archive = tmp_path / "sparse.tar"
+    members = [*sorted(tree.glob("files/*")), *sorted(tree.glob("collections/*")), tree / "manifest.json"]
+    names = [str(path.relative_to(tree)) for path in members]
+    subprocess.run(["tar", "--sparse", "-cf", archive, "-C", tree, *names], check=True)
+    with tarfile.open(archive) as tar:
+        assert tar.getmember("files/0123456789abcdef").issparse(), "this tar wrote no sparse member"
+    data = tmp_path / "data"
+    _refused_alone(cli(data, "import", str(archive)), "member 'files/0123456789abcdef' is a sparse file")
+    assert not data.exists()
+
+
+def test_an_oversized_line_is_refused_in_little_memory(tmp_path: Path, sound_archive: Path) -> None:
+    """A 100 MB line is refused once 64 MB of it are read, never held whole."""
+
+    def oversized(name: str, data: bytes) -> list[tuple[str, bytes]]:
+        return [(name, b"a" * (100 * 2**20) if name == "collections/videos.jsonl" else data)]
+
+    archive, data = tmp_path / "long.tar", tmp_path / "data"
+    _resealed(oversized)(sound_archive, archive)
+    result, peak_kib = _with_peak_rss(data, "import", str(archive))
+    _refused_alone(result, "member collections/videos.jsonl: line 1 is longer than 64 MB")
+    assert peak_kib < 200 * 1024, f"peak RSS {peak_kib // 1024} MB"
+    assert not data.exists()
+
+
+_MEASURING = """
+import os, sys
+pid = os.fork()
+if not pid:
+    os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+"""Runs argv[2:] in a child and writes its peak RSS (KiB) to argv[1]."""
+
+
+def _with_peak_rss(data_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`cli`, and the peak RSS of its process in KiB. Linux carries a process's high-water mark
+    across fork and exec, so the command runs as the child of a small process that measures it:
+    a child of the test process would report the test's own peak."""
+    peak = data_dir.with_name("peak-rss")
+    command = [sys.executable, "-c", _MEASURING, str(peak), *_command(*args)[1:]]
+    result = subprocess.run(command, cwd=ROOT, env=_env(data_dir), capture_output=True, text=True, timeout=120)
+    return result, int(peak.read_text())
+
+
+def test_a_stored_file_with_other_bytes_is_never_replaced(tmp_path: Path, sound_archive: Path) -> None:
+    """An archive holding other bytes under a key storage already has, and a new video pointing at
+    them, would replace the existing video's file."""
+    data = tmp_path / "data"
+    assert cli(data, "import", str(sound_archive)).returncode == 0
+    (video,) = (json_util.loads(line) for line in stored_documents(data)["videos"].values())
+
+    other_bytes = b"other bytes"
+    other_file = dict(video["file"], **_member_facts(other_bytes))
+    other_video = canonical(dict(video, _id=bson.ObjectId(), file=other_file)).encode() + b"\n"
+
+    def clash(name: str, contents: bytes) -> list[tuple[str, bytes]]:
+        if name.startswith("files/"):
+            return [(name, other_bytes)]
+        return [(name, other_video if name == "collections/videos.jsonl" else contents)]
+
+    archive = tmp_path / "clash.tar"
+    _resealed(clash)(sound_archive, archive)
+    before = _tree(data)
+    result = cli(data, "import", str(archive))
+    _refused_alone(result, f"file {video['file']['key']}: storage already holds")
+    assert _tree(data) == before
+    assert cli(data, "check").returncode == 0
+
+
+async def test_an_unexpected_error_while_writing_stops_without_a_traceback(
+    settings: Settings, sound_archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object) -> None:
+        raise KeyError("nIndex")
+
+    monkeypatch.setattr(restore._Import, "_upsert", broken)
+    with pytest.raises(restore.ImportStopped, match=r"unexpected error \(KeyError: 'nIndex'\); what was written stays"):
+        await restore.run_import(settings, sound_archive)
 
 
 def test_export_without_a_store_says_so(tmp_path: Path) -> None:

@@ -12,6 +12,13 @@ written; so a reader reads the whole archive before it trusts any of it. Python'
 stops without an error at a damaged header, so a damaged or cut archive shows up as a missing
 manifest or missing members, and is refused like any other mismatch.
 
+A reader takes nothing on trust that could make it write what the service cannot read, or use
+what it cannot afford: the tar must be uncompressed (as export writes it: a compressed one can
+unpack to far more than its size), its members regular files (not sparse: a sparse member holds
+gigabytes of zeros in a few blocks), every line at most LINE_MAX_BYTES, every collection one the
+service has and every document valid against its model, and every stored file one a document
+refers to, with the size and sha256 it records.
+
 The archive is written under a temporary name beside its destination and renamed into place only
 once complete (fsynced first), so a failed export leaves no half archive under the name given.
 """
@@ -19,13 +26,11 @@ once complete (fsynced first), so a failed export leaves no half archive under t
 import hashlib
 import io
 import json
-import lzma
 import os
 import tarfile
 import tempfile
 import time
 import uuid
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
@@ -36,6 +41,8 @@ from urllib.parse import quote
 from bson import json_util
 from pydantic import ValidationError
 
+from service.backup.documents import collection_models, import_problem
+from service.backup.files import FileRef, file_refs
 from service.backup.schemas import FORMAT_NAME, FORMAT_VERSION, Manifest, Member
 from service.durability import fsync_directory
 
@@ -44,6 +51,11 @@ COLLECTIONS_DIR = "collections/"
 FILES_DIR = "files/"
 COPY_BUFFER_BYTES = 1024 * 1024
 MANIFEST_MAX_BYTES = 256 * 1024 * 1024
+LINE_MAX_BYTES = 64 * 1024 * 1024
+"""A document is at most 16 MB of BSON; its canonical Extended JSON is larger (`{"$numberInt": "1"}`
+for a 4-byte integer), but not past this."""
+LINE_PIECE_BYTES = 1024 * 1024
+COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 WRITE_JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS
 READ_JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=UTC)
 
@@ -64,7 +76,7 @@ def encode_document(document: dict[str, Any]) -> bytes:
     return json_util.dumps(document, json_options=WRITE_JSON_OPTIONS).encode() + b"\n"
 
 
-def decode_document(line: bytes) -> dict[str, Any]:
+def decode_document(line: bytes | bytearray) -> dict[str, Any]:
     """One line of a collection member; ValueError when it is not a document with an `_id`."""
     try:
         document = json_util.loads(line, json_options=READ_JSON_OPTIONS)
@@ -202,11 +214,13 @@ class VerifiedArchive:
 
 def verify_archive(path: Path) -> VerifiedArchive:
     """Read the whole archive and hold it against its manifest (format, version, every member's
-    size and sha256, counts, every line a document); ArchiveRefused, with one line saying why."""
+    size and sha256, counts, every line a valid document, every file one a document records);
+    ArchiveRefused, with one line saying why."""
     if not path.is_file():
         raise ArchiveRefused("no such file")
+    _refuse_compressed(path)
     try:
-        tar = tarfile.open(path, mode="r:*")
+        tar = tarfile.open(path, mode="r:")
     except (tarfile.TarError, OSError, EOFError) as error:
         raise ArchiveRefused(f"not a tar archive ({_first_line(error)})") from None
     scan = _Scan()
@@ -219,7 +233,17 @@ def verify_archive(path: Path) -> VerifiedArchive:
     return VerifiedArchive(path, scan.finish())
 
 
-_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError)
+
+
+def _refuse_compressed(path: Path) -> None:
+    with open(path, "rb") as file:
+        head = file.read(8)
+    for magic, kind in COMPRESSION_MAGIC.items():
+        if head.startswith(magic):
+            raise ArchiveRefused(
+                f"{kind}-compressed: import reads only the uncompressed tar export writes (decompress it first)"
+            )
 
 
 def _first_line(error: Exception) -> str:
@@ -228,29 +252,57 @@ def _first_line(error: Exception) -> str:
 
 def members(archive: VerifiedArchive) -> Iterator[tuple[str, IO[bytes]]]:
     """Every member but the manifest, in archive order (stored files first), as a stream."""
-    with tarfile.open(archive.path, mode="r:*") as tar:
+    with tarfile.open(archive.path, mode="r:") as tar:
         for info in tar:
             stream = tar.extractfile(info)
             if info.name != MANIFEST_NAME and stream is not None:
                 yield info.name, stream
 
 
-def read_documents(stream: IO[bytes]) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def read_documents(name: str, stream: IO[bytes]) -> Iterator[tuple[bytearray, dict[str, Any]]]:
     """Each line of a collection member with the document it holds."""
-    for line in stream:
+    for line in read_lines(name, stream):
         yield line, decode_document(line)
 
 
+def read_lines(name: str, stream: IO[bytes]) -> Iterator[bytearray]:
+    """Each line of a collection member; ArchiveRefused at one longer than LINE_MAX_BYTES, read in
+    pieces so that no more than that is ever held."""
+    number = 0
+    while line := _read_line(stream):
+        number += 1
+        if len(line) > LINE_MAX_BYTES:
+            raise ArchiveRefused(
+                f"member {name}: line {number} is longer than {LINE_MAX_BYTES // 2**20} MB: "
+                "not a document (one is at most 16 MB of BSON)"
+            )
+        yield line
+
+
+def _read_line(stream: IO[bytes]) -> bytearray:
+    """One line, or LINE_MAX_BYTES and a bit of one."""
+    line = bytearray()
+    while len(line) <= LINE_MAX_BYTES and (piece := stream.readline(LINE_PIECE_BYTES)):
+        line += piece
+        if piece.endswith(b"\n"):
+            break
+    return line
+
+
 class _Scan:
-    """What one pass over the archive found: members' sizes and hashes, lines, the manifest."""
+    """What one pass over the archive found: members' sizes and hashes, lines, the files documents
+    refer to, the manifest."""
 
     def __init__(self) -> None:
+        self.models = collection_models()
+        self.collections = {collection_member(name): name for name in self.models}
         self.members: dict[str, Member] = {}
         self.lines: dict[str, int] = {}
+        self.refs: dict[str, list[FileRef]] = {}
         self.manifest: bytes | None = None
-        self.unreadable: list[str] = []
-        """Lines that are not documents: refused once the hashes are compared (a damaged member
-        is better reported as damaged)."""
+        self.problem: str | None = None
+        """The first line that is not a document the service can take: refused once the hashes are
+        compared (a damaged member is better reported as damaged)."""
 
     def add(self, info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
         name = _safe_name(info)
@@ -263,12 +315,42 @@ class _Scan:
                 raise ArchiveRefused(f"{MANIFEST_NAME} is {info.size} bytes: not a manifest `export` wrote")
             self.manifest = stream.read()
         elif name.startswith(COLLECTIONS_DIR):
-            self.members[name], self.lines[name] = _scan_lines(name, stream, self.unreadable)
+            self.members[name], self.lines[name] = self._scan_collection(name, stream)
         else:
             hashing = _Hashing(stream)
             while hashing.read(COPY_BUFFER_BYTES):
                 pass
             self.members[name] = hashing.member()
+
+    def _scan_collection(self, member: str, stream: IO[bytes]) -> tuple[Member, int]:
+        """Hash and count a collection member's lines, noting the first that cannot be imported."""
+        collection = self.collections.get(member)
+        if collection is None:
+            raise ArchiveRefused(
+                f"member {member} is not a collection the service has ({', '.join(sorted(self.models))})"
+            )
+        sha256 = hashlib.sha256()
+        size = count = 0
+        for line in read_lines(member, stream):
+            sha256.update(line)
+            size += len(line)
+            count += 1
+            if self.problem is None:
+                self._check_line(collection, count, line)
+        return Member(size=size, sha256=sha256.hexdigest()), count
+
+    def _check_line(self, collection: str, number: int, line: bytearray) -> None:
+        try:
+            document = decode_document(line)
+        except ValueError as error:
+            self.problem = f"collection {collection}, line {number}: not a document in Extended JSON ({error})"
+            return
+        problem = import_problem(self.models[collection], document)
+        if problem:
+            self.problem = f"collection {collection}, line {number}: {problem}"
+            return
+        for ref in file_refs(collection, document):
+            self.refs.setdefault(ref.key, []).append(ref)
 
     def finish(self) -> Manifest:
         if self.manifest is None:
@@ -277,8 +359,9 @@ class _Scan:
             )
         manifest = _parse_manifest(self.manifest)
         _compare(manifest, self.members, self.lines)
-        if self.unreadable:
-            raise ArchiveRefused(self.unreadable[0])
+        if self.problem:
+            raise ArchiveRefused(self.problem)
+        _compare_files(manifest, self.members, self.refs)
         return manifest
 
 
@@ -287,25 +370,11 @@ def _safe_name(info: tarfile.TarInfo) -> str:
     path = PurePosixPath(name)
     if not name or path.is_absolute() or ".." in path.parts or "\\" in name or str(path) != name:
         raise ArchiveRefused(f"member {name!r} has an unsafe path (absolute, '..', or not normal)")
+    if info.issparse():
+        raise ArchiveRefused(f"member {name!r} is a sparse file: export writes none")
     if not info.isreg():
-        raise ArchiveRefused(f"member {name!r} is not a regular file")
+        raise ArchiveRefused(f"member {name!r} is not a regular file (a link, a folder, a device): export writes none")
     return name
-
-
-def _scan_lines(name: str, stream: IO[bytes], unreadable: list[str]) -> tuple[Member, int]:
-    """Hash and count a collection member's lines, noting the first that is not a document."""
-    sha256 = hashlib.sha256()
-    size = count = 0
-    for line in stream:
-        sha256.update(line)
-        size += len(line)
-        count += 1
-        if not unreadable:
-            try:
-                decode_document(line)
-            except ValueError as error:
-                unreadable.append(f"member {name}: line {count} is not a document in Extended JSON ({error})")
-    return Member(size=size, sha256=sha256.hexdigest()), count
 
 
 def _parse_manifest(raw: bytes) -> Manifest:
@@ -349,3 +418,19 @@ def _compare(manifest: Manifest, found: dict[str, Member], lines: dict[str, int]
     for file in manifest.files:
         if file.member != file_member(file.key):
             raise ArchiveRefused(f"file {file.key} is stored as {file.member}, not {file_member(file.key)}")
+
+
+def _compare_files(manifest: Manifest, found: dict[str, Member], refs: dict[str, list[FileRef]]) -> None:
+    """Every stored file must be one a document in the archive refers to, as that document records
+    it: import would otherwise write files nothing reads, or a video whose file is not its own."""
+    for file in manifest.files:
+        member = found[file.member]
+        recorded = refs.get(file.key)
+        if not recorded:
+            raise ArchiveRefused(f"file {file.key}: no document in the archive refers to it")
+        for ref in recorded:
+            if (ref.size, ref.sha256) != (member.size, member.sha256):
+                raise ArchiveRefused(
+                    f"file {file.key}: {member.size} bytes with sha256 {member.sha256}, but {ref.collection} "
+                    f"{ref.document_id} records {ref.size} bytes with sha256 {ref.sha256}"
+                )

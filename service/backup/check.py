@@ -11,16 +11,13 @@ leaves one, which loses nothing.
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from beanie import Document
-from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from service.backup.documents import collection_models, model_problem
 from service.backup.files import FileRef, file_refs, still_referenced
 from service.backup.schemas import CheckReport
 from service.config import Settings
-from service.db.models import DOCUMENT_MODELS
 from service.db.service import connect_scratch
 from service.db.snapshot import StoreSnapshot, open_snapshot
 from service.storage.service import LocalStorage, StoredFile
@@ -57,12 +54,8 @@ def _check(settings: Settings) -> CheckReport:
     return report
 
 
-def _models() -> dict[str, type[Document]]:
-    return {model.Settings.name: model for model in DOCUMENT_MODELS}
-
-
 def _check_documents(snapshot: StoreSnapshot, report: CheckReport) -> list[FileRef]:
-    models = _models()
+    models = collection_models()
     refs: list[FileRef] = []
     for name in snapshot.collections():
         snapshot.indexes(name)  # reading the definitions verifies them: damage lands in snapshot.damage
@@ -73,24 +66,11 @@ def _check_documents(snapshot: StoreSnapshot, report: CheckReport) -> list[FileR
             refs.extend(file_refs(name, document))
             if model is not None:
                 report.validated += 1
-                problem = _invalid(model, document)
+                problem = model_problem(model, document)
                 if problem:
                     report.problems.append(f"collection {name}: document {document.get('_id')}: {problem}")
         report.collections[name] = read
     return refs
-
-
-def _invalid(model: type[Document], document: dict[str, Any]) -> str | None:
-    """Why the document does not validate against its model, or None."""
-    try:
-        model.model_validate(document)
-    except ValidationError as error:
-        errors = error.errors(include_url=False, include_input=False)
-        first = errors[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(document)"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return f"does not match the {model.__name__} model: {where}: {first['msg']}{more}"
-    return None
 
 
 def _check_files(

@@ -1,11 +1,13 @@
 """`video-analyzer import`: an archive `export` wrote, loaded into the configured store and storage.
 
-The whole archive is verified against its manifest before anything is written (archive.py). Then
-the stored files are copied in (skipped where the same sha256 is already there), then every
-document is upserted by `_id` (batches of ReplaceOne through bulk_write), so importing the same
-archive again changes nothing, and an import cut short is finished by running it again. Files go
-first so that no document is ever written before the file it refers to. The store is opened with
-the service's own `connect`, so indexes are created as at start-up.
+The whole archive is verified against its manifest before anything is written (archive.py), and
+so is storage: a key that already holds other bytes than the archive's is refused, since import
+never replaces a stored file (another video's, say). Then the stored files are copied in (skipped
+where the same sha256 is already there), then every document is upserted by `_id` (batches of
+ReplaceOne through bulk_write), so importing the same archive again changes nothing, and an import
+cut short is finished by running it again. Files go first so that no document is ever written
+before the file it refers to. The store is opened with the service's own `connect`, so indexes are
+created as at start-up.
 """
 
 import asyncio
@@ -22,7 +24,7 @@ from service.backup.schemas import CollectionEntry, FileEntry, ImportCounts, Imp
 from service.config import Settings
 from service.db.durable import StoreDamaged, StoreWriteFailed
 from service.db.embedded import StoreInUse, in_use_message, store_in_use
-from service.db.service import Database, connect
+from service.db.service import Database, connect, connect_scratch
 from service.storage.service import LocalStorage
 
 DEFAULT_BATCH_SIZE = 500
@@ -40,19 +42,55 @@ class ImportStopped(Exception):
 async def run_import(settings: Settings, path: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> ImportSummary:
     if settings.uses_embedded_store and store_in_use(settings.embedded_dir):
         raise ImportRefused(in_use_message(settings.embedded_dir))
-    try:
-        archive = await asyncio.to_thread(verify_archive, path)
-    except ArchiveRefused as error:
-        raise ImportRefused(f"refused {path}: {error}") from None
+    storage = LocalStorage(settings.files_dir)
+    archive = await _verify(path)
+    present = await asyncio.to_thread(_files_present, storage, archive)
     database = await _connect(settings)
     try:
-        return await _Import(archive, LocalStorage(settings.files_dir), database, batch_size).run()
+        return await _Import(archive, storage, present, database, batch_size).run()
+    except ImportStopped:
+        raise
     except (PyMongoError, StoreWriteFailed, OSError) as error:
         raise ImportStopped(
             f"stopped part way ({error}); what was written stays: import {path} again to finish"
         ) from None
+    except Exception as error:  # a bug, not the archive (verified) nor the store: no traceback for the operator
+        raise ImportStopped(
+            f"stopped part way by an unexpected error ({type(error).__name__}: {error}); what was written stays"
+        ) from None
     finally:
         database.close()
+
+
+async def _verify(path: Path) -> VerifiedArchive:
+    scratch = await connect_scratch()  # Beanie validates documents only once initialised; this one writes nowhere
+    scratch.close()
+    try:
+        return await asyncio.to_thread(verify_archive, path)
+    except ArchiveRefused as error:
+        raise ImportRefused(f"refused {path}: {error}") from None
+
+
+def _files_present(storage: LocalStorage, archive: VerifiedArchive) -> set[str]:
+    """The keys storage already holds with the archive's bytes (not copied again); ImportRefused
+    when a key holds other bytes, before anything is written. Blocking."""
+    present = set()
+    for entry in archive.manifest.files:
+        expected = archive.manifest.members[entry.member]
+        path = storage.path(entry.key)
+        try:
+            same = path.stat().st_size == expected.size and storage.digest(entry.key).sha256 == expected.sha256
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise ImportRefused(f"refused {archive.path}: file {entry.key}: {path} cannot be read ({error})") from None
+        if not same:
+            raise ImportRefused(
+                f"refused {archive.path}: file {entry.key}: storage already holds {path} with other bytes "
+                "(import never replaces a stored file)"
+            )
+        present.add(entry.key)
+    return present
 
 
 async def _connect(settings: Settings) -> Database:
@@ -69,9 +107,12 @@ async def _next(iterator: Iterator[T]) -> T | None:
 
 
 class _Import:
-    def __init__(self, archive: VerifiedArchive, storage: LocalStorage, database: Database, batch_size: int) -> None:
+    def __init__(
+        self, archive: VerifiedArchive, storage: LocalStorage, present: set[str], database: Database, batch_size: int
+    ) -> None:
         self.archive = archive
         self.storage = storage
+        self.present = present
         self.database = database
         self.batch_size = batch_size
         self.summary = ImportSummary(path=str(archive.path), store=database.kind)
@@ -99,7 +140,7 @@ class _Import:
 
     async def _restore_file(self, entry: FileEntry, stream: IO[bytes]) -> None:
         expected = self._expected(entry.member)
-        if await asyncio.to_thread(self._already_there, entry.key, expected):
+        if entry.key in self.present:
             self.summary.files_skipped += 1
             return
         stored = await self.storage.receive(stream, entry.key)
@@ -107,17 +148,11 @@ class _Import:
             raise ImportStopped(f"{self.archive.path} changed after it was verified ({entry.member}); import it again")
         self.summary.files_copied += 1
 
-    def _already_there(self, key: str, expected: Member) -> bool:
-        path = self.storage.path(key)
-        if not path.is_file() or path.stat().st_size != expected.size:
-            return False
-        return self.storage.digest(key).sha256 == expected.sha256
-
     async def _restore_collection(self, entry: CollectionEntry, stream: IO[bytes]) -> None:
         collection = self.database.handle[entry.name]
         counts = self.summary.collections[entry.name]
         sha256 = hashlib.sha256()
-        lines = read_documents(stream)
+        lines = read_documents(entry.member, stream)
         while batch := await asyncio.to_thread(_take, lines, self.batch_size, sha256):
             await self._upsert(collection, entry.name, batch, counts)
         if sha256.hexdigest() != self._expected(entry.member).sha256:
@@ -137,7 +172,7 @@ class _Import:
             self.summary.refusals.append(f"{name} {batch[error['index']]['_id']}: {error.get('errmsg', 'refused')}")
 
 
-def _take(lines: Iterator[tuple[bytes, dict[str, Any]]], count: int, sha256: Any) -> list[dict[str, Any]]:
+def _take(lines: Iterator[tuple[bytearray, dict[str, Any]]], count: int, sha256: Any) -> list[dict[str, Any]]:
     """The next `count` documents (fewer at the end), hashing their lines on the way."""
     batch = []
     for line, document in lines:
