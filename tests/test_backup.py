@@ -709,3 +709,25 @@ class _Client:
 )
 def test_snapshot_sessions_only_where_mongodb_has_snapshot_reads(hello: dict, snapshot: bool) -> None:
     assert has_snapshot_reads(_Client(hello)) is snapshot
+
+
+async def test_export_salvage_leaves_out_a_file_that_changed_so_the_archive_imports(
+    tmp_path: Path, settings: Settings, stopped_store: list[dict]
+) -> None:
+    changed, sound = stopped_store
+    key = json_util.loads(stored_documents(settings.data_dir)["videos"][changed["id"]])["file"]["key"]
+    path = settings.files_dir / key
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    archive = tmp_path / "intact.tar"
+
+    salvaged = cli(settings.data_dir, "export", "--salvage", str(archive))
+    assert salvaged.returncode == 1
+    assert f"LEFT OUT: file {key} (videos {changed['id']}): sha256" in salvaged.stdout
+    assert archived_documents(archive)["videos"].keys() == {changed["id"], sound["id"]}
+
+    recovered = tmp_path / "recovered"
+    assert cli(recovered, "import", str(archive)).returncode == 0
+    assert stored_documents(recovered)["videos"].keys() == {changed["id"], sound["id"]}
+    assert not (recovered / "uploads" / key).exists()

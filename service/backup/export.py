@@ -91,7 +91,7 @@ def _export(settings: Settings, path: Path, salvage: bool) -> ExportSummary:
             summary.left_out.problems = list(read.damage.problems)
         if summary.problems and not salvage:
             return summary
-        dropped = _add_files(settings, writer, storage, read, summary)
+        dropped = _add_files(settings, writer, storage, read, summary, salvage)
         if summary.problems and not salvage:
             return summary
         entries = _add_collections(writer, read, dropped)
@@ -127,16 +127,24 @@ def _plain(index: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_files(
-    settings: Settings, writer: ArchiveWriter, storage: LocalStorage, read: _StoreRead, summary: ExportSummary
+    settings: Settings,
+    writer: ArchiveWriter,
+    storage: LocalStorage,
+    read: _StoreRead,
+    summary: ExportSummary,
+    salvage: bool,
 ) -> dict[str, set[str]]:
     """Stream every referenced file into the archive; the ids of videos deleted since the snapshot
-    whose file is gone (to leave out), by collection."""
+    whose file is gone (to leave out), by collection. A salvage hashes each file first and leaves
+    out one that is not what its document records, since import refuses an archive holding one."""
     by_key: dict[str, list[FileRef]] = {}
     for ref in read.refs:
         by_key.setdefault(ref.key, []).append(ref)
     missing: list[FileRef] = []
     for key, refs in by_key.items():
         try:
+            if salvage and _changed(storage, key, refs, summary):
+                continue
             member = _add_file(writer, storage, key)
         except ValueError:
             summary.problems.extend(f"file {ref.describe()}: not a storage key" for ref in refs)
@@ -148,6 +156,18 @@ def _add_files(
         summary.file_bytes += member.size
         summary.problems.extend(_differences(member, refs))
     return _settle_missing(settings, missing, read.live, summary)
+
+
+def _changed(storage: LocalStorage, key: str, refs: list[FileRef], summary: ExportSummary) -> bool:
+    """Whether the stored file differs from what its documents record (noted as left out)."""
+    try:
+        stored = storage.digest(key)
+    except FileNotFoundError:
+        return False
+    differences = _differences(Member(size=stored.size, sha256=stored.sha256), refs)
+    summary.problems.extend(differences)
+    summary.left_out.changed_files.extend(differences)
+    return bool(differences)
 
 
 def _add_file(writer: ArchiveWriter, storage: LocalStorage, key: str) -> Member | None:

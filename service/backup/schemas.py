@@ -51,6 +51,8 @@ class LeftOut(BaseModel):
     damaged_documents: dict[str, list[str]] = Field(default_factory=dict)
     """Damaged documents left out by `export --salvage`: `database.collection` to `_id`s."""
     missing_files: list[str] = Field(default_factory=list)
+    changed_files: list[str] = Field(default_factory=list)
+    """Stored files whose bytes are not what their documents record (their documents are kept)."""
     deleted_while_exporting: list[str] = Field(default_factory=list)
     """Videos deleted after the snapshot whose file was gone before it could be read: left out whole."""
     problems: list[str] = Field(default_factory=list)
@@ -90,6 +92,7 @@ class ExportSummary(BaseModel):
         for place, keys in self.left_out.damaged_documents.items():
             lines.append(f"LEFT OUT: {place}: {len(keys)} damaged document(s): {', '.join(keys)}")
         lines.extend(f"LEFT OUT: file {description}" for description in self.left_out.missing_files)
+        lines.extend(f"LEFT OUT: {difference}" for difference in self.left_out.changed_files)
         lines.extend(f"NOTE: {note}" for note in self.left_out.deleted_while_exporting)
         if not self.written:
             lines.append(
