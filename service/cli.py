@@ -47,6 +47,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         server_header=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
     )

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
 
     # Request bodies other than uploads: JSON, the login form
     max_json_body_kb: int = Field(default=64, ge=1)
+    body_idle_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Transcription
     whisper_model: str = "bundled:tiny.en"
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    max_connections: int = Field(default=1000, ge=1)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _check_pool(self) -> "Settings":

@@ -2,8 +2,10 @@
 
 A route declares the statuses its own work answers: `responses=error_responses(404, 409)`. The
 ones that follow from what the description already says of an operation are added to every one:
-422 where it takes parameters or a body, 400 where it takes a body (which may not even parse),
-401 and 403 where it takes credentials. Each is the `{"detail": string}` the service sends;
+422 where it takes parameters or a body, 401 and 403 where it takes credentials, and on every
+operation 400, 408 and 413, because any request may carry a body (the body limits count it on every
+route, a body that stops arriving is 408, and one cut short or unparseable is 400). Each is the
+`{"detail": string}` the service sends;
 FastAPI's default 422 schema (a list of errors echoing the input) is replaced, since the service
 never sends it.
 """
@@ -16,7 +18,8 @@ from pydantic import BaseModel, Field
 
 STORE_WRITE_FAILED = (503, 507)
 """A write the store refused: 507 for a full disk or a full document, 503 for anything else."""
-BODY_STATUSES = (400, 422)
+ANY_REQUEST_STATUSES = (400, 408, 413)
+BODY_STATUSES = (422,)
 CREDENTIAL_STATUSES = (401, 403)
 
 _ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorDetail"}
@@ -63,7 +66,9 @@ def _add_error_answers(schema: dict[str, Any]) -> None:
 
 
 def _implied_statuses(operation: dict[str, Any]) -> set[int]:
-    statuses = {422} if "422" in operation["responses"] else set()
+    statuses = set(ANY_REQUEST_STATUSES)
+    if "422" in operation["responses"]:
+        statuses.add(422)
     if "requestBody" in operation:
         statuses.update(BODY_STATUSES)
     if operation.get("security"):

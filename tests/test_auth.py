@@ -1,5 +1,6 @@
 """Users, ownership and privacy with AUTH_ENABLED=true."""
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from beanie import PydanticObjectId
 from pydantic import ValidationError
 
 from service.clock import utc_now
@@ -398,7 +400,8 @@ async def test_admins_deactivate_reactivate_and_reset_passwords(world: World) ->
     assert (await world.http.post(f"/auth/users/{MISSING}/deactivate", headers=world.as_("admin"))).status_code == 404
 
     assert (await world.http.post(f"/auth/users/{bob['id']}/reactivate", headers=world.as_("admin"))).status_code == 200
-    assert (await world.http.get("/auth/me", headers={"X-API-Key": key})).status_code == 200
+    assert (await world.http.get("/auth/me", headers={"X-API-Key": key})).status_code == 401, "revoked for good"
+    assert (await sign_in(world.http, "bob", PASSWORDS["bob"])).status_code == 200
     reset = {"new_password": "bob-new-password"}
     assert (
         await world.http.put(f"/auth/users/{bob['id']}/password", json=reset, headers=world.as_("admin"))
@@ -455,3 +458,75 @@ def test_accounts_from_the_command_line(tmp_path: Path) -> None:
     with running_server(tmp_path / "data", {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET}) as server:
         token = httpx.post(f"{server.base_url}/auth/token", data={"username": "ops", "password": "ops-password-2"})
         assert token.status_code == 200
+
+
+async def test_a_refused_address_spends_no_usernames_checks(world: World) -> None:
+    for n in range(3 + 4):
+        await sign_in(world.http, f"ghost{n}", "wrong-password")
+    for _ in range(5):
+        assert (await sign_in(world.http, "alice", "wrong-password")).status_code == 429
+    assert await LoginThrottle.get_motor_collection().find_one({"_id": "user:alice"}) is None
+
+
+async def test_deactivation_revokes_tokens_and_keys_for_good(world: World) -> None:
+    alice = (await world.http.get("/auth/me", headers=world.as_("alice"))).json()
+    key = (await world.http.post("/auth/api-keys", json={"name": "k"}, headers=world.as_("alice"))).json()["key"]
+    await world.http.post(f"/auth/users/{alice['id']}/deactivate", headers=world.as_("admin"))
+    await world.http.post(f"/auth/users/{alice['id']}/reactivate", headers=world.as_("admin"))
+    assert (await world.http.get("/auth/me", headers=world.as_("alice"))).status_code == 401
+    assert (await world.http.get("/auth/me", headers={"X-API-Key": key})).status_code == 401
+    assert (await sign_in(world.http, "alice", PASSWORDS["alice"])).status_code == 200
+
+
+async def test_administering_accounts_needs_a_password_login_not_an_api_key(world: World) -> None:
+    key = (await world.http.post("/auth/api-keys", json={"name": "k"}, headers=world.as_("admin"))).json()["key"]
+    bob = (await world.http.get("/auth/me", headers=world.as_("bob"))).json()
+    by_key = {"X-API-Key": key}
+    shadow = {"username": "shadow", "email": "s@example.com", "password": "shadow-password", "is_admin": True}
+    assert (await world.http.post("/auth/register", json=shadow, headers=by_key)).status_code == 403
+    reset = {"new_password": "taken-over-password"}
+    assert (await world.http.put(f"/auth/users/{bob['id']}/password", json=reset, headers=by_key)).status_code == 403
+    assert (await world.http.post(f"/auth/users/{bob['id']}/deactivate", headers=by_key)).status_code == 403
+    assert (await world.http.get("/auth/users", headers=by_key)).status_code == 403
+
+
+async def test_two_admins_deactivating_each_other_leave_one_active(world: World) -> None:
+    second = {"username": "admin2", "email": "admin2@example.com", "password": "admin2-password", "is_admin": True}
+    assert (await world.http.post("/auth/register", json=second, headers=world.as_("admin"))).status_code == 201
+    token = (await sign_in(world.http, "admin2", "admin2-password")).json()["access_token"]
+    ids = {
+        name: (await world.http.get("/auth/me", headers=h)).json()["id"]
+        for name, h in (("admin", world.as_("admin")), ("admin2", {"Authorization": f"Bearer {token}"}))
+    }
+    answers = await asyncio.gather(
+        world.http.post(f"/auth/users/{ids['admin2']}/deactivate", headers=world.as_("admin")),
+        world.http.post(f"/auth/users/{ids['admin']}/deactivate", headers={"Authorization": f"Bearer {token}"}),
+    )
+    assert {answer.status_code for answer in answers} <= {200, 401, 409}
+    assert await User.get_motor_collection().count_documents({"is_admin": True, "is_active": True}) >= 1
+
+
+async def test_an_event_stream_ends_when_its_credentials_are_revoked(
+    world: World, speech_transcript: Transcript
+) -> None:
+    """With no workers the video stays queued, so only the revocation can end the stream."""
+    video_id = await owned_video("alice", speech_transcript)
+    await Video.get_motor_collection().update_one({"_id": PydanticObjectId(video_id)}, {"$set": {"status": "queued"}})
+    alice = (await world.http.get("/auth/me", headers=world.as_("alice"))).json()
+    stream = asyncio.create_task(world.http.get(f"/videos/{video_id}/events", headers=world.as_("alice")))
+    await asyncio.sleep(0.3)
+    await world.http.post(f"/auth/users/{alice['id']}/deactivate", headers=world.as_("admin"))
+    async with asyncio.timeout(15):
+        response = await stream
+    assert response.status_code == 200 and '"status":"queued"' in response.text
+
+
+async def test_an_event_stream_ends_when_the_video_turns_private(world: World, speech_transcript: Transcript) -> None:
+    video_id = await owned_video("alice", speech_transcript, public=True)
+    await Video.get_motor_collection().update_one({"_id": PydanticObjectId(video_id)}, {"$set": {"status": "queued"}})
+    stream = asyncio.create_task(world.http.get(f"/videos/{video_id}/events", headers=world.as_("bob")))
+    await asyncio.sleep(0.3)
+    private = await world.http.patch(f"/videos/{video_id}", json={"is_public": False}, headers=world.as_("alice"))
+    assert private.status_code == 200
+    async with asyncio.timeout(5):
+        assert (await stream).status_code == 200

@@ -416,3 +416,43 @@ def test_forwarded_for_is_believed_from_trusted_proxies_only(tmp_path: Path, tru
     with running_server(tmp_path / "data", {"FORWARDED_ALLOW_IPS": trusted}) as server:
         httpx.get(f"{server.base_url}/health?probe", headers={"X-Forwarded-For": "203.0.113.7"})
         assert logged_client(server) == seen
+
+
+def _answered(connection: socket.socket) -> bytes:
+    """What the server sent within the connection's timeout (nothing, if it is still waiting)."""
+    try:
+        return connection.recv(4096)
+    except TimeoutError:
+        return b""
+
+
+def test_a_body_that_stops_arriving_is_408_and_connections_are_capped(tmp_path: Path) -> None:
+    """A trickled or stalled body cannot hold a connection forever, and stalled connections cannot
+    pile up past MAX_CONNECTIONS (uvicorn answers 503 beyond it)."""
+    env = {"BODY_IDLE_TIMEOUT_SECONDS": "1", "MAX_CONNECTIONS": "3"}
+    with running_server(tmp_path / "data", env) as server:
+        form = b"Content-Type: application/x-www-form-urlencoded\r\n"
+        head = b"POST /auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n" + form + b"Content-Length: 1000\r\n\r\nusername=a"
+        began = time.monotonic()
+        answer = raw_exchange(server, head)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"stopped arriving for 1 s" in answer
+        assert time.monotonic() - began < 5
+        stalled = [socket.create_connection(("127.0.0.1", server.port), timeout=0.5) for _ in range(10)]
+        try:
+            for connection in stalled:
+                connection.sendall(b"POST /auth/token HTTP/1.1\r\nHost: x\r\n" + form + b"Content-Length: 10\r\n\r\nab")
+            turned_away = sum(_answered(connection).startswith(b"HTTP/1.1 503 ") for connection in stalled)
+        finally:
+            for connection in stalled:
+                connection.close()
+        assert turned_away >= 7, turned_away
+        assert httpx.get(f"{server.base_url}/health", timeout=5).status_code == 200
+
+
+async def test_every_operation_documents_the_answers_any_request_can_get(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {"400", "408", "413"} <= operation["responses"].keys(), (method, path)
+    oversized = await client.get("/health", headers={"content-length": str(10**9)})
+    assert oversized.status_code == 413

@@ -1,5 +1,6 @@
 """Request body limits, enforced before anything else reads the body: authentication, parsing,
-the handler.
+the handler. A body that stops arriving for BODY_IDLE_TIMEOUT_SECONDS is refused too (408): a
+client trickling a body, or stalled half-way, must not hold a connection and its memory forever.
 
 A body is refused (413) as soon as it is known to be too large: at once when its Content-Length
 says so, otherwise when the bytes received pass the limit, chunk by chunk, so that no more than
@@ -11,6 +12,7 @@ Uploads (the routes in `upload_paths`) may be as large as MAX_UPLOAD_MB and its 
 other body, JSON or a form, is held to MAX_JSON_BODY_KB, whatever content type it claims.
 """
 
+import asyncio
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -36,7 +38,10 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await _LimitedExchange(scope, receive, send, self._limit_for(scope)).run(self.app)
+        exchange = _LimitedExchange(
+            scope, receive, send, self._limit_for(scope), self.settings.body_idle_timeout_seconds
+        )
+        await exchange.run(self.app)
 
     def _limit_for(self, scope: Scope) -> "_Limit":
         if scope["method"] == "POST" and scope["path"] in self.upload_paths:
@@ -68,9 +73,10 @@ def _declared_length(raw: str) -> int | None:
 class _LimitedExchange:
     """One request and its answer, with the body counted on its way to the app."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: _Limit) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: _Limit, idle_seconds: float) -> None:
         self.scope = scope
         self.limit = limit
+        self.idle_seconds = idle_seconds
         self._receive = receive
         self._send = send
         headers = Headers(scope=scope)
@@ -83,22 +89,24 @@ class _LimitedExchange:
 
     async def run(self, app: ASGIApp) -> None:
         if self.declared is not None and self.declared > self.limit.bytes:
-            await self._refuse()
+            await self._refuse(413, self.limit.refusal)
             return
         await app(self.scope, self.receive, self.send)
 
     async def receive(self) -> Message:
         if self.cut_off:
             return {"type": "http.disconnect"}
-        message = await self._receive()
+        if self.body_complete:
+            return await self._receive()  # only a disconnect is left to come, however late
+        try:
+            message = await asyncio.wait_for(self._receive(), self.idle_seconds)
+        except TimeoutError:
+            return await self._cut_off(408, f"the request body stopped arriving for {self.idle_seconds:g} s")
         if message["type"] != "http.request":
             return message
         self.received += len(message.get("body", b""))
         if self.received > self.limit.bytes:
-            if not self.response_started:
-                await self._refuse()
-            self.cut_off = True
-            return {"type": "http.disconnect"}
+            return await self._cut_off(413, self.limit.refusal)
         self.body_complete = not message.get("more_body", False)
         return message
 
@@ -113,7 +121,14 @@ class _LimitedExchange:
                 MutableHeaders(scope=message)["connection"] = CLOSE
         await self._send(message)
 
-    async def _refuse(self) -> None:
+    async def _cut_off(self, status: int, detail: str) -> Message:
+        """Answer `status` unless the app already answered; the app's client is gone from now on."""
+        if not self.response_started:
+            await self._refuse(status, detail)
         self.cut_off = True
-        response = JSONResponse({"detail": self.limit.refusal}, status_code=413, headers={"connection": CLOSE})
+        return {"type": "http.disconnect"}
+
+    async def _refuse(self, status: int, detail: str) -> None:
+        self.cut_off = True
+        response = JSONResponse({"detail": detail}, status_code=status, headers={"connection": CLOSE})
         await response(self.scope, self._receive, self._send)

@@ -7,7 +7,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.processing import service
 from service.processing.schemas import TranscriptFormat
-from service.users.dependencies import Viewer
+from service.users.dependencies import CredentialsRecheck, Viewer
 from service.videos.dependencies import video_from_path
 from service.videos.models import Video
 from service.videos.schemas import VideoOut
@@ -15,6 +15,7 @@ from service.videos.schemas import VideoOut
 router = APIRouter(prefix="/videos", tags=["processing"])
 
 EVENT_POLL_SECONDS = 0.5
+CREDENTIALS_RECHECK_SECONDS = 5.0
 
 
 @router.get("/{video_id}/transcript", response_class=Response, responses=error_responses(404, 409))
@@ -24,9 +25,13 @@ async def transcript(video_id: str, viewer: Viewer, format: TranscriptFormat = "
 
 
 @router.get("/{video_id}/events", response_class=EventSourceResponse, responses=error_responses(404))
-async def events(video: Annotated[Video, Depends(video_from_path)]) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent `progress` events with status, stage and progress, until the video completes or fails."""
-    async for event in service.progress_events(video, EVENT_POLL_SECONDS):
+async def events(
+    video: Annotated[Video, Depends(video_from_path)], viewer: Viewer, recheck: CredentialsRecheck
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent `progress` events with status, stage and progress, until the video completes or
+    fails, or the caller may no longer see it (it went private, or their credentials were revoked)."""
+    progress = service.progress_events(video, viewer, EVENT_POLL_SECONDS, recheck, CREDENTIALS_RECHECK_SECONDS)
+    async for event in progress:
         yield ServerSentEvent(event="progress", data=event)
 
 

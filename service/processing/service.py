@@ -1,7 +1,8 @@
 """What clients ask of processing: transcripts as files, progress as events, processing again."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -12,7 +13,7 @@ from service.processing.formats import to_srt, to_txt, to_vtt
 from service.processing.schemas import ProgressEvent, TranscriptFormat
 from service.users.models import User
 from service.videos.models import Video
-from service.videos.service import get_completed_video, get_own_video
+from service.videos.service import get_completed_video, get_own_video, visible_to
 
 FINAL_STATUSES = ("completed", "failed")
 _TEXT_FORMATS = {
@@ -46,13 +47,22 @@ def progress_of(video_id: str, document: dict[str, Any]) -> ProgressEvent:
     )
 
 
-async def progress_events(video: Video, poll_seconds: float) -> AsyncIterator[ProgressEvent]:
-    """The video's progress each time it changes, until it completes, fails or is deleted.
+async def progress_events(
+    video: Video,
+    viewer: User | None,
+    poll_seconds: float,
+    credentials_hold: Callable[[], Awaitable[bool]],
+    recheck_seconds: float,
+) -> AsyncIterator[ProgressEvent]:
+    """The video's progress each time it changes, until it completes, fails or is deleted, or the
+    viewer may no longer see it: it went private, or the credentials were revoked (asked again
+    every `recheck_seconds`).
 
     Each poll reads the status and job alone, not the transcript or chat."""
     collection = Video.get_motor_collection()
     last: ProgressEvent | None = None
     current: dict[str, Any] | None = {"status": video.status, "job": video.job.model_dump()}
+    rechecked = time.monotonic()
     while current is not None:
         event = progress_of(str(video.id), current)
         if event != last:
@@ -61,7 +71,11 @@ async def progress_events(video: Video, poll_seconds: float) -> AsyncIterator[Pr
         if event.status in FINAL_STATUSES:
             return
         await asyncio.sleep(poll_seconds)
-        current = await collection.find_one({"_id": video.id}, PROGRESS_PROJECTION)
+        if time.monotonic() - rechecked >= recheck_seconds:
+            if not await credentials_hold():
+                return
+            rechecked = time.monotonic()
+        current = await collection.find_one({"_id": video.id, **visible_to(viewer)}, PROGRESS_PROJECTION)
 
 
 async def reprocess(raw_id: str, viewer: User | None) -> Video:

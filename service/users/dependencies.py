@@ -1,6 +1,7 @@
 """Who is asking. With AUTH_ENABLED=false the service is single-user: the viewer is None and
 sees and owns everything."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
@@ -25,13 +26,30 @@ async def optional_user(
     """The user the credentials name; None when none were sent; 401 when they are no good."""
     if not context.settings.auth_enabled or not (api_key or token):
         return None
-    if api_key:
-        user = await service.user_from_api_key(api_key)
-    else:
-        user = await service.user_from_token(context.settings, token)
+    user = await _user_of(context, token, api_key)
     if user is None:
         raise Unauthorized("the credentials are invalid, expired or revoked")
     return user
+
+
+async def _user_of(context: AppContext, token: str | None, api_key: str | None) -> User | None:
+    if api_key:
+        return await service.user_from_api_key(api_key)
+    return await service.user_from_token(context.settings, token) if token else None
+
+
+async def credentials_recheck(
+    context: Annotated[AppContext, Depends(get_context)],
+    token: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Callable[[], Awaitable[bool]]:
+    """For an answer that lasts (an event stream): asks again whether the request's credentials
+    still hold, so that a deactivation or a revocation ends it."""
+
+    async def still_valid() -> bool:
+        return not context.settings.auth_enabled or await _user_of(context, token, api_key) is not None
+
+    return still_valid
 
 
 async def current_viewer(
@@ -53,6 +71,10 @@ async def current_user(
     return viewer
 
 
+async def sent_api_key(api_key: Annotated[str | None, Depends(_api_key)]) -> bool:
+    return bool(api_key)
+
+
 async def password_session(
     user: Annotated[User, Depends(current_user)],
     api_key: Annotated[str | None, Depends(_api_key)],
@@ -64,7 +86,9 @@ async def password_session(
     return user
 
 
-async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+async def admin_session(user: Annotated[User, Depends(password_session)]) -> User:
+    """An admin signed in with a password: administering accounts mints credentials (a new admin,
+    a password), which a leaked API key must not be able to do."""
     if not user.is_admin:
         raise Forbidden("only an admin can do this")
     return user
@@ -77,4 +101,6 @@ CREDENTIALS_OPTIONAL = {"security": [{}]}
 requests without credentials (FastAPI lists its security schemes as required)."""
 SignedIn = Annotated[User, Depends(current_user)]
 PasswordSession = Annotated[User, Depends(password_session)]
-Admin = Annotated[User, Depends(admin_user)]
+Admin = Annotated[User, Depends(admin_session)]
+SentApiKey = Annotated[bool, Depends(sent_api_key)]
+CredentialsRecheck = Annotated[Callable[[], Awaitable[bool]], Depends(credentials_recheck)]

@@ -7,7 +7,7 @@ from service.context import AppContext, get_context
 from service.errors import Forbidden, NotFound
 from service.openapi import STORE_WRITE_FAILED, error_responses
 from service.users import service
-from service.users.dependencies import CREDENTIALS_OPTIONAL, Admin, Caller, PasswordSession, SignedIn
+from service.users.dependencies import CREDENTIALS_OPTIONAL, Admin, Caller, PasswordSession, SentApiKey, SignedIn
 from service.users.schemas import (
     AccessToken,
     ApiKeyCreated,
@@ -30,14 +30,14 @@ Context = Annotated[AppContext, Depends(get_context)]
     responses=error_responses(404, 409, *STORE_WRITE_FAILED),
     openapi_extra=CREDENTIALS_OPTIONAL,
 )
-async def register(registration: Registration, context: Context, caller: Caller) -> UserOut:
-    """Create an account: anyone when ALLOW_REGISTRATION=true, else an admin (sending credentials).
-    Only an admin creates admins."""
+async def register(registration: Registration, context: Context, caller: Caller, by_key: SentApiKey) -> UserOut:
+    """Create an account: anyone when ALLOW_REGISTRATION=true, else an admin signed in with a
+    password (a bearer token, not an API key). Only an admin creates admins."""
     if not context.settings.auth_enabled:
         raise NotFound("users are not enabled on this service (AUTH_ENABLED=false)")
     if not context.settings.allow_registration or registration.is_admin:
-        if caller is None or not caller.is_admin:
-            raise Forbidden("only an admin can create this account")
+        if caller is None or not caller.is_admin or by_key:
+            raise Forbidden("only an admin signed in with a password (not an API key) can create this account")
     return UserOut.of(await service.register(context.settings, registration))
 
 

@@ -3,6 +3,9 @@
 import asyncio
 import logging
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from beanie import PydanticObjectId
 from bson.errors import InvalidId
@@ -18,6 +21,18 @@ from service.users.schemas import USERNAME_PATTERN, AccessToken, ApiKeyCreated, 
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+ARGON2_THREADS = 2
+_argon2_pool = ThreadPoolExecutor(max_workers=ARGON2_THREADS, thread_name_prefix="argon2")
+"""Each Argon2 hash or check takes 64 MiB for its moment: a few threads bound the memory a burst
+of logins can take, whatever its size (the others wait their turn)."""
+
+
+async def _argon2(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, function, *args)
+
+
 ADDRESS_FAILURE_ALLOWANCE = 4
 """An address may fail this many times more than one username: several people share addresses."""
 
@@ -32,7 +47,7 @@ async def register(settings: Settings, registration: Registration) -> User:
     user = User(
         username=registration.username.lower(),
         email=registration.email.lower(),
-        password_hash=await asyncio.to_thread(security.hash_password, registration.password),
+        password_hash=await _argon2(security.hash_password, registration.password),
         is_admin=registration.is_admin,
     )
     try:
@@ -55,10 +70,10 @@ async def login(settings: Settings, username: str, password: str, address: str) 
     (user_key, user_limit), (address_key, address_limit) = _throttle_keys(
         username, address, settings.login_max_failures
     )
+    await throttle.grant_check(address_key, address_limit)  # first: a refused address spends no username's checks
     await throttle.grant_check(user_key, user_limit)
-    await throttle.grant_check(address_key, address_limit)
     user = await User.find_one(User.username == username.lower())
-    valid = await asyncio.to_thread(security.verify_password, password, user.password_hash if user else None)
+    valid = await _argon2(security.verify_password, password, user.password_hash if user else None)
     if not valid or user is None or not user.is_active:
         logger.warning("failed login for %r from %s", username, address)
         raise Unauthorized("wrong username or password")
@@ -144,12 +159,25 @@ def _actor(admin: User | None) -> str:
 
 
 async def set_active(admin: User | None, raw_id: str, active: bool) -> User:
-    """Deactivate (every token and key stops working at once) or reactivate an account; `admin`
-    None is the command line."""
+    """Reactivate an account, or deactivate it: its tokens and API keys are revoked for good (a
+    compromised account comes back only with fresh credentials). `admin` None is the command line.
+
+    The last active admin cannot be deactivated: two admins deactivating each other at once both
+    find no other admin left afterwards and are both undone, so one always remains."""
     user = await _user_by_id(raw_id)
     if admin is not None and user.id == admin.id and not active:
         raise Conflict("an admin cannot deactivate their own account")
-    await User.get_motor_collection().update_one({"_id": user.id}, {"$set": {"is_active": active}})
+    users = User.get_motor_collection()
+    if active:
+        await users.update_one({"_id": user.id}, {"$set": {"is_active": True}})
+    else:
+        await users.update_one({"_id": user.id}, {"$set": {"is_active": False}, "$inc": {"token_version": 1}})
+        if user.is_admin and await users.count_documents({"is_admin": True, "is_active": True}) == 0:
+            await users.update_one({"_id": user.id}, {"$set": {"is_active": True}})
+            raise Conflict("that would leave no active admin")
+        await ApiKey.get_motor_collection().update_many(
+            {"user_id": user.id, "revoked_at": None}, {"$set": {"revoked_at": utc_now()}}
+        )
     user.is_active = active
     logger.info("user %s %s by %s", user.username, "reactivated" if active else "deactivated", _actor(admin))
     return user
@@ -158,7 +186,7 @@ async def set_active(admin: User | None, raw_id: str, active: bool) -> User:
 async def _set_password(settings: Settings, user: User, password: str) -> User:
     """Store a new password hash and revoke every access token issued before it."""
     _check_password_length(settings, password)
-    password_hash = await asyncio.to_thread(security.hash_password, password)
+    password_hash = await _argon2(security.hash_password, password)
     document = await User.get_motor_collection().find_one_and_update(
         {"_id": user.id},
         {"$set": {"password_hash": password_hash}, "$inc": {"token_version": 1}},
@@ -176,7 +204,7 @@ async def reset_password(settings: Settings, admin: User | None, raw_id: str, pa
 async def change_password(settings: Settings, user: User, current: str, new: str) -> AccessToken:
     """The user's own change: the current password is checked; their older tokens stop working,
     and the token answered replaces them."""
-    if not await asyncio.to_thread(security.verify_password, current, user.password_hash):
+    if not await _argon2(security.verify_password, current, user.password_hash):
         raise Unauthorized("the current password is wrong")
     changed = await _set_password(settings, user, new)
     logger.info("user %s changed their password", user.username)
