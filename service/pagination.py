@@ -28,10 +28,14 @@ def encode_offset(offset: int) -> str:
     return encode_cursor("offset", offset)
 
 
+MAX_OFFSET = 2**31 - 1
+"""The largest offset every store holds: MongoDB reads a `$slice` skip as a 32-bit int."""
+
+
 def decode_offset(cursor: str | None) -> int:
     if cursor is None:
         return 0
     kind, raw = decode_cursor(cursor, 2)
-    if kind != "offset" or not raw.isdigit():
+    if kind != "offset" or not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_OFFSET:
         raise InvalidInput(_NOT_OURS)
     return int(raw)
