@@ -152,6 +152,13 @@ def _check(settings: Settings, args: argparse.Namespace) -> None:
     _report("check", lambda: asyncio.run(run_check(settings)), {CheckFailed: 2})
 
 
+def _indexes(settings: Settings, args: argparse.Namespace) -> None:
+    from service.db.embedded import StoreInUse
+    from service.db.index_command import run_indexes
+
+    _report("indexes", lambda: asyncio.run(run_indexes(settings, args.apply)), {StoreInUse: 2})
+
+
 def _positive(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -229,6 +236,13 @@ def _parser() -> argparse.ArgumentParser:
     load.set_defaults(run=_import)
     check = commands.add_parser("check", help="verify the store and its files (read-only; also while the service runs)")
     check.set_defaults(run=_check)
+    indexes = commands.add_parser(
+        "indexes", help="compare the declared indexes with the store's (exits 1 when they differ)"
+    )
+    indexes.add_argument(
+        "--apply", action="store_true", help="drop and rebuild each changed index, build each missing one"
+    )
+    indexes.set_defaults(run=_indexes)
     return parser
 
 

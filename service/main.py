@@ -44,6 +44,11 @@ from service.videos.router import router as videos_router
 logger = logging.getLogger(__name__)
 
 DOCUMENT_TOO_LARGE_CODES = {10334, 17419}
+"""MongoDB's codes for a document past 16 MiB: BSONObjectTooLarge, and an update's result too large."""
+BAD_VALUE = 2
+INSERT_TOO_LARGE = "object to insert too large"
+"""MongoDB refuses an insert past 16 MiB with code 2 (BadValue) and this message; pymongo lets
+through a document up to 16 KiB past the limit, so the server's refusal is what arrives."""
 UPLOAD_PATHS = ("/videos", "/upload-video/")
 """The routes that stream a multipart upload (service/videos/upload.py); every other body is small."""
 
@@ -81,9 +86,16 @@ async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
 
 
 async def _write_error(request: Request, error: WriteError) -> JSONResponse:
-    if error.code in DOCUMENT_TOO_LARGE_CODES:
+    if _document_too_large_error(error):
         return await _document_too_large(request, error)
     return await _unexpected_error(request, error)
+
+
+def _document_too_large_error(error: WriteError) -> bool:
+    if error.code in DOCUMENT_TOO_LARGE_CODES:
+        return True
+    message = (error.details or {}).get("errmsg", str(error))
+    return error.code == BAD_VALUE and INSERT_TOO_LARGE in message
 
 
 async def _document_too_large(request: Request, error: Exception) -> JSONResponse:

@@ -10,9 +10,7 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, WriteError
 
 from service.clock import utc_now
-from service.config import Settings
 from service.db.embedded import EmbeddedClient, EmbeddedStore
-from service.db.service import connect
 
 BIG_TEXT = "x" * (6 * 1024 * 1024)
 
@@ -102,23 +100,6 @@ async def test_id_lookups_still_apply_the_rest_of_the_filter(videos: object) -> 
     result = await videos.update_one({"_id": 1, "status": "processing"}, {"$set": {"status": "done"}})
     assert result.matched_count == 0
     assert await videos.find_one({"_id": {"$in": [1, 2]}, "status": "queued"}) == {"_id": 1, "status": "queued"}
-
-
-async def test_start_up_creates_every_index_of_the_design(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
-    database = await connect(settings)
-    try:
-        indexes = await database.handle["videos"].index_information()
-    finally:
-        database.close()
-    keys = {name: [field for field, _ in spec["key"]] for name, spec in indexes.items()}
-    assert keys["uploaded_at"] == ["uploaded_at", "_id"]
-    assert keys["queue"] == ["status", "job.lease_until"]
-    assert keys["owner"] == ["owner_id", "uploaded_at"]
-    assert keys["filename"] == ["filename"]
-    assert keys["sha256"] == ["file.sha256"]
-    assert keys["legacy_id"] == ["legacy.id"] and indexes["legacy_id"]["unique"] and indexes["legacy_id"]["sparse"]
-    assert keys["search"] == ["filename", "summary.text", "transcript.text"]
 
 
 async def test_bulk_write_upserts_are_kept_and_idempotent(tmp_path: Path, videos: object) -> None:

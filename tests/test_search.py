@@ -1,14 +1,17 @@
 """Search: MongoDB's documented `$text` semantics on the embedded store, and matching moments."""
 
+import random
 from datetime import timedelta
 
 import httpx
 import pytest
+from beanie import PydanticObjectId
 from pymongo.errors import WriteError
 
 from service.clock import utc_now
 from service.db.mongodb import TEXT_SCORE
-from service.videos.models import Segment, Transcript, Video
+from service.pagination import encode_cursor
+from service.videos.models import FileInfo, Segment, Transcript, Video
 from tests.conftest import insert_completed_video
 
 SAMPLES = {
@@ -131,9 +134,47 @@ async def test_filters_and_pagination(client: httpx.AsyncClient) -> None:
     assert await found(client, "harbour", uploaded_before=(utc_now() - timedelta(days=1)).isoformat()) == ["old.mp4"]
 
 
+async def test_pages_partition_tied_hits_in_a_total_order(client: httpx.AsyncClient) -> None:
+    """Equal scores and equal dates: only `_id` orders them, so skip-based pages neither repeat
+    nor miss a hit, on MongoDB as here, whatever order the documents were stored in."""
+    same_time = utc_now().replace(microsecond=0)
+    videos = [
+        Video(
+            filename="tied.mp4",
+            file=FileInfo(key="0" * 32, size=1, sha256="0"),
+            status="completed",
+            transcript=transcript_of("The lighthouse keeper rang the bell."),
+            uploaded_at=same_time,
+        )
+        for _ in range(11)
+    ]
+    for video in videos:
+        video.id = PydanticObjectId()
+    random.Random(7).shuffle(videos)
+    await Video.insert_many(videos)
+    seen, cursor = [], None
+    while True:
+        params = {"q": "lighthouse bell", "limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/search", params=params)).json()
+        seen += [hit["video"]["id"] for hit in page["items"]]
+        assert len({hit["score"] for hit in page["items"]}) <= 1
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == sorted((str(video.id) for video in videos), reverse=True)
+
+
 @pytest.mark.parametrize(
     "params",
-    [{"q": ""}, {"q": "   "}, {}, {"q": "x", "limit": 0}, {"q": "x", "cursor": "nope"}, {"q": "x", "status": "odd"}],
+    [
+        {"q": ""},
+        {"q": "   "},
+        {},
+        {"q": "x", "limit": 0},
+        {"q": "x", "cursor": "nope"},
+        {"q": "x", "status": "odd"},
+        {"q": "x", "cursor": encode_cursor("offset", 2**31)},
+        {"q": "x", "cursor": encode_cursor("offset", "²")},
+    ],
 )
 async def test_bad_queries_are_422(client: httpx.AsyncClient, params: dict) -> None:
     response = await client.get("/search", params=params)

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pymongo.errors import WriteError
 
 from service.config import Settings
+from service.main import create_app
 from service.videos.models import Video
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO, sha256_of, upload
 
@@ -217,3 +219,22 @@ async def test_a_video_without_a_stored_file_is_listed_shown_and_deleted(client:
     assert "no stored file" in reprocess.json()["detail"]
     assert (await client.delete(f"/videos/{video.id}")).status_code == 204
     assert (await client.get(f"/videos/{video.id}")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "message, status",
+    [("object to insert too large. size in bytes: 16777300, max size: 16777216", 507), ("bad value", 500)],
+)
+async def test_mongodbs_code_2_for_an_insert_past_16_mb_is_507(settings: Settings, message: str, status: int) -> None:
+    """MongoDB refuses such an insert with code 2 (BadValue), a code it gives other refusals too."""
+    app = create_app(settings)
+
+    @app.post("/refused")
+    async def refused() -> None:
+        raise WriteError(message, code=2, details={"index": 0, "code": 2, "errmsg": message})
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.post("/refused")
+    assert response.status_code == status
+    assert "detail" in response.json()

@@ -42,6 +42,7 @@ from service.clock import utc_now
 from service.db.bulk import BulkCalls, BulkOutcome
 from service.db.converted import old_store_files, read_old_store, set_old_store_aside
 from service.db.durable import DATABASE_NAME, Change, DurableFile, LoadedStore, StoreWriteFailed
+from service.db.indexes import ID_INDEX, IndexSpec, check_new_index
 from service.db.lookups import EqualityLookup, is_lookup_value
 from service.db.mongodb import MAX_DOCUMENT_BYTES, TEXT_SCORE
 from service.db.text_search import TextIndexSpec, TextSearcher, check_languages
@@ -74,7 +75,6 @@ _THREADED_METHODS = (
     "count_documents",
     "estimated_document_count",
     "distinct",
-    "index_information",
 )
 
 
@@ -390,14 +390,29 @@ class EmbeddedStore:
     def create_index(
         self, collection: mongomock.Collection, keys: list[tuple[str, Any]], options: dict[str, Any]
     ) -> str:
-        """Create the index in memory, and keep its definition in the file when it is new or changed."""
-        name = self._create_index(collection, keys, options)
+        """Create the index in memory and keep its definition in the file, unless an identical one
+        exists; OperationFailure with MongoDB's code where MongoDB would refuse it."""
+        name = options.get("name") or helpers.gen_index_name(keys)
+        if not check_new_index(self.index_specs(collection), IndexSpec.of(name, keys, options)):
+            return name
+        self._create_index(collection, keys, {**options, "name": name})
         place = (*self._place(collection), name)
         definition = {"name": name, "key": [list(pair) for pair in keys], "options": options}
-        if self._index_definitions.get(place) != definition:
-            self.file.save_index(*place, definition)
-            self._index_definitions[place] = definition
+        self.file.save_index(*place, definition)
+        self._index_definitions[place] = definition
         return name
+
+    def index_specs(self, collection: mongomock.Collection) -> list[IndexSpec]:
+        """The collection's indexes, `_id_` included, in MongoDB's form."""
+        specs = [IndexSpec(ID_INDEX, (("_id", 1),))]
+        for (database, name, index), definition in self._index_definitions.items():
+            if (database, name) == self._place(collection):
+                specs.append(IndexSpec.of(index, definition["key"], definition["options"]))
+        return specs
+
+    def index_information(self, collection: mongomock.Collection) -> dict[str, dict[str, Any]]:
+        """As MongoDB shows them (mongomock keeps neither a text index's weights nor its form)."""
+        return {spec.name: spec.information() for spec in self.index_specs(collection)}
 
     def drop_index(self, collection: mongomock.Collection, name: str) -> None:
         self.file.forget_indexes(*self._place(collection), name)
@@ -707,6 +722,9 @@ class EmbeddedCollection(AsyncMongoMockCollection):
 
     async def drop(self, *args: Any, **kwargs: Any) -> None:
         await self._embedded.run(self._embedded.drop, self._mongo)
+
+    async def index_information(self, *args: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
+        return await self._embedded.run(self._embedded.index_information, self._mongo)
 
     async def drop_index(self, index_or_name: Any, **kwargs: Any) -> None:
         name = index_or_name if isinstance(index_or_name, str) else helpers.gen_index_name(_sort_keys(index_or_name))

@@ -11,6 +11,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from service.config import Settings
 from service.db.embedded import EmbeddedClient, EmbeddedStore
+from service.db.indexes import create_missing_indexes
 from service.db.models import DOCUMENT_MODELS
 
 logger = logging.getLogger(__name__)
@@ -59,8 +60,9 @@ async def _embedded_client(settings: Settings) -> EmbeddedClient:
     return EmbeddedClient(store)
 
 
-async def connect(settings: Settings) -> Database:
-    """Open the store named by the settings and create every index at start-up."""
+async def connect(settings: Settings, create_indexes: bool = True) -> Database:
+    """Open the store named by the settings and create every missing index (a changed one is
+    logged: see `create_missing_indexes`)."""
     if settings.uses_embedded_store:
         database = Database(await _embedded_client(settings), settings.mongodb_db, "embedded")
     else:
@@ -68,7 +70,9 @@ async def connect(settings: Settings) -> Database:
         await client.admin.command("ping")
         logger.info("store: MongoDB at %s, database %s", client.address, settings.mongodb_db)
         database = Database(client, settings.mongodb_db, "mongodb")
-    await init_beanie(database=database.handle, document_models=DOCUMENT_MODELS)
+    await init_beanie(database=database.handle, document_models=DOCUMENT_MODELS, skip_indexes=True)
+    if create_indexes:
+        await create_missing_indexes(database.handle, DOCUMENT_MODELS)
     return database
 
 

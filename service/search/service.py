@@ -18,6 +18,8 @@ from service.videos.service import visible_to
 
 MOMENTS_PER_VIDEO = 3
 SEARCH_PROJECTION = {"chat": 0, "score": TEXT_SCORE}
+SEARCH_ORDER = [("score", TEXT_SCORE), ("uploaded_at", -1), ("_id", -1)]
+"""A total order: pages taken with skip partition the hits only if no two documents tie."""
 
 
 def _filter(
@@ -68,7 +70,7 @@ async def search(
     raw = (
         await Video.get_motor_collection()
         .find(_filter(query, viewer, status, uploaded_after, uploaded_before), SEARCH_PROJECTION)
-        .sort([("score", TEXT_SCORE), ("uploaded_at", -1)])
+        .sort(SEARCH_ORDER)
         .skip(offset)
         .limit(limit + 1)
         .to_list(None)

@@ -124,7 +124,7 @@ async def create_api_key(user: User, name: str) -> ApiKeyCreated:
 
 
 async def list_api_keys(user: User) -> list[ApiKeyOut]:
-    keys = await ApiKey.find(ApiKey.user_id == user.id).sort("+created_at").to_list()
+    keys = await ApiKey.find(ApiKey.user_id == user.id).sort("+created_at", "+_id").to_list()
     return [ApiKeyOut.of(key) for key in keys]
 
 
@@ -141,7 +141,7 @@ async def revoke_api_key(user: User, raw_id: str) -> None:
 
 
 async def list_users() -> list[User]:
-    return await User.find_all().sort("+created_at").to_list()
+    return await User.find_all().sort("+created_at", "+_id").to_list()
 
 
 async def _user_by_id(raw_id: str) -> User:
