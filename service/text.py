@@ -54,6 +54,8 @@ ENGLISH_STOP_WORDS = frozenset(
 )
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+"""`_WORD` on ASCII text, where it matches the same and runs faster."""
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 
 
@@ -64,12 +66,15 @@ def text_search_language(language: str | None) -> str:
 
 def fold(text: str) -> str:
     """Lower case without diacritics: `Ünïcødé` becomes `unicode`."""
+    if text.isascii():
+        return text.lower()  # the same, without decomposing every character
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(fold(text))
+    folded = fold(text)
+    return (_ASCII_WORD if folded.isascii() else _WORD).findall(folded)
 
 
 _STEMMERS = threading.local()
