@@ -1,16 +1,21 @@
 """The embedded store keeps every acknowledged write and refuses what MongoDB refuses."""
 
 import asyncio
+import random
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import reduce
 from pathlib import Path
 
 import pytest
 from pymongo import InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, WriteError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, OperationFailure, WriteError
 
 from service.clock import utc_now
+from service.db.durable import StoreWriteFailed
 from service.db.embedded import EmbeddedClient, EmbeddedStore
+from service.text import TEXT_SEARCH_LANGUAGES, contains_phrase, fold, parse_text_query, terms, words
 
 BIG_TEXT = "x" * (6 * 1024 * 1024)
 
@@ -208,3 +213,171 @@ async def test_the_ttl_pass_runs_by_itself(tmp_path: Path) -> None:
         while await collection.count_documents({}):
             await asyncio.sleep(0.05)
     OPEN.pop().close()
+
+
+# The text index
+
+
+TEXT_WEIGHTS = {"filename": 3, "summary.text": 2, "transcript.text": 1}
+TEXT_WORDS = "Café cafe coffee tea green door doors painted the and running runs ran espresso 12".split()
+
+
+async def with_text_index(collection: object) -> None:
+    await collection.create_index(
+        [(field, "text") for field in TEXT_WEIGHTS], weights=TEXT_WEIGHTS, language_override="search_language"
+    )
+
+
+async def found(collection: object, search: str, **rest: object) -> list[object]:
+    return [d["_id"] for d in await collection.find({"$text": {"$search": search}, **rest}).to_list(None)]
+
+
+async def test_the_text_index_follows_inserts_updates_and_deletes(videos: object) -> None:
+    await with_text_index(videos)
+    await videos.insert_many([{"_id": 1, "transcript": {"text": "green tea"}}, {"_id": 2, "filename": "tea.mp4"}])
+    assert await found(videos, "tea") == [2, 1], "the first query builds the index"
+    await videos.insert_one({"_id": 3, "summary": {"text": "coffee and tea"}})
+    assert await found(videos, "coffee") == [3]
+    await videos.update_one({"_id": 1}, {"$set": {"transcript.text": "black coffee"}})
+    assert await found(videos, "green") == []
+    assert sorted(await found(videos, "coffee")) == [1, 3]
+    await videos.update_one({"_id": 3}, {"$unset": {"summary": ""}})
+    assert await found(videos, "coffee") == [1]
+    await videos.replace_one({"_id": 2}, {"filename": "espresso.mp4"})
+    assert await found(videos, "tea") == []
+    await videos.delete_one({"_id": 1})
+    assert await found(videos, "coffee") == []
+    assert await found(videos, "espresso") == [2]
+
+
+async def test_a_failed_commit_leaves_the_text_index_as_it_was(videos: object) -> None:
+    await with_text_index(videos)
+    await videos.insert_one({"_id": "kept", "transcript": {"text": "green tea"}})
+    assert await found(videos, "tea") == ["kept"]
+    connection = videos._embedded.file._connection
+    connection.execute(f"PRAGMA max_page_count={connection.execute('PRAGMA page_count').fetchone()[0]}")
+
+    with pytest.raises(StoreWriteFailed):
+        await videos.update_one({"_id": "kept"}, {"$set": {"transcript.text": "coffee " + "x" * 20_000}})
+    with pytest.raises(StoreWriteFailed):
+        await videos.insert_one({"_id": "new", "transcript": {"text": "espresso " + "y" * 20_000}})
+    assert await found(videos, "tea") == ["kept"]
+    assert await found(videos, "coffee espresso") == []
+
+    connection.execute("PRAGMA max_page_count=1073741823")
+    await videos.update_one({"_id": "kept"}, {"$set": {"transcript.text": "coffee"}})
+    assert await found(videos, "tea") == []
+    assert await found(videos, "coffee") == ["kept"]
+
+
+async def test_the_text_index_is_built_again_at_a_reopen(tmp_path: Path, videos: object) -> None:
+    await with_text_index(videos)
+    await videos.insert_many([{"_id": n, "transcript": {"text": "tea " * n}} for n in range(1, 4)])
+    before = await videos.find({"$text": {"$search": "tea"}}, {"score": {"$meta": "textScore"}}).to_list(None)
+    again = await reopened(tmp_path)
+    assert await again.find({"$text": {"$search": "tea"}}, {"score": {"$meta": "textScore"}}).to_list(None) == before
+    await again.delete_one({"_id": 3})
+    assert await found(again, "tea") == [2, 1]
+
+
+async def test_the_text_index_follows_its_drop_and_creation(videos: object) -> None:
+    await with_text_index(videos)
+    await videos.insert_one({"_id": 1, "filename": "tea.mp4", "transcript": {"text": "coffee"}})
+    assert await found(videos, "tea") == [1]
+    await videos.drop_index("filename_text_summary.text_text_transcript.text_text")
+    with pytest.raises(OperationFailure) as refused:
+        await found(videos, "tea")
+    assert refused.value.code == 27
+    await videos.create_index([("transcript.text", "text")])
+    assert await found(videos, "tea") == []
+    assert await found(videos, "coffee") == [1]
+    await videos.drop()
+    await with_text_index(videos)
+    assert await found(videos, "coffee") == []
+
+
+def reference_scores(documents: list[dict], search: str) -> dict[object, float]:
+    """MongoDB's text score, computed on every document from its formula (the index's reference)."""
+    query = parse_text_query(search)
+    positive, negative = query.terms("english"), query.negated_terms("english")
+    scores = {}
+    for document in documents:
+        language = TEXT_SEARCH_LANGUAGES[document.get("search_language", "english")]
+        per_term: dict[str, float] = defaultdict(float)
+        spoken = []
+        for field, weight in TEXT_WEIGHTS.items():
+            text = reduce(lambda value, part: (value or {}).get(part), field.split("."), document)
+            if not isinstance(text, str):
+                continue
+            field_terms = terms(text, language)
+            for term in dict.fromkeys(field_terms):
+                count = field_terms.count(term)
+                coefficient = 0.5 * count / len(field_terms) + 0.5
+                boost = 1.1 if fold(text) == term else 1.0
+                per_term[term] += weight * sum(1 / 2**n for n in range(count)) * coefficient * boost
+            spoken.append(" ".join(words(text)))
+        if any(term in per_term for term in negative):
+            continue
+        if not all(any(contains_phrase(text, phrase) for text in spoken) for phrase in query.phrases):
+            continue
+        if any(contains_phrase(text, phrase) for text in spoken for phrase in query.negated_phrases):
+            continue
+        score = sum(per_term.get(term, 0.0) for term in positive)
+        if score > 0:
+            scores[document["_id"]] = score
+    return scores
+
+
+def random_document(rng: random.Random, key: int) -> dict:
+    def text(length: int) -> str:
+        return " ".join(rng.choice(TEXT_WORDS) for _ in range(length))
+
+    document: dict = {"_id": key, "group": rng.randint(0, 2), "filename": text(rng.randint(0, 2))}
+    if rng.random() < 0.5:
+        document["summary"] = {"text": text(rng.randint(1, 6))}
+    if rng.random() < 0.9:
+        document["transcript"] = {"text": text(rng.randint(0, 30))}
+    if rng.random() < 0.2:
+        document["search_language"] = rng.choice(["french", "none", "english"])
+    return document
+
+
+def random_search(rng: random.Random) -> str:
+    parts = [rng.choice(TEXT_WORDS) for _ in range(rng.randint(0, 3))]
+    if rng.random() < 0.3:
+        parts.append(f'"{rng.choice(TEXT_WORDS)} {rng.choice(TEXT_WORDS)}"')
+    if rng.random() < 0.3:
+        parts.append(f"-{rng.choice(TEXT_WORDS)}")
+    if rng.random() < 0.2:
+        parts.append(f'-"{rng.choice(TEXT_WORDS)} {rng.choice(TEXT_WORDS)}"')
+    return " ".join(parts)
+
+
+async def random_write(rng: random.Random, collection: object, keys: int) -> None:
+    key = rng.randrange(keys)
+    replacement = random_document(rng, key)
+    choice = rng.random()
+    if choice < 0.3:
+        await collection.replace_one({"_id": key}, replacement, upsert=True)
+    elif choice < 0.5:
+        await collection.update_one({"_id": key}, {"$unset": {"transcript": ""}})
+    elif choice < 0.7:
+        await collection.update_many({"group": key % 3}, {"$set": {"group": rng.randint(0, 2)}})
+    else:
+        await collection.delete_one({"_id": key})
+
+
+async def test_text_results_and_scores_equal_the_formula_over_every_document(videos: object) -> None:
+    rng = random.Random(12)
+    await with_text_index(videos)
+    await videos.insert_many([random_document(rng, key) for key in range(60)])
+    for _ in range(40):
+        for _ in range(rng.randint(0, 4)):
+            await random_write(rng, videos, 70)
+        search, group = random_search(rng), rng.randint(0, 2)
+        skip, limit = rng.choice([(0, 0), (0, 5), (3, 4)])
+        documents = await videos.find({"group": group}).to_list(None)
+        expected = sorted(reference_scores(documents, search).items(), key=lambda item: (-item[1], item[0]))
+        cursor = videos.find({"$text": {"$search": search}, "group": group}, {"score": {"$meta": "textScore"}})
+        got = await cursor.sort([("score", {"$meta": "textScore"}), ("_id", 1)]).skip(skip).limit(limit).to_list(None)
+        assert [(d["_id"], d["score"]) for d in got] == expected[skip : skip + limit if limit else None], search

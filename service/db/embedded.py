@@ -253,6 +253,18 @@ def _sortable(value: Any) -> tuple[bool, Any]:
     return (value is not None, value)
 
 
+def _page(ordered: list[Any], accepts: Callable[[Any], bool], skip: int, limit: int) -> list[Any]:
+    """The keys of one page: the rest of the filter is checked in order, only until the page is full."""
+    wanted = skip + limit if limit else None
+    accepted = []
+    for key in ordered:
+        if accepts(key):
+            accepted.append(key)
+            if len(accepted) == wanted:
+                break
+    return accepted[skip:]
+
+
 @dataclass
 class _PendingWrite:
     """What one acknowledged write changed, and how to undo it in memory if its commit fails."""
@@ -453,9 +465,15 @@ class EmbeddedStore:
         if searcher is None:
             raise OperationFailure("text index required for $text query", code=27)
         rest = helpers.patch_datetime_awareness_in_document({k: v for k, v in filter.items() if k != "$text"})
-        scores = searcher.scores(filter["$text"], collection._iter_documents(rest))
-        ordered = _ordered(list(scores), scores, sort, collection._store._documents)
-        page = ordered[skip : skip + limit if limit else None]
+        filter_applies(rest, {})  # refuses a malformed filter even when no document is a candidate
+        documents = collection._store._documents
+        matches = searcher.matches(filter["$text"], documents)
+        scores = matches.scores
+        in_store_order = [key for key in documents if key in scores]
+        ordered = _ordered(in_store_order, scores, sort, documents)
+        page = _page(
+            ordered, lambda key: matches.holds_phrases(key) and filter_applies(rest, documents[key]), skip, limit
+        )
         score_fields = [name for name, value in (projection or {}).items() if value == TEXT_SCORE]
         plain = {name: value for name, value in (projection or {}).items() if name not in score_fields} or None
         found = {document["_id"]: document for document in collection.find({"_id": {"$in": page}}, plain)}
@@ -591,6 +609,17 @@ class EmbeddedStore:
                 self._roll_back(store._documents, tracker)
                 store.refresh_lookups(tracker.prior)
             raise
+        self._refresh_text_indexes(pending.changes)
+
+    def _refresh_text_indexes(self, changes: list[Change]) -> None:
+        """Bring text indexes up to the committed state: the documents a write changed, and no others."""
+        changed: dict[tuple[str, str], dict[Any, None]] = {}
+        for change in changes:
+            changed.setdefault((change.database, change.collection), {})[change.key] = None
+        for place, keys in changed.items():
+            searcher = self._searchers.get(place)
+            if searcher is not None:
+                searcher.refresh(keys, self.collection(*place)._store._documents)
 
     @staticmethod
     def _roll_back(documents: dict[Any, Any], tracker: _WriteTracker) -> None:

@@ -6,11 +6,14 @@ each term's repeated occurrences count 1, 1/2, 1/4, ... scaled by (0.5 * count /
 and by the field's weight, plus 10% when the term is the whole field; a query's score is the sum
 over its positive terms. Words match any; phrases must all appear; negated words and phrases
 exclude. Case and diacritics are folded (text index version 3).
+
+The index maps each term to the documents holding it, so that a query reads only those.
 """
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pymongo.errors import OperationFailure, WriteError
@@ -18,6 +21,7 @@ from pymongo.errors import OperationFailure, WriteError
 from service.text import (
     NO_LANGUAGE,
     TEXT_SEARCH_LANGUAGES,
+    TextQuery,
     contains_phrase,
     fold,
     is_stop_word,
@@ -92,37 +96,69 @@ def check_languages(document: dict[str, Any], spec: TextIndexSpec) -> None:
             _language(subdocument[spec.language_override])
 
 
-def _score_field(text: str, weight: int, language: str, scores: dict[str, float]) -> None:
+def _term_counts(field_words: list[str], language: str) -> dict[str, int]:
+    """How often each term occurs: each distinct word is checked and stemmed once."""
     counts: dict[str, int] = defaultdict(int)
-    frequencies: dict[str, float] = defaultdict(float)
-    tokens = 0
-    for word in words(text):
-        if is_stop_word(word, language):
-            continue
-        term = stem(word, language)
-        frequencies[term] += 1 / 2 ** counts[term]
-        counts[term] += 1
-        tokens += 1
+    for word, count in Counter(field_words).items():
+        if not is_stop_word(word, language):
+            counts[stem(word, language)] += count
+    return counts
+
+
+@lru_cache(maxsize=4096)
+def _repeated(count: int) -> float:
+    """A term's `count` occurrences, counting 1, 1/2, 1/4, ...: added in that order, as MongoDB does."""
+    total = 0.0
+    for occurrence in range(count):
+        total += 1 / 2**occurrence
+    return total
+
+
+def _score_field(text: str, field_words: list[str], weight: int, language: str, scores: dict[str, float]) -> None:
+    counts = _term_counts(field_words, language)
+    tokens = sum(counts.values())
     whole = fold(text)
     for term, count in counts.items():
         coefficient = 0.5 * count / tokens + 0.5
         boost = WHOLE_FIELD_BOOST if whole == term else 1.0
-        scores[term] += weight * frequencies[term] * coefficient * boost
+        scores[term] += weight * _repeated(count) * coefficient * boost
 
 
 @dataclass(frozen=True)
 class _IndexedDocument:
     fingerprint: tuple
-    scores: dict[str, float]
+    terms: tuple[str, ...]
     texts: tuple[str, ...]  # each indexed string as its words joined by spaces, for phrases
 
 
+@dataclass(frozen=True)
+class TextMatches:
+    """The documents a `$text` filter's words select (a positive term, no negated one), with
+    their scores. Its phrases are checked one document at a time, on the documents a page needs."""
+
+    scores: dict[Any, float]
+    query: TextQuery
+    indexed: dict[Any, _IndexedDocument]
+
+    def holds_phrases(self, key: Any) -> bool:
+        texts = self.indexed[key].texts
+        if not all(any(contains_phrase(text, phrase) for text in texts) for phrase in self.query.phrases):
+            return False
+        return not any(contains_phrase(text, phrase) for text in texts for phrase in self.query.negated_phrases)
+
+
 class TextSearcher:
-    """Scores documents against `$text` queries, keeping each document's terms until its text changes."""
+    """A collection's text index: for each term, the documents holding it with their score.
+
+    It is built from every document at the first `$text` query, then the store refreshes the
+    documents each committed write changed (`refresh`), so that a query reads only the documents
+    holding one of its terms."""
 
     def __init__(self, spec: TextIndexSpec) -> None:
         self.spec = spec
+        self._built = False
         self._indexed: dict[Any, _IndexedDocument] = {}
+        self._postings: dict[str, dict[Any, float]] = {}
 
     def _fields(self, document: dict[str, Any]) -> list[tuple[str, int]]:
         return [
@@ -137,47 +173,71 @@ class TextSearcher:
             return _language(document[self.spec.language_override])
         return TEXT_SEARCH_LANGUAGES.get(self.spec.default_language, NO_LANGUAGE)
 
-    def _index(self, document: dict[str, Any]) -> _IndexedDocument:
+    def build(self, documents: Mapping[Any, dict[str, Any]]) -> None:
+        """Index every document (nothing is kept if one has a language text search refuses)."""
+        self._indexed, self._postings = {}, {}
+        try:
+            for key, document in documents.items():
+                self._add(key, document)
+        except BaseException:
+            self._indexed, self._postings = {}, {}
+            raise
+        self._built = True
+
+    def refresh(self, keys: Iterable[Any], documents: Mapping[Any, dict[str, Any]]) -> None:
+        """Follow a committed write: index again the documents it changed (nothing to do before the build)."""
+        if not self._built:
+            return
+        for key in keys:
+            document = documents.get(key)
+            indexed = self._indexed.get(key)
+            if document is not None and indexed is not None and indexed.fingerprint == self._fingerprint(document):
+                continue
+            self._remove(key)
+            if document is not None:
+                self._add(key, document)
+
+    def _fingerprint(self, document: dict[str, Any]) -> tuple:
+        return (self._document_language(document), *((hash(text), weight) for text, weight in self._fields(document)))
+
+    def _add(self, key: Any, document: dict[str, Any]) -> None:
         fields = self._fields(document)
         language = self._document_language(document)
-        fingerprint = (language, *((hash(text), weight) for text, weight in fields))
-        cached = self._indexed.get(document["_id"])
-        if cached is not None and cached.fingerprint == fingerprint:
-            return cached
         scores: dict[str, float] = defaultdict(float)
+        texts = []
         for text, weight in fields:
-            _score_field(text, weight, language, scores)
-        indexed = _IndexedDocument(fingerprint, dict(scores), tuple(" ".join(words(text)) for text, _ in fields))
-        self._indexed[document["_id"]] = indexed
-        return indexed
+            field_words = words(text)
+            _score_field(text, field_words, weight, language, scores)
+            texts.append(" ".join(field_words))
+        for term, score in scores.items():
+            self._postings.setdefault(term, {})[key] = score
+        fingerprint = (language, *((hash(text), weight) for text, weight in fields))
+        self._indexed[key] = _IndexedDocument(fingerprint, tuple(scores), tuple(texts))
 
-    def scores(self, text_filter: dict[str, Any], documents: Iterable[dict[str, Any]]) -> dict[Any, float]:
-        """The `_id` and score of every document the `$text` filter matches."""
+    def _remove(self, key: Any) -> None:
+        indexed = self._indexed.pop(key, None)
+        for term in indexed.terms if indexed is not None else ():
+            holding = self._postings[term]
+            del holding[key]
+            if not holding:
+                del self._postings[term]
+
+    def matches(self, text_filter: dict[str, Any], documents: Mapping[Any, dict[str, Any]]) -> TextMatches:
+        """The documents holding one of the `$text` filter's positive terms and none of its negated
+        ones, with their scores; `documents` (all of them) is read only to build the index."""
         if not isinstance(text_filter, dict) or not isinstance(text_filter.get("$search"), str):
             raise OperationFailure("$text needs a string $search", code=2)
         query = parse_text_query(text_filter["$search"])
         language = TEXT_SEARCH_LANGUAGES.get(str(text_filter.get("$language", self.spec.default_language)).lower())
         if language is None:
             raise OperationFailure(f"language override unsupported: {text_filter['$language']}", code=17262)
-        positive, negative = query.terms(language), query.negated_terms(language)
-        matches: dict[Any, float] = {}
-        seen = set()
-        for document in documents:
-            seen.add(document["_id"])
-            indexed = self._index(document)
-            if not positive or any(term in indexed.scores for term in negative):
-                continue
-            if not all(any(contains_phrase(t, p) for t in indexed.texts) for p in query.phrases):
-                continue
-            if any(contains_phrase(t, p) for t in indexed.texts for p in query.negated_phrases):
-                continue
-            score = sum(indexed.scores.get(term, 0.0) for term in positive)
-            if score > 0:
-                matches[document["_id"]] = score
-        self._forget_missing(seen)
-        return matches
-
-    def _forget_missing(self, seen: set[Any]) -> None:
-        """Drop what is kept for deleted documents, once the kept set is twice what was seen."""
-        if len(self._indexed) > 2 * len(seen) + 100:
-            self._indexed = {key: value for key, value in self._indexed.items() if key in seen}
+        if not self._built:
+            self.build(documents)
+        scores: dict[Any, float] = {}
+        for term in query.terms(language):
+            for key, score in self._postings.get(term, {}).items():
+                scores[key] = scores.get(key, 0.0) + score
+        for term in query.negated_terms(language):
+            for key in self._postings.get(term, ()):
+                scores.pop(key, None)
+        return TextMatches({key: score for key, score in scores.items() if score > 0}, query, self._indexed)
