@@ -100,13 +100,22 @@ def stem(word: str, language: str = "english") -> str:
     return _stemmer(language).stemWord(word)
 
 
+def stop_words(language: str) -> frozenset[str]:
+    return ENGLISH_STOP_WORDS if language == "english" else frozenset()
+
+
 def is_stop_word(word: str, language: str = "english") -> bool:
-    return language == "english" and word in ENGLISH_STOP_WORDS
+    return word in stop_words(language)
 
 
 def terms(text: str, language: str = "english") -> list[str]:
     """The index terms of a text: its words less stop words, stemmed."""
     return [stem(word, language) for word in words(text) if not is_stop_word(word, language)]
+
+
+def distinct_terms(text_words: list[str], language: str = "english") -> set[str]:
+    """The index terms among a text's words, each distinct word stemmed once."""
+    return {stem(word, language) for word in set(text_words).difference(stop_words(language))}
 
 
 @dataclass(frozen=True)

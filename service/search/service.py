@@ -10,7 +10,7 @@ from service.db.mongodb import TEXT_SCORE
 from service.errors import InvalidInput
 from service.pagination import decode_offset, encode_offset
 from service.search.schemas import Moment, SearchHit, SearchPage
-from service.text import TextQuery, contains_phrase, parse_text_query, terms, words
+from service.text import TextQuery, contains_phrase, distinct_terms, parse_text_query, words
 from service.users.models import User
 from service.videos.models import Segment, Video, VideoStatus
 from service.videos.schemas import VideoListItem
@@ -45,8 +45,9 @@ def matching_moments(
     wanted = set(query.terms(language))
     ranked = []
     for segment in segments:
-        found = wanted.intersection(terms(segment.text, language))
-        spoken = " ".join(words(segment.text))
+        spoken_words = words(segment.text)
+        found = wanted.intersection(distinct_terms(spoken_words, language))
+        spoken = " ".join(spoken_words)
         phrases = sum(len(p.split()) for p in query.phrases if contains_phrase(spoken, p))
         if found or phrases:
             ranked.append((-(len(found) + phrases), segment.start, segment))
