@@ -18,6 +18,7 @@ unique indexes instead of scans (lookups.py).
 import asyncio
 import dataclasses
 import fcntl
+import gc
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -236,30 +239,55 @@ def _dotted(document: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _ordered(
-    keys: list[Any], scores: dict[Any, float], sort: list[tuple[str, Any]], documents: dict[Any, Any]
-) -> list[Any]:
-    """`$text` results in the asked order (by default, best score first); `None` sorts first, as in MongoDB."""
-    ordered = sorted(keys, key=lambda key: -scores[key])
+def _in_order(
+    ranked: Iterator[tuple[Any, float]], sort: list[tuple[str, Any]], documents: dict[Any, Any]
+) -> Iterator[tuple[Any, float]]:
+    """`$text` results (key and score, best first) in the asked order; `None` sorts first, as in MongoDB.
+
+    With the score first in the sort, only runs of equal scores need the rest of it, each ordered
+    only when the page reaches it."""
+    if sort and sort[0][1] == TEXT_SCORE:
+        for _, run in groupby(ranked, key=itemgetter(1)):
+            yield from _sorted(list(run), sort[1:], documents)
+    else:
+        yield from _sorted(list(ranked), sort, documents)
+
+
+def _sorted(
+    ranked: list[tuple[Any, float]], sort: list[tuple[str, Any]], documents: dict[Any, Any]
+) -> list[tuple[Any, float]]:
+    """One stable pass per sort field, the last field first."""
+    ordered = list(ranked)
     for field, direction in reversed(sort):
         if direction == TEXT_SCORE:
-            ordered.sort(key=lambda key: -scores[key])
+            ordered.sort(key=lambda item: -item[1])
         else:
-            ordered.sort(key=lambda key: _sortable(_dotted(documents[key], field)), reverse=direction == -1)
+            ordered.sort(key=lambda item: _sortable(_dotted(documents[item[0]], field)), reverse=direction == -1)
     return ordered
+
+
+def _keep_from_the_collector() -> None:
+    """Spare the cyclic garbage collector what the store has just loaded or indexed: documents and
+    index entries live until replaced and hold no cycles (reference counting frees them), yet each
+    full collection would walk all of them, a pause of hundreds of milliseconds at 10,000 transcripts.
+    What is garbage already is collected first, so that none of it is kept for good."""
+    gc.collect()
+    gc.freeze()
 
 
 def _sortable(value: Any) -> tuple[bool, Any]:
     return (value is not None, value)
 
 
-def _page(ordered: list[Any], accepts: Callable[[Any], bool], skip: int, limit: int) -> list[Any]:
-    """The keys of one page: the rest of the filter is checked in order, only until the page is full."""
+def _page(
+    ordered: Iterable[tuple[Any, float]], accepts: Callable[[Any], bool], skip: int, limit: int
+) -> list[tuple[Any, float]]:
+    """One page of keys and scores: the rest of the filter is checked in order, only until the page is full."""
     wanted = skip + limit if limit else None
     accepted = []
-    for key in ordered:
+    for key, score in ordered:
         if accepts(key):
-            accepted.append(key)
+            accepted.append((key, score))
             if len(accepted) == wanted:
                 break
     return accepted[skip:]
@@ -329,6 +357,7 @@ class EmbeddedStore:
         except BaseException:
             self._release()
             raise
+        _keep_from_the_collector()
         self._ttl_monitor = _Every(self.ttl_pass_seconds, lambda: self._executor.submit(self.expire_documents))
         return loaded.count
 
@@ -467,20 +496,22 @@ class EmbeddedStore:
         rest = helpers.patch_datetime_awareness_in_document({k: v for k, v in filter.items() if k != "$text"})
         filter_applies(rest, {})  # refuses a malformed filter even when no document is a candidate
         documents = collection._store._documents
-        matches = searcher.matches(filter["$text"], documents)
-        scores = matches.scores
-        in_store_order = [key for key in documents if key in scores]
-        ordered = _ordered(in_store_order, scores, sort, documents)
+        if not searcher.built:
+            searcher.build(documents)
+            _keep_from_the_collector()
+        matches = searcher.matches(filter["$text"])
+        ordered = _in_order(matches.ranked(), sort, documents)
         page = _page(
             ordered, lambda key: matches.holds_phrases(key) and filter_applies(rest, documents[key]), skip, limit
         )
+        keys = [key for key, _ in page]
         score_fields = [name for name, value in (projection or {}).items() if value == TEXT_SCORE]
         plain = {name: value for name, value in (projection or {}).items() if name not in score_fields} or None
-        found = {document["_id"]: document for document in collection.find({"_id": {"$in": page}}, plain)}
-        for key in page:
+        found = {document["_id"]: document for document in collection.find({"_id": {"$in": keys}}, plain)}
+        for key, score in page:
             for name in score_fields:
-                found[key][name] = scores[key]
-        return [found[key] for key in page]
+                found[key][name] = score
+        return [found[key] for key in keys]
 
     # Writes
 

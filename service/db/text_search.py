@@ -126,6 +126,7 @@ def _score_field(text: str, field_words: list[str], weight: int, language: str, 
 
 @dataclass(frozen=True)
 class _IndexedDocument:
+    key: Any
     fingerprint: tuple
     terms: tuple[str, ...]
     texts: tuple[str, ...]  # each indexed string as its words joined by spaces, for phrases
@@ -136,12 +137,24 @@ class TextMatches:
     """The documents a `$text` filter's words select (a positive term, no negated one), with
     their scores. Its phrases are checked one document at a time, on the documents a page needs."""
 
-    scores: dict[Any, float]
+    scores: dict[int, float]  # by document number
     query: TextQuery
-    indexed: dict[Any, _IndexedDocument]
+    numbers: dict[Any, int]
+    indexed: dict[int, _IndexedDocument]
+
+    def ranked(self) -> Iterator[tuple[Any, float]]:
+        """Each document's key and score, best first, equal scores in the collection's order; none
+        whose terms are only in fields of weight 0 (as MongoDB, which refuses such weights anyway)."""
+        numbers = sorted(self.scores)
+        numbers.sort(key=self.scores.__getitem__, reverse=True)
+        for number in numbers:
+            score = self.scores[number]
+            if score <= 0:
+                return
+            yield self.indexed[number].key, score
 
     def holds_phrases(self, key: Any) -> bool:
-        texts = self.indexed[key].texts
+        texts = self.indexed[self.numbers[key]].texts
         if not all(any(contains_phrase(text, phrase) for text in texts) for phrase in self.query.phrases):
             return False
         return not any(contains_phrase(text, phrase) for text in texts for phrase in self.query.negated_phrases)
@@ -150,15 +163,19 @@ class TextMatches:
 class TextSearcher:
     """A collection's text index: for each term, the documents holding it with their score.
 
-    It is built from every document at the first `$text` query, then the store refreshes the
+    The store builds it from every document at the first `$text` query, then refreshes the
     documents each committed write changed (`refresh`), so that a query reads only the documents
-    holding one of its terms."""
+    holding one of its terms. Documents are numbered in the collection's order (a new one comes
+    last, a changed one keeps its number): the postings are keyed by number, cheaper to hash than
+    an ObjectId, and numbers order equal scores as the collection does."""
 
     def __init__(self, spec: TextIndexSpec) -> None:
         self.spec = spec
         self._built = False
-        self._indexed: dict[Any, _IndexedDocument] = {}
-        self._postings: dict[str, dict[Any, float]] = {}
+        self._numbers: dict[Any, int] = {}
+        self._indexed: dict[int, _IndexedDocument] = {}
+        self._postings: dict[str, dict[int, float]] = {}
+        self._next_number = 0
 
     def _fields(self, document: dict[str, Any]) -> list[tuple[str, int]]:
         return [
@@ -175,12 +192,11 @@ class TextSearcher:
 
     def build(self, documents: Mapping[Any, dict[str, Any]]) -> None:
         """Index every document (nothing is kept if one has a language text search refuses)."""
-        self._indexed, self._postings = {}, {}
         try:
             for key, document in documents.items():
                 self._add(key, document)
         except BaseException:
-            self._indexed, self._postings = {}, {}
+            self._numbers, self._indexed, self._postings = {}, {}, {}
             raise
         self._built = True
 
@@ -190,11 +206,14 @@ class TextSearcher:
             return
         for key in keys:
             document = documents.get(key)
-            indexed = self._indexed.get(key)
-            if document is not None and indexed is not None and indexed.fingerprint == self._fingerprint(document):
-                continue
-            self._remove(key)
-            if document is not None:
+            number = self._numbers.get(key)
+            if number is not None:
+                if document is not None and self._indexed[number].fingerprint == self._fingerprint(document):
+                    continue
+                self._remove(number)
+            if document is None:
+                self._numbers.pop(key, None)
+            else:
                 self._add(key, document)
 
     def _fingerprint(self, document: dict[str, Any]) -> tuple:
@@ -209,35 +228,46 @@ class TextSearcher:
             field_words = words(text)
             _score_field(text, field_words, weight, language, scores)
             texts.append(" ".join(field_words))
+        number = self._numbers.get(key)
+        if number is None:
+            number = self._numbers[key] = self._next_number
+            self._next_number += 1
         for term, score in scores.items():
-            self._postings.setdefault(term, {})[key] = score
+            self._postings.setdefault(term, {})[number] = score
         fingerprint = (language, *((hash(text), weight) for text, weight in fields))
-        self._indexed[key] = _IndexedDocument(fingerprint, tuple(scores), tuple(texts))
+        self._indexed[number] = _IndexedDocument(key, fingerprint, tuple(scores), tuple(texts))
 
-    def _remove(self, key: Any) -> None:
-        indexed = self._indexed.pop(key, None)
-        for term in indexed.terms if indexed is not None else ():
+    def _remove(self, number: int) -> None:
+        for term in self._indexed.pop(number).terms:
             holding = self._postings[term]
-            del holding[key]
+            del holding[number]
             if not holding:
                 del self._postings[term]
 
-    def matches(self, text_filter: dict[str, Any], documents: Mapping[Any, dict[str, Any]]) -> TextMatches:
+    @property
+    def built(self) -> bool:
+        return self._built
+
+    def matches(self, text_filter: dict[str, Any]) -> TextMatches:
         """The documents holding one of the `$text` filter's positive terms and none of its negated
-        ones, with their scores; `documents` (all of them) is read only to build the index."""
+        ones, with their scores (once `build` has run)."""
         if not isinstance(text_filter, dict) or not isinstance(text_filter.get("$search"), str):
             raise OperationFailure("$text needs a string $search", code=2)
         query = parse_text_query(text_filter["$search"])
         language = TEXT_SEARCH_LANGUAGES.get(str(text_filter.get("$language", self.spec.default_language)).lower())
         if language is None:
             raise OperationFailure(f"language override unsupported: {text_filter['$language']}", code=17262)
-        if not self._built:
-            self.build(documents)
-        scores: dict[Any, float] = {}
-        for term in query.terms(language):
-            for key, score in self._postings.get(term, {}).items():
-                scores[key] = scores.get(key, 0.0) + score
+        return TextMatches(self._scores(query, language), query, self._numbers, self._indexed)
+
+    def _scores(self, query: TextQuery, language: str) -> dict[int, float]:
+        """Each positive term's score summed in the query's order (the first term's copied as it
+        is: 0.0 + score is that score), less the documents holding a negated term."""
+        postings = [self._postings.get(term, {}) for term in query.terms(language)]
+        scores = dict(postings[0]) if postings else {}
+        for holding in postings[1:]:
+            for number, score in holding.items():
+                scores[number] = scores.get(number, 0.0) + score
         for term in query.negated_terms(language):
-            for key in self._postings.get(term, ()):
-                scores.pop(key, None)
-        return TextMatches({key: score for key, score in scores.items() if score > 0}, query, self._indexed)
+            for number in self._postings.get(term, ()):
+                scores.pop(number, None)
+        return scores
