@@ -1,18 +1,22 @@
-"""Search latency on the embedded store: 1,000 transcripts of about 3,000 words each.
+"""Search latency on the embedded store: transcripts of about 3,000 words each, at each size asked.
 
-    python -m bench.search [--videos 1000] [--queries 100]
+    python -m bench.search [--videos 1000 10000] [--queries 100]
 
-Stores generated transcripts as completed videos, then times GET /search through the whole app
-(`$text` on the embedded store, ranking, the page's matching moments). The first query also
-indexes every document's words (kept until a document's text changes) and is reported apart.
+For each size, stores generated transcripts as completed videos and closes the store; then a fresh
+process starts the app on it again and times the start-up, the first query (which builds the text
+index from every document), and GET /search through the whole app (`$text` on the embedded store,
+ranking, the page's matching moments) for words, phrases and negations apart. Memory is that
+process's resident set after the start-up and after the index build, and its peak (VmHWM).
 """
 
 import argparse
 import asyncio
+import multiprocessing
 import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,58 +26,118 @@ from service.config import Settings
 from service.main import create_app
 from service.videos.models import FileInfo, Video
 
+QUERY_KINDS: dict[str, list[Callable[[random.Random], str]]] = {  # every transcript holds every place
+    "words": [
+        lambda rng: rng.choice(synthetic.OBJECTS).split()[-1],
+        lambda rng: f"{rng.choice(synthetic.VERBS)} {rng.choice(synthetic.PLACES).split()[-1]}",
+    ],
+    "phrases": [lambda rng: f'"{rng.choice(synthetic.OBJECTS).split(" ", 1)[1]}"'],
+    "negations": [
+        lambda rng: f"{rng.choice(synthetic.OBJECTS).split()[-1]} -{rng.choice(synthetic.PLACES).split()[-1]}",
+        lambda rng: f"{rng.choice(synthetic.OBJECTS).split()[-1]} -{rng.randint(2, 900)}",
+    ],
+}
 
-def queries(rng: random.Random, count: int) -> list[str]:
-    shapes = [
-        lambda: rng.choice(synthetic.OBJECTS).split()[-1],
-        lambda: f"{rng.choice(synthetic.VERBS)} {rng.choice(synthetic.PLACES).split()[-1]}",
-        lambda: f'"{rng.choice(synthetic.OBJECTS).split(" ", 1)[1]}"',
-        lambda: f"{rng.choice(synthetic.OBJECTS).split()[-1]} -{rng.choice(synthetic.PLACES).split()[-1]}",
-    ]
-    return [rng.choice(shapes)() for _ in range(count)]
+
+def queries(rng: random.Random, kind: str, count: int) -> list[str]:
+    return [rng.choice(QUERY_KINDS[kind])(rng) for _ in range(count)]
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=1000)
-    parser.add_argument("--queries", type=int, default=100)
-    args = parser.parse_args()
-    rng = random.Random(5)
-    with tempfile.TemporaryDirectory() as directory:
-        app = create_app(Settings(_env_file=None, data_dir=Path(directory), workers=0))
-        async with app.router.lifespan_context(app):
-            words = 0
-            for start in range(0, args.videos, 100):
-                batch = []
-                for n in range(start, min(start + 100, args.videos)):
-                    transcript = synthetic.transcript(rng, segments=90)
-                    words += len(transcript.text.split())
-                    batch.append(
-                        Video(
-                            filename=f"talk-{n}.mp4",
-                            file=FileInfo(key="0" * 32, size=1, sha256="0"),
-                            status="completed",
-                            transcript=transcript,
-                        )
+def settings(directory: Path) -> Settings:
+    return Settings(_env_file=None, data_dir=directory, workers=0)
+
+
+async def fill(directory: Path, videos: int, rng: random.Random) -> float:
+    """Store `videos` completed videos with generated transcripts; their average word count."""
+    app = create_app(settings(directory))
+    words = 0
+    async with app.router.lifespan_context(app):
+        for start in range(0, videos, 100):
+            batch = []
+            for n in range(start, min(start + 100, videos)):
+                transcript = synthetic.transcript(rng, segments=90)
+                words += len(transcript.text.split())
+                batch.append(
+                    Video(
+                        filename=f"talk-{n}.mp4",
+                        file=FileInfo(key="0" * 32, size=1, sha256="0"),
+                        status="completed",
+                        transcript=transcript,
                     )
-                await Video.insert_many(batch)
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
-                timings, hits = [], []
-                for query in queries(rng, args.queries + 1):
-                    began = time.perf_counter()
-                    response = await http.get("/search", params={"q": query, "limit": 10})
-                    timings.append((time.perf_counter() - began) * 1000)
-                    response.raise_for_status()
-                    hits.append(len(response.json()["items"]))
-    first, rest = timings[0], sorted(timings[1:])
+                )
+            await Video.insert_many(batch)
+    return words / videos
+
+
+def memory_mib(field: str) -> float:
+    """A field of /proc/self/status in MiB (VmRSS: resident now, VmHWM: its peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field)
+
+
+def percentiles(timings: list[float]) -> str:
+    ordered = sorted(timings)
+    return f"p50 {statistics.median(ordered):.1f} ms, p95 {ordered[round(len(ordered) * 0.95) - 1]:.1f} ms"
+
+
+async def timed_search(http: httpx.AsyncClient, query: str) -> tuple[float, int]:
+    began = time.perf_counter()
+    response = await http.get("/search", params={"q": query, "limit": 10})
+    elapsed = (time.perf_counter() - began) * 1000
+    response.raise_for_status()
+    return elapsed, len(response.json()["items"])
+
+
+async def measure(directory: Path, count: int) -> None:
+    """Start the app on a filled store, as a restarted process does, and time its searches."""
+    rng = random.Random(5)
+    app = create_app(settings(directory))
+    began = time.perf_counter()
+    async with app.router.lifespan_context(app):
+        started = time.perf_counter() - began
+        rss_started = memory_mib("VmRSS")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
+            first, _ = await timed_search(http, queries(rng, "words", 1)[0])
+            rss_indexed = memory_mib("VmRSS")
+            print(
+                f"start-up (store open, documents loaded): {started:.1f} s; first query (builds the text index): {first / 1000:.1f} s"
+            )
+            for kind in QUERY_KINDS:
+                results = [await timed_search(http, query) for query in queries(rng, kind, count)]
+                hits = statistics.mean(found for _, found in results)
+                print(f"{kind}: {percentiles([elapsed for elapsed, _ in results])}; mean results {hits:.1f}")
     print(
-        f"{args.videos} videos, {words / args.videos:.0f} words each on average; {len(rest)} queries, 10 results a page"
+        f"memory: {rss_started:.0f} MiB resident after start-up, {rss_indexed:.0f} MiB after the index build "
+        f"(+{rss_indexed - rss_started:.0f} MiB), peak {memory_mib('VmHWM'):.0f} MiB"
     )
-    print(f"first query (indexes every document): {first:.0f} ms")
-    print(
-        f"search latency: p50 {statistics.median(rest):.1f} ms, p95 {rest[round(len(rest) * 0.95) - 1]:.1f} ms (target p95 < 200 ms); mean results {statistics.mean(hits):.1f}"
-    )
+
+
+def run_measure(directory: Path, count: int) -> None:
+    asyncio.run(measure(directory, count))
+
+
+def measure_in_a_fresh_process(directory: Path, count: int) -> None:
+    process = multiprocessing.get_context("spawn").Process(target=run_measure, args=(directory, count))
+    process.start()
+    process.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, nargs="+", default=[1000], help="one run per store size")
+    parser.add_argument("--queries", type=int, default=100, help="queries of each kind")
+    args = parser.parse_args()
+    for videos in args.videos:
+        with tempfile.TemporaryDirectory() as directory:
+            began = time.perf_counter()
+            words = asyncio.run(fill(Path(directory), videos, random.Random(5)))
+            print(
+                f"{videos} videos, {words:.0f} words each on average (stored in {time.perf_counter() - began:.0f} s); {args.queries} queries of each kind, 10 results a page"
+            )
+            measure_in_a_fresh_process(Path(directory), args.queries)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
