@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pymongo.errors import PyMongoError
 
-from service.backup.documents import collection_models, model_problem
+from service.backup.documents import collection_models, initialise_models, model_problem
 from service.backup.files import FileRef, file_refs, still_referenced
 from service.backup.schemas import CheckReport
 from service.config import Settings
-from service.db.service import connect_scratch
 from service.db.snapshot import StoreSnapshot, open_snapshot
 from service.storage.service import LocalStorage, StoredFile
 
@@ -31,8 +30,7 @@ class CheckFailed(Exception):
 
 async def run_check(settings: Settings) -> CheckReport:
     """Check the configured store and storage; nothing is written to either."""
-    scratch = await connect_scratch()  # Beanie models validate only once initialised; this one writes nowhere
-    scratch.close()
+    await initialise_models()
     try:
         return await asyncio.to_thread(_check, settings)
     except FileNotFoundError as error:

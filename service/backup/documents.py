@@ -1,7 +1,7 @@
 """What a document must be to be imported, and checked: in one of the service's collections, valid
 against that collection's Beanie model, and writable as it is.
 
-Beanie validates only once initialised (`connect_scratch` initialises it without touching the disk).
+Beanie validates only once initialised: `initialise_models` does that without touching the disk.
 """
 
 from typing import Any
@@ -14,6 +14,13 @@ from pydantic import ValidationError
 
 from service.db.models import DOCUMENT_MODELS
 from service.db.mongodb import MAX_DOCUMENT_BYTES
+from service.db.service import connect_scratch
+
+
+async def initialise_models() -> None:
+    """Let the Beanie models validate, through a throwaway in-memory store that writes nowhere."""
+    scratch = await connect_scratch()
+    scratch.close()
 
 
 def collection_models() -> dict[str, type[Document]]:

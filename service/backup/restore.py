@@ -20,11 +20,12 @@ from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from service.backup.archive import ArchiveRefused, VerifiedArchive, members, read_documents, verify_archive
+from service.backup.documents import initialise_models
 from service.backup.schemas import CollectionEntry, FileEntry, ImportCounts, ImportSummary, Member
 from service.config import Settings
 from service.db.durable import StoreDamaged, StoreWriteFailed
 from service.db.embedded import StoreInUse, in_use_message, store_in_use
-from service.db.service import Database, connect, connect_scratch
+from service.db.service import Database, connect
 from service.storage.service import LocalStorage
 
 DEFAULT_BATCH_SIZE = 500
@@ -63,8 +64,7 @@ async def run_import(settings: Settings, path: Path, batch_size: int = DEFAULT_B
 
 
 async def _verify(path: Path) -> VerifiedArchive:
-    scratch = await connect_scratch()  # Beanie validates documents only once initialised; this one writes nowhere
-    scratch.close()
+    await initialise_models()
     try:
         return await asyncio.to_thread(verify_archive, path)
     except ArchiveRefused as error:
