@@ -731,3 +731,17 @@ async def test_export_salvage_leaves_out_a_file_that_changed_so_the_archive_impo
     assert cli(recovered, "import", str(archive)).returncode == 0
     assert stored_documents(recovered)["videos"].keys() == {changed["id"], sound["id"]}
     assert not (recovered / "uploads" / key).exists()
+
+
+async def test_check_reports_a_damaged_index_definition_once(settings: Settings, stopped_store: list[dict]) -> None:
+    account = ("create-user", "--username", "ops", "--email", "o@example.com", "--password-stdin")
+    assert cli(settings.data_dir, *account, stdin="ops-password-1\n").returncode == 0
+    database = sqlite3.connect(settings.data_dir / "db" / DATABASE_NAME)
+    definition = bytearray(database.execute("SELECT definition FROM indexes WHERE name = 'queue'").fetchone()[0])
+    definition[-3] ^= 0x01
+    database.execute("UPDATE indexes SET definition = ? WHERE name = 'queue'", (bytes(definition),))
+    database.commit()
+    database.close()
+    result = cli(settings.data_dir, "check")
+    assert result.returncode == 1
+    assert result.stdout.count("the definition of index 'queue' is damaged") == 1, result.stdout

@@ -71,6 +71,7 @@ class EmbeddedSnapshot:
         self._database = database
         self.damage = damage
         self.live = live
+        self._definitions: list[tuple[str, str, dict[str, Any]]] | None = None
         state = "served by another process: read in one SQLite read transaction" if live else "not in use"
         self.description = f"embedded store at {damage.path} ({state})"
 
@@ -97,18 +98,22 @@ class EmbeddedSnapshot:
             )
 
     def indexes(self, collection: str) -> list[dict[str, Any]]:
-        if self._snapshot is None:
-            return []
-        try:
-            found = self._snapshot.indexes()
-        except sqlite3.DatabaseError as error:
-            self.damage.add_problem(f"SQLite cannot read the index definitions: {error}")
-            return []
         return [
             _listed_index(definition)
-            for database, name, definition in found
+            for database, name, definition in self._index_definitions()
             if (database, name) == (self._database, collection)
         ]
+
+    def _index_definitions(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every index definition, read (and its damage noted) once for the whole snapshot."""
+        if self._definitions is None:
+            self._definitions = []
+            if self._snapshot is not None:
+                try:
+                    self._definitions = self._snapshot.indexes()
+                except sqlite3.DatabaseError as error:
+                    self.damage.add_problem(f"SQLite cannot read the index definitions: {error}")
+        return self._definitions
 
 
 def _listed_index(definition: dict[str, Any]) -> dict[str, Any]:
