@@ -350,13 +350,12 @@ class DurableFile:
             )
         )
 
-    def forget_indexes(self, database: str, collection: str, name: str | None = None) -> None:
-        """Remove one index definition, or every one of a collection (name None)."""
-        query = "DELETE FROM indexes WHERE database = ? AND collection = ?"
-        arguments: tuple[str, ...] = (database, collection)
-        if name is not None:
-            query, arguments = query + " AND name = ?", (*arguments, name)
-        self._transaction(lambda connection: connection.execute(query, arguments))
+    def forget_index(self, database: str, collection: str, name: str) -> None:
+        self._transaction(
+            lambda connection: connection.execute(
+                "DELETE FROM indexes WHERE database = ? AND collection = ? AND name = ?", (database, collection, name)
+            )
+        )
 
     def drop_collection(self, database: str, collection: str) -> None:
         table = self._tables.get((database, collection))

@@ -456,7 +456,7 @@ class EmbeddedStore:
         return {spec.name: spec.information() for spec in self.index_specs(collection)}
 
     def drop_index(self, collection: mongomock.Collection, name: str) -> None:
-        self.file.forget_indexes(*self._place(collection), name)
+        self.file.forget_index(*self._place(collection), name)
         definition = self._index_definitions.pop((*self._place(collection), name), None)
         if definition is not None and any(kind == "text" for _, kind in definition["key"]):
             self._searchers.pop(self._place(collection), None)
