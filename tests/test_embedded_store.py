@@ -16,7 +16,7 @@ from service.clock import utc_now
 from service.db.durable import StoreWriteFailed
 from service.db.embedded import EmbeddedClient, EmbeddedStore
 from service.text import TEXT_SEARCH_LANGUAGES, terms
-from service.text.query import contains_phrase, parse_text_query
+from service.text.query import FoldedTexts, parse_text_query
 
 BIG_TEXT = "x" * (6 * 1024 * 1024)
 
@@ -324,9 +324,8 @@ def reference_scores(documents: list[dict], search: str) -> dict[object, float]:
             spoken.append(text)
         if any(term in per_term for term in negative):
             continue
-        if not all(any(contains_phrase(text, phrase, language) for text in spoken) for phrase in query.phrases):
-            continue
-        if any(contains_phrase(text, phrase, language) for text in spoken for phrase in query.negated_phrases):
+        stored = FoldedTexts(spoken, language)
+        if not all(map(stored.hold, query.phrases)) or any(map(stored.hold, query.negated_phrases)):
             continue
         score = sum(per_term.get(term, 0.0) for term in positive)
         if score > 0:

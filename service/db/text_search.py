@@ -21,7 +21,7 @@ from typing import Any
 from pymongo.errors import OperationFailure, WriteError
 
 from service.text import NO_LANGUAGE, TEXT_SEARCH_LANGUAGES, term, words
-from service.text.query import TextQuery, contains_phrase, parse_text_query
+from service.text.query import FoldedTexts, TextQuery, parse_text_query
 
 WHOLE_FIELD_BOOST = 1.1
 
@@ -102,7 +102,7 @@ def _term_counts(text: str, language: str) -> dict[str, int]:
 def _is_whole_string(text: str, found: str) -> bool:
     """MongoDB's test for the 10% boost: the string's bytes equal the term's but for ASCII case
     (`raw.size() == term.length() && raw.equalCaseInsensitive(term)`), so "Cake" has it for
-    "cake" and "Café" not for "cafe"."""
+    "cake" and "Café" not for "cafe". Only a string of one term can pass it."""
     return len(text) == len(found) and text.encode().lower() == found.encode().lower()
 
 
@@ -120,7 +120,7 @@ def _score_field(text: str, weight: int, language: str, scores: dict[str, float]
     tokens = sum(counts.values())
     for found, count in counts.items():
         coefficient = 0.5 * count / tokens + 0.5
-        boost = WHOLE_FIELD_BOOST if _is_whole_string(text, found) else 1.0
+        boost = WHOLE_FIELD_BOOST if len(counts) == 1 and _is_whole_string(text, found) else 1.0
         scores[found] += weight * _repeated(count) * coefficient * boost
 
 
@@ -157,12 +157,11 @@ class TextMatches:
     def holds_phrases(self, key: Any) -> bool:
         """Whether each positive phrase is in one of the document's strings, and no negated one
         in any, matched in the document's language (Turkish folds I to ı)."""
+        if not (self.query.phrases or self.query.negated_phrases):
+            return True
         indexed = self.indexed[self.numbers[key]]
-
-        def holds(phrase: str) -> bool:
-            return any(contains_phrase(text, phrase, indexed.language) for text in indexed.texts)
-
-        return all(map(holds, self.query.phrases)) and not any(map(holds, self.query.negated_phrases))
+        texts = FoldedTexts(indexed.texts, indexed.language)
+        return all(map(texts.hold, self.query.phrases)) and not any(map(texts.hold, self.query.negated_phrases))
 
 
 class TextSearcher:

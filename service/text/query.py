@@ -1,6 +1,7 @@
 """A `$search` string parsed as MongoDB parses it, and phrases matched as MongoDB matches them."""
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from service.text import fold, terms
@@ -57,9 +58,17 @@ def parse_text_query(search: str) -> TextQuery:
     return TextQuery(tuple(positive), tuple(phrases), tuple(negated), tuple(negated_phrases))
 
 
-def contains_phrase(text: str, phrase: str, language: str = "english") -> bool:
-    """MongoDB's phrase match (src/mongo/db/fts/fts_unicode_phrase_matcher.cpp and
-    unicode/string.cpp, `String::substrMatch`): the phrase as a substring of the text, both as
-    they are written but for case and diacritics, so `"coffee shop"` is in "Coffee Shopping" and
-    `"front door"` is not in "front-door" or "front,  door"."""
-    return fold(phrase, language) in fold(text, language)
+class FoldedTexts:
+    """Texts as MongoDB's phrase matcher compares them (src/mongo/db/fts/fts_unicode_phrase_matcher.cpp
+    and unicode/string.cpp, `String::substrMatch`): a phrase holds when it is a substring of one of
+    them, both as they are written but for case and diacritics, so `"coffee shop"` is in "Coffee
+    Shopping" and `"front door"` is not in "front-door" or "front,  door". Each text is folded once,
+    however many phrases are asked."""
+
+    def __init__(self, texts: Iterable[str], language: str = "english") -> None:
+        self.language = language
+        self._folded = [fold(text, language) for text in texts]
+
+    def hold(self, phrase: str) -> bool:
+        needle = fold(phrase, self.language)
+        return any(needle in text for text in self._folded)
