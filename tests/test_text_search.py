@@ -11,7 +11,7 @@ import pytest
 
 from service.config import Settings
 from service.db.service import Database, connect
-from service.text import fold, terms, words
+from service.text import codepoints, fold, terms, words
 from service.text.query import FoldedTexts, parse_text_query
 from service.videos.models import Segment, Transcript
 from tests.conftest import insert_completed_video
@@ -170,6 +170,12 @@ def test_delimiters_are_unicodes_classes() -> None:
     ]
     assert words("it's 3.5 a+b (c) #d @e", "english") == ["it's", "3", "5", "a", "b", "c", "d", "e"]
     assert words("İSTANBUL ILIK", "turkish") == ["istanbul", "ılık"]
+
+
+def test_a_text_of_seventy_thousand_code_points_leaves_the_tables_bounded() -> None:
+    text = "".join(map(chr, range(0x20000, 0x20000 + 70_000)))  # ideographs and unassigned: no delimiter
+    assert words(text, "french") == words(text, "french") == [text]
+    assert len(codepoints._WORD_CHARS["other"]) <= codepoints._TABLE_LIMIT
 
 
 def test_the_query_parser_follows_mongodbs_rules() -> None:
