@@ -20,6 +20,7 @@ a text holds it and kept in a `str.translate` table, so a text is mapped in one 
 
 import unicodedata
 from collections.abc import Callable
+from functools import lru_cache
 
 import regex
 
@@ -92,23 +93,57 @@ _WORD_CHARS = {
     "turkish": _word_chars(english=False, turkish=True),
     "other": _word_chars(english=False, turkish=False),
 }
-_ASCII_WORD_CHARS = {
-    english: str.maketrans({chr(code): WORD_BREAK for code in range(128) if is_delimiter(chr(code), english)})
-    for english in (False, True)
-}
+
+
+def _ascii_word_bytes(english: bool) -> bytes:
+    """A `bytes.translate` table for UTF-8 text: ASCII delimiters become the word break and A to Z
+    lower case; every other byte, those of multi-byte characters included, stays as it is."""
+    table = bytearray(range(256))
+    for code in range(128):
+        if is_delimiter(chr(code), english):
+            table[code] = ord(WORD_BREAK)
+        elif chr(code).isupper():
+            table[code] = ord(chr(code).lower())
+    return bytes(table)
+
+
+_ASCII_WORD_BYTES = {english: _ascii_word_bytes(english) for english in (False, True)}
 _NO_DIACRITICS = _PerCodePoint(_without_diacritics)
 _ASCII_DIACRITICS = "".join(chr(code) for code in range(128) if _DIACRITIC.match(chr(code)))  # ^ and `
 
 
 def lowered_words(text: str, language: str) -> list[str]:
     """The text's words, lower-cased (diacritics kept), cut where MongoDB's tokenizer cuts
-    (fts_unicode_tokenizer.cpp, `UnicodeFTSTokenizer::moveNext`). Lower-casing the whole text
-    first gives the same words: case mappings go from letters to letters, never to a delimiter."""
-    if text.isascii() and language != "turkish":
-        marked = text.lower().translate(_ASCII_WORD_CHARS[language == "english"])
-    else:
-        marked = text.translate(_WORD_CHARS.get(language, _WORD_CHARS["other"]))
+    (fts_unicode_tokenizer.cpp, `UnicodeFTSTokenizer::moveNext`).
+
+    Lower-casing first gives the same words: case mappings go from letters to letters, never to
+    or from a delimiter. Most text is mostly ASCII, so the ASCII delimiters and capitals are dealt
+    with in one pass over its UTF-8 bytes, and only the pieces that hold other characters go
+    through the per-code-point table, each distinct piece once. Turkish, whose I lowers to ı (two
+    bytes), goes through the table whole."""
+    if language == "turkish":
+        return _split(text.translate(_WORD_CHARS["turkish"]))
+    english = language == "english"
+    utf8 = text.encode(errors="surrogatepass").translate(_ASCII_WORD_BYTES[english])
+    pieces = _split(utf8.decode(errors="surrogatepass"))
+    if text.isascii():
+        return pieces
+    found: list[str] = []
+    for piece in pieces:
+        if piece.isascii():
+            found.append(piece)
+        else:
+            found.extend(_non_ascii_words(piece, english))
+    return found
+
+
+def _split(marked: str) -> list[str]:
     return list(filter(None, marked.split(WORD_BREAK)))
+
+
+@lru_cache(maxsize=100_000)
+def _non_ascii_words(piece: str, english: bool) -> tuple[str, ...]:
+    return tuple(_split(piece.translate(_WORD_CHARS["english" if english else "other"])))
 
 
 def lower(text: str, language: str) -> str:
