@@ -2,11 +2,14 @@
 
     python -m bench.search [--videos 1000 10000] [--queries 100]
 
-For each size, stores generated transcripts as completed videos and closes the store; then a fresh
-process starts the app on it again and times the start-up, the first query (which builds the text
-index from every document), and GET /search through the whole app (`$text` on the embedded store,
-ranking, the page's matching moments) for words, phrases and negations apart. Memory is that
-process's resident set after the start-up and after the index build, and its peak (VmHWM).
+First times the tokenizer on one generated transcript: as generated (ASCII), with one accented
+word (the text is no longer ASCII), and with every `e` accented (most words hold a non-ASCII
+letter, as in French). Then, for each size, stores generated transcripts as completed videos and
+closes the store; then a fresh process starts the app on it again and times the start-up, the
+first query (which builds the text index from every document), and GET /search through the whole
+app (`$text` on the embedded store, ranking, the page's matching moments) for words, phrases and
+negations apart. Memory is that process's resident set after the start-up and after the index
+build, and its peak (VmHWM).
 """
 
 import argparse
@@ -24,6 +27,7 @@ import httpx
 from bench import synthetic
 from service.config import Settings
 from service.main import create_app
+from service.text import words
 from service.videos.models import FileInfo, Video
 
 QUERY_KINDS: dict[str, list[Callable[[random.Random], str]]] = {  # every transcript holds every place
@@ -124,11 +128,25 @@ def measure_in_a_fresh_process(directory: Path, count: int) -> None:
     process.join()
 
 
+def tokenizing(rng: random.Random, rounds: int = 200) -> None:
+    text = synthetic.transcript(rng, segments=90).text
+    variants = {"ASCII": text, "one accented word": f"Café. {text}", "every e accented": text.replace("e", "é")}
+    timings = []
+    for name, variant in variants.items():
+        words(variant)  # the per-code-point tables and caches filled, as after the first documents
+        began = time.perf_counter()
+        for _ in range(rounds):
+            words(variant)
+        timings.append(f"{name} {(time.perf_counter() - began) / rounds * 1000:.2f} ms")
+    print(f"tokenizing a transcript of {len(text.split())} words: {', '.join(timings)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, nargs="+", default=[1000], help="one run per store size")
     parser.add_argument("--queries", type=int, default=100, help="queries of each kind")
     args = parser.parse_args()
+    tokenizing(random.Random(5))
     for videos in args.videos:
         with tempfile.TemporaryDirectory() as directory:
             began = time.perf_counter()
