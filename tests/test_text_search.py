@@ -211,6 +211,17 @@ async def test_the_articles_through_search(client: httpx.AsyncClient) -> None:
     assert hit["score"] == 0.75
 
 
+async def test_scores_through_search(client: httpx.AsyncClient) -> None:
+    for text, filename in (("Cake", "1.mp4"), ("Café", "2.mp4"), ("apple apple banana", "3.mp4")):
+        segments = [Segment(start=0.0, end=1.0, text=text)]
+        await insert_completed_video(Transcript(language="en", text=text, segments=segments), filename)
+    scores = {}
+    for query in ("cake", "café", "apple"):
+        for hit in (await client.get("/search", params={"q": query})).json()["items"]:
+            scores[hit["video"]["filename"]] = hit["score"]
+    assert scores == {"1.mp4": 1.1, "2.mp4": 1.0, "3.mp4": 1.25}  # the whole-string boost: Cake, not Café
+
+
 async def test_the_tokenizers_cases_through_search(client: httpx.AsyncClient) -> None:
     await insert_completed_video(transcript_of("The front-door. A snake_case name. O'Neill spoke."), "en.mp4")
     await insert_completed_video(transcript_of("Il pèle l'orange. Les pommes mangées.", "fr"), "fr.mp4")
