@@ -23,10 +23,6 @@ class ByteRange:
     end: int
     """Exclusive."""
 
-    @property
-    def length(self) -> int:
-        return self.end - self.start
-
     def content_range(self, size: int) -> str:
         return f"bytes {self.start}-{self.end - 1}/{size}"
 

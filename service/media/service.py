@@ -15,8 +15,8 @@ from starlette.background import BackgroundTask
 from service.clock import utc_now
 from service.config import Settings
 from service.context import AppContext
-from service.errors import NotFound, Unauthorized
-from service.http.ranges import requested_range
+from service.errors import NotFound, RangeNotSatisfiable, Unauthorized
+from service.http.ranges import ByteRange, requested_range
 from service.media.schemas import MediaTokenOut
 from service.processing.media import poster_frame
 from service.storage.service import LocalStorage, OpenedFile
@@ -73,33 +73,29 @@ async def media(
     """The video's file: 206 with the range asked for, 200 with all of it (see service/http/ranges.py)."""
     file = _stored_file(video)
     opened = await _open(context.storage, video, file)
+    etag = f'"{file.sha256}"'
     try:
-        etag = f'"{file.sha256}"'
         wanted = requested_range(range_header, if_range, etag, opened.size)
-    except BaseException:
+    except RangeNotSatisfiable:
         opened.close()
         raise
+    part = wanted or ByteRange(0, opened.size)
     headers = {
         "accept-ranges": "bytes",
         "etag": etag,
         "content-disposition": f"inline; filename*=UTF-8''{quote(video.filename, safe='')}",
+        "content-length": str(part.end - part.start),
     }
-    start, end, status = 0, opened.size, 200
     if wanted is not None:
-        start, end, status = wanted.start, wanted.end, 206
         headers["content-range"] = wanted.content_range(opened.size)
-    headers["content-length"] = str(end - start)
+    status = 200 if wanted is None else 206
     media_type = file.content_type or DEFAULT_CONTENT_TYPE
     if method == "HEAD":
         opened.close()
         return Response(status_code=status, headers=headers, media_type=media_type)
-    return StreamingResponse(
-        opened.chunks(start, end),
-        status_code=status,
-        headers=headers,
-        media_type=media_type,
-        background=BackgroundTask(opened.close),
-    )
+    body = opened.chunks(part.start, part.end)
+    closing = BackgroundTask(opened.close)  # for a client gone before the body was read at all
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type, background=closing)
 
 
 async def thumbnail(context: AppContext, video: Video) -> Response:
