@@ -188,6 +188,16 @@ async def test_an_audio_file_has_no_thumbnail(client: httpx.AsyncClient, setting
     assert media.status_code == 206 and media.content == b"RIFF" and media.headers["content-type"] == "audio/wav"
 
 
+async def test_a_file_whose_frames_do_not_decode_has_no_thumbnail(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    video_id = await uploaded(client, SPEECH_VIDEO)
+    (settings.files_dir / (await Video.get(video_id)).file.key).write_bytes(b"\0" * 4096)  # damaged on disk
+    response = await client.get(f"/videos/{video_id}/thumbnail")
+    assert response.status_code == 404 and "could be decoded" in response.json()["detail"]
+    assert stored_thumbnails(settings) == []
+
+
 async def test_thumbnails_left_by_a_deleted_file_go_at_the_next_start(settings: Settings) -> None:
     async with serving(settings) as http:
         video_id = await uploaded(http, SPEECH_VIDEO)
