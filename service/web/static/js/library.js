@@ -35,18 +35,16 @@ export async function renderLibrary(main, route, signal) {
 
 function videoCard(video, signal) {
   const link = `#/videos/${encodeURIComponent(video.id)}`;
-  const thumbnail = h("img", { alt: "", width: 320, height: 180, loading: "lazy", hidden: true });
   const status = h("p", { class: "status" });
   const bar = h("progress", { max: 1, "aria-label": `Processing of ${video.filename}` });
   const card = h(
     "li",
     { class: "card", dataset: { videoId: video.id } },
-    h("a", { href: link, class: "card-link" }, h("span", { class: "thumb" }, thumbnail), h("span", { class: "title" }, video.filename)),
+    h("a", { href: link, class: "card-link" }, h("span", { class: "thumb" }, video.file ? thumbnail(video.id) : null), h("span", { class: "title" }, video.filename)),
     status,
     bar,
   );
   showState(video, status, bar);
-  if (video.file) showThumbnail(video.id, thumbnail);
   if (!FINAL_STATUSES.has(video.status)) follow(video, card, status, bar, signal);
   return card;
 }
@@ -60,11 +58,14 @@ function showState(video, status, bar) {
   bar.value = video.job?.progress ?? 0;
 }
 
-function showThumbnail(videoId, image) {
-  image.addEventListener("load", () => (image.hidden = false), { once: true });
+/** The poster frame; the empty frame it sits in when there is none to show. */
+function thumbnail(videoId) {
+  const image = h("img", { alt: "", width: 320, height: 180, loading: "lazy" });
+  image.addEventListener("error", () => image.remove(), { once: true });
   mediaAddress(videoId, "thumbnail")
     .then((address) => (image.src = address))
-    .catch(() => {});
+    .catch(() => image.remove());
+  return image;
 }
 
 async function follow(video, card, status, bar, signal) {
