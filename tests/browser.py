@@ -5,7 +5,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, sync_playwright
 
 INSTALL_CHROMIUM = (
     "the browser tests need Debian's chromium package, which is not installed: "
@@ -51,3 +51,8 @@ def collect_console_errors(page: Page) -> list[str]:
 
 def current_time(page: Page) -> float:
     return page.eval_on_selector("video", "player => player.currentTime")
+
+
+def wait_until_shown(image: Locator) -> None:
+    """Until the <img> has loaded a picture (its naturalWidth), within Playwright's timeout."""
+    image.page.wait_for_function("image => image.complete && image.naturalWidth > 0", arg=image.element_handle())

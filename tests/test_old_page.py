@@ -74,6 +74,6 @@ def test_the_old_page_runs_end_to_end(browser: Browser, server: ServerProcess, o
         page.get_by_role("button", name="speech.mp4 (completed)").click()
         expect(page.locator("#videoSummary")).not_to_have_text("No summary available")
         expect(page.locator("#savedHistory li")).to_contain_text("Where does Clara live?")
-        assert errors == []
+        assert [error for error in errors if "/favicon.ico" not in error] == []  # the old page has no icon
     finally:
         context.close()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import collect_console_errors, current_time
+from tests.browser import collect_console_errors, current_time, wait_until_shown
 from tests.conftest import SPEECH_VIDEO
 from tests.server import ServerProcess, running_server
 
@@ -49,7 +49,7 @@ def upload_by_api(server: ServerProcess, name: str) -> str:
 def wait_for_time(page: Page, seconds: float) -> None:
     """Until the player's currentTime is within a second of `seconds` (Playwright's timeout, 30 s)."""
     page.wait_for_function(
-        "seconds => Math.abs(document.querySelector('video').currentTime - seconds) < 1", arg=seconds
+        "seconds => Math.abs(document.querySelector('video')?.currentTime - seconds) < 1", arg=seconds
     )
 
 
@@ -77,12 +77,11 @@ def test_upload_watch_play_ask_and_search(page: Page, server: ServerProcess) -> 
     expect(card.locator('.status[data-status="completed"]')).to_be_visible(timeout=PROCESSING_TIMEOUT_MS)
     seen = page.evaluate("window.seenStatuses")
     assert seen[0] in ("queued", "processing") and seen[-1] == "completed", seen  # followed live, never reloaded
-    expect(card.locator("img")).to_be_visible()
-    assert card.locator("img").evaluate("image => image.naturalWidth") > 0
+    wait_until_shown(card.locator("img"))
 
     card.get_by_role("link").click()
     expect(page.get_by_role("heading", name="speech.mp4")).to_be_visible()
-    page.wait_for_function("() => document.querySelector('video').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('video')?.readyState >= 1")
     video = api(server, f"/videos/{video_id}")
 
     later = video["transcript"]["segments"][3]
@@ -111,9 +110,9 @@ def test_upload_watch_play_ask_and_search(page: Page, server: ServerProcess) -> 
     wait_for_time(page, cited["start"])
     page.wait_for_function("() => !document.querySelector('video').paused")
 
-    page.get_by_label("Search every transcript").fill("front door")
+    page.get_by_label("Search every transcript").fill("bicycle")
     page.get_by_role("button", name="Search").click()
-    hits = api(server, "/search", q="front door")["items"]
+    hits = api(server, "/search", q="bicycle")["items"]
     moment = next(hit for hit in hits if hit["video"]["id"] == video_id)["matches"][0]
     page.locator(f'a.moment[href^="#/videos/{video_id}?"]').first.click()
     expect(page.get_by_role("heading", name="speech.mp4")).to_be_visible()

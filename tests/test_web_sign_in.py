@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import collect_console_errors
+from tests.browser import collect_console_errors, wait_until_shown
 from tests.conftest import SPEECH_VIDEO
 from tests.server import ServerProcess, running_server
 
@@ -69,11 +69,11 @@ def test_sign_in_upload_play_share_and_sign_out(page: Page, server: ServerProces
     expect(opened).to_be_visible()
     video_id = opened.get_attribute("href").rsplit("/", 1)[1]
     card = page.locator(f'.card[data-video-id="{video_id}"]')
-    expect(card.locator("img")).to_be_visible()
+    wait_until_shown(card.locator("img"))
     assert "token=" in card.locator("img").get_attribute("src")
 
     opened.click()
-    page.wait_for_function("() => document.querySelector('video').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('video')?.readyState >= 1")
     source = page.locator("video").get_attribute("src")
     assert source.startswith(f"/videos/{video_id}/media?token=")
     anonymous = httpx.get(f"{server.base_url}/videos/{video_id}/media", timeout=10)
