@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from service.config import Settings
 from service.main import create_app
@@ -99,3 +99,13 @@ def browser() -> Iterator[Browser]:
             yield launched
     except ChromiumMissing as missing:
         pytest.fail(str(missing), pytrace=False)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a browser context of its own: no cookies, no storage, nothing shared with another test."""
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

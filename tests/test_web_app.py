@@ -24,15 +24,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield running
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
 def api(server: ServerProcess, path: str, **params: str) -> dict:
     response = httpx.get(f"{server.base_url}{path}", params=params, timeout=10)
     response.raise_for_status()
