@@ -2,7 +2,9 @@
 process: upload through the page, live progress, the player following chapters, transcript,
 citations and search moments, streamed answers, the video's actions, and a phone's width."""
 
+import base64
 import json
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import collect_console_errors, current_time, wait_until_shown
-from tests.conftest import SPEECH_VIDEO
+from tests.conftest import SPEECH_VIDEO, sha256_of
 from tests.server import ServerProcess, running_server
 
 PROCESSING_TIMEOUT_MS = 120_000
@@ -130,6 +132,45 @@ def test_process_again_and_delete(page: Page, server: ServerProcess) -> None:
     expect(page.get_by_role("heading", name="Library")).to_be_visible()
     expect(page.locator(f'.card[data-video-id="{video_id}"]')).to_have_count(0)
     assert httpx.get(f"{server.base_url}/videos/{video_id}", timeout=10).status_code == 404
+
+
+def test_drop_a_file_on_the_upload_panel(page: Page, server: ServerProcess) -> None:
+    page.goto(server.base_url + "/")
+    zone = page.locator(".drop-zone")
+    dropped = page.evaluate_handle(
+        """([name, encoded]) => {
+            const bytes = Uint8Array.from(atob(encoded), (character) => character.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "video/mp4" }));
+            return transfer;
+        }""",
+        ["dropped.mp4", base64.b64encode(SPEECH_VIDEO.read_bytes()).decode()],
+    )
+    zone.dispatch_event("dragover", {"dataTransfer": dropped})
+    expect(zone).to_have_class(re.compile("dragging"))
+    zone.dispatch_event("drop", {"dataTransfer": dropped})
+    expect(zone).not_to_have_class(re.compile("dragging"))
+    opened = page.get_by_role("link", name="open dropped.mp4")
+    expect(opened).to_be_visible()
+    video_id = opened.get_attribute("href").rsplit("/", 1)[1]
+    stored = api(server, f"/videos/{video_id}")
+    assert stored["filename"] == "dropped.mp4" and stored["file"]["sha256"] == sha256_of(SPEECH_VIDEO)
+
+
+def test_the_keyboard_reaches_the_page_in_order(page: Page, server: ServerProcess) -> None:
+    page.goto(server.base_url + "/")
+    expect(page.get_by_role("heading", name="Library")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Library")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Choose videos to upload, or drop them here")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Spoken language")).to_be_focused()
+    page.get_by_label("Search every transcript").fill("pancakes")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Search: pancakes")).to_be_focused()  # a navigation moves the focus
 
 
 def test_at_a_phones_width(browser: Browser, server: ServerProcess) -> None:

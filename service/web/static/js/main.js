@@ -25,7 +25,9 @@ function parseRoute(fragment) {
   return { view: "library" };
 }
 
-async function show() {
+/** Renders the route in the address. After a navigation (not at the first load, where the first Tab
+ * stop is "Skip to content") the focus moves to the new page's heading, as a page load would. */
+async function show({ moveFocus = true } = {}) {
   if (location.hash && !location.hash.startsWith("#/")) return;
   const route = parseRoute(location.hash);
   if (current?.view && route.view === "video" && current.route.view === "video" && current.route.id === route.id) {
@@ -39,7 +41,7 @@ async function show() {
   main.setAttribute("aria-busy", "true");
   try {
     current.view = await VIEWS[route.view](main, route, controller.signal);
-    main.querySelector("h1")?.focus();
+    if (moveFocus) main.querySelector("h1")?.focus();
   } catch (error) {
     if (isAbort(error) || controller.signal.aborted) return;
     if (error instanceof ApiError && error.status === 401) showSignIn(null);
@@ -58,7 +60,7 @@ function showSignIn(reason) {
   current?.controller.abort();
   current = null;
   document.getElementById("account").hidden = true;
-  renderSignIn(main, reason, show);
+  renderSignIn(main, reason, () => show());
 }
 
 /** Who is signed in, asked once per sign-in; nothing with users off (no token is ever held). */
@@ -88,5 +90,5 @@ document.getElementById("skip-link").addEventListener("click", (event) => {
   (main.querySelector("h1") ?? main).focus();
 });
 window.addEventListener(SIGNED_OUT, () => showSignIn("Your session has ended; sign in again."));
-window.addEventListener("hashchange", show);
-show();
+window.addEventListener("hashchange", () => show());
+show({ moveFocus: false });

@@ -19,7 +19,6 @@ export async function renderVideo(main, route, signal) {
   await page.render();
   document.title = `${video.filename} · Video Analyzer`;
   main.replaceChildren(page.element);
-  player.ready.catch((error) => player.element.after(errorNotice(`The video cannot be played: ${error.message}`)));
   if (route.at !== null) player.seek(route.at, { play: false });
   return { seek: (seconds) => player.seek(seconds, { play: false }) };
 }
@@ -179,7 +178,7 @@ class VideoPage {
     const buttons = segments.map((segment) => this.seekButton(segment.start, h("span", { class: "time" }, formatTime(segment.start)), h("span", {}, segment.text)));
     const list = h("ol", { class: "segments" }, buttons.map((button) => h("li", {}, button)));
     this.transcript.replaceChildren(title, list);
-    followPlayback(this.player.element, segments, buttons, list);
+    followPlayback(this.player.media, segments, buttons, list);
   }
 
   async showChat() {
