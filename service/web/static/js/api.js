@@ -135,7 +135,8 @@ export function upload(file, language, onProgress) {
 }
 
 function uploadRefusal(request, sentToken) {
-  const detail = typeof request.response?.detail === "string" ? request.response.detail : `the service answered ${request.status}`;
+  const detail =
+    typeof request.response?.detail === "string" ? request.response.detail : `the service answered ${request.status}`;
   if (request.status === 401 && sentToken) endSession(detail);
   return new ApiError(request.status, detail);
 }

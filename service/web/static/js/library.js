@@ -22,7 +22,9 @@ export async function renderLibrary(main, route, signal) {
     empty.hidden = list.children.length > 0;
   }
 
-  more.addEventListener("click", () => loadPage().catch((error) => isAbort(error) || more.after(errorNotice(error.message))));
+  more.addEventListener("click", () =>
+    loadPage().catch((error) => isAbort(error) || more.after(errorNotice(error.message))),
+  );
   const onUploaded = (video) => {
     if (signal.aborted) return;
     list.prepend(videoCard(video, signal));
@@ -30,7 +32,14 @@ export async function renderLibrary(main, route, signal) {
   };
   await loadPage();
   document.title = "Library · Video Analyzer";
-  main.replaceChildren(h("h1", { tabindex: -1 }, "Library"), uploadPanel(onUploaded), h("h2", {}, "Videos"), empty, list, more);
+  main.replaceChildren(
+    h("h1", { tabindex: -1 }, "Library"),
+    uploadPanel(onUploaded),
+    h("h2", {}, "Videos"),
+    empty,
+    list,
+    more,
+  );
 }
 
 function videoCard(video, signal) {
@@ -40,7 +49,12 @@ function videoCard(video, signal) {
   const card = h(
     "li",
     { class: "card", dataset: { videoId: video.id } },
-    h("a", { href: link, class: "card-link" }, h("span", { class: "thumb" }, video.file ? thumbnail(video.id) : null), h("span", { class: "title" }, video.filename)),
+    h(
+      "a",
+      { href: link, class: "card-link" },
+      h("span", { class: "thumb" }, video.file ? thumbnail(video.id) : null),
+      h("span", { class: "title" }, video.filename),
+    ),
     status,
     bar,
   );
@@ -52,7 +66,8 @@ function videoCard(video, signal) {
 function showState(video, status, bar) {
   const duration = video.metadata?.duration;
   const done = FINAL_STATUSES.has(video.status);
-  status.textContent = describeProgress({ status: video.status, ...video.job }) + (done && duration ? ` · ${formatTime(duration)}` : "");
+  status.textContent =
+    describeProgress({ status: video.status, ...video.job }) + (done && duration ? ` · ${formatTime(duration)}` : "");
   status.dataset.status = video.status;
   bar.hidden = done;
   bar.value = video.job?.progress ?? 0;
@@ -70,8 +85,13 @@ function thumbnail(videoId) {
 
 async function follow(video, card, status, bar, signal) {
   try {
-    const last = await followProgress(video.id, (event) => showState({ ...video, status: event.status, job: event }, status, bar), signal);
-    if (last && FINAL_STATUSES.has(last.status)) card.replaceWith(videoCard(await api(`/videos/${encodeURIComponent(video.id)}`, { signal }), signal));
+    const last = await followProgress(
+      video.id,
+      (event) => showState({ ...video, status: event.status, job: event }, status, bar),
+      signal,
+    );
+    if (last && FINAL_STATUSES.has(last.status))
+      card.replaceWith(videoCard(await api(`/videos/${encodeURIComponent(video.id)}`, { signal }), signal));
   } catch (error) {
     if (!isAbort(error)) status.textContent = `Progress unavailable: ${error.message}`;
   }

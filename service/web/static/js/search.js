@@ -25,7 +25,9 @@ export async function renderSearch(main, route, signal) {
     more.hidden = !cursor;
   }
 
-  more.addEventListener("click", () => loadPage().catch((error) => isAbort(error) || more.after(errorNotice(error.message))));
+  more.addEventListener("click", () =>
+    loadPage().catch((error) => isAbort(error) || more.after(errorNotice(error.message))),
+  );
   await loadPage();
   const summary = results.children.length ? null : h("p", { class: "notice" }, `Nothing matches “${route.q}”.`);
   fill(main, title, summary, results, more);
@@ -37,13 +39,20 @@ function hit({ video, matches }) {
     h(
       "li",
       {},
-      h("a", { href: `${base}?t=${moment.start}`, class: "moment", dataset: { start: moment.start } }, h("span", { class: "time" }, formatTime(moment.start)), h("span", {}, moment.text)),
+      h(
+        "a",
+        { href: `${base}?t=${moment.start}`, class: "moment", dataset: { start: moment.start } },
+        h("span", { class: "time" }, formatTime(moment.start)),
+        h("span", {}, moment.text),
+      ),
     ),
   );
   return h(
     "li",
     { class: "result" },
     h("h2", {}, h("a", { href: base }, video.filename)),
-    moments.length ? h("ul", { class: "moments", "aria-label": `Moments in ${video.filename}` }, moments) : h("p", { class: "notice" }, "Matches its name or summary."),
+    moments.length
+      ? h("ul", { class: "moments", "aria-label": `Moments in ${video.filename}` }, moments)
+      : h("p", { class: "notice" }, "Matches its name or summary."),
   );
 }

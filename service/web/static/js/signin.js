@@ -4,7 +4,13 @@ import { errorNotice, fill, h } from "./dom.js";
 
 export function renderSignIn(main, reason, onSignedIn) {
   const username = h("input", { id: "username", name: "username", autocomplete: "username", required: true });
-  const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const password = h("input", {
+    id: "password",
+    name: "password",
+    type: "password",
+    autocomplete: "current-password",
+    required: true,
+  });
   const submit = h("button", { type: "submit" }, "Sign in");
   const problem = h("div", { "aria-live": "assertive" });
   const form = h(

@@ -19,11 +19,7 @@ export function uploadPanel(onUploaded) {
 
 function buildPanel() {
   const input = h("input", { type: "file", id: "file-input", accept: "video/*,audio/*", multiple: true });
-  const language = h(
-    "select",
-    { id: "upload-language" },
-    h("option", { value: "auto" }, "Detect automatically"),
-  );
+  const language = h("select", { id: "upload-language" }, h("option", { value: "auto" }, "Detect automatically"));
   const rows = h("ul", { class: "upload-rows", "aria-label": "Uploads" });
   const zone = h(
     "div",
@@ -47,7 +43,13 @@ function buildPanel() {
     zone.classList.remove("dragging");
     enqueue([...event.dataTransfer.files], language.value, rows);
   });
-  return h("section", { class: "upload", "aria-labelledby": "upload-title" }, h("h2", { id: "upload-title" }, "Upload"), zone, rows);
+  return h(
+    "section",
+    { class: "upload", "aria-labelledby": "upload-title" },
+    h("h2", { id: "upload-title" }, "Upload"),
+    zone,
+    rows,
+  );
 }
 
 function enqueue(files, language, rows) {
@@ -73,7 +75,10 @@ async function send(file, language, row) {
       row.status.textContent = `Uploading ${Math.round(share * 100)}%`;
     });
     row.bar.value = 1;
-    row.status.replaceChildren("Uploaded: ", h("a", { href: `#/videos/${encodeURIComponent(video.id)}` }, `open ${file.name}`));
+    row.status.replaceChildren(
+      "Uploaded: ",
+      h("a", { href: `#/videos/${encodeURIComponent(video.id)}` }, `open ${file.name}`),
+    );
     announce(`${file.name} uploaded; it is queued for processing`);
     uploadedListener(video);
   } catch (error) {

@@ -42,7 +42,12 @@ class VideoPage {
       this.status,
       this.bar,
       this.actions,
-      h("div", { class: "columns" }, h("div", { class: "primary" }, player.element, this.summary), h("div", { class: "secondary" }, this.transcript, this.chat)),
+      h(
+        "div",
+        { class: "columns" },
+        h("div", { class: "primary" }, player.element, this.summary),
+        h("div", { class: "secondary" }, this.transcript, this.chat),
+      ),
     );
   }
 
@@ -50,7 +55,10 @@ class VideoPage {
     this.showStatus();
     this.showActions();
     if (this.video.status !== "completed") {
-      this.summary.replaceChildren(h("h2", { id: "summary-title" }, "Summary"), h("p", { class: "notice" }, "The summary, the transcript and questions come once processing completes."));
+      this.summary.replaceChildren(
+        h("h2", { id: "summary-title" }, "Summary"),
+        h("p", { class: "notice" }, "The summary, the transcript and questions come once processing completes."),
+      );
       this.transcript.replaceChildren();
       this.chat.replaceChildren();
       if (!FINAL_STATUSES.has(this.video.status)) this.follow();
@@ -71,10 +79,14 @@ class VideoPage {
 
   async follow() {
     try {
-      const last = await followProgress(this.video.id, (event) => {
-        this.video = { ...this.video, status: event.status, job: { ...this.video.job, ...event } };
-        this.showStatus();
-      }, this.signal);
+      const last = await followProgress(
+        this.video.id,
+        (event) => {
+          this.video = { ...this.video, status: event.status, job: { ...this.video.job, ...event } };
+          this.showStatus();
+        },
+        this.signal,
+      );
       if (last && FINAL_STATUSES.has(last.status)) {
         this.video = await api(this.path, { signal: this.signal });
         await this.render();
@@ -91,8 +103,18 @@ class VideoPage {
     const busy = !FINAL_STATUSES.has(status);
     fill(
       this.actions,
-      session.token ? h("button", { type: "button", onclick: () => this.act(() => this.togglePublic()) }, isPublic ? "Make private" : "Make public") : null,
-      h("button", { type: "button", disabled: busy || !this.video.file, onclick: () => this.act(() => this.reprocess()) }, "Process again"),
+      session.token
+        ? h(
+            "button",
+            { type: "button", onclick: () => this.act(() => this.togglePublic()) },
+            isPublic ? "Make private" : "Make public",
+          )
+        : null,
+      h(
+        "button",
+        { type: "button", disabled: busy || !this.video.file, onclick: () => this.act(() => this.reprocess()) },
+        "Process again",
+      ),
       h("button", { type: "button", class: "danger", onclick: () => this.act(() => this.remove()) }, "Delete"),
     );
   }
@@ -106,7 +128,11 @@ class VideoPage {
   }
 
   async togglePublic() {
-    this.video = await api(this.path, { method: "PATCH", json: { is_public: !this.video.is_public }, signal: this.signal });
+    this.video = await api(this.path, {
+      method: "PATCH",
+      json: { is_public: !this.video.is_public },
+      signal: this.signal,
+    });
     this.showActions();
     announce(this.video.is_public ? "The video is public" : "The video is private");
   }
@@ -135,7 +161,14 @@ class VideoPage {
     }
     if (summary?.text) parts.push(h("p", { class: "summary-text" }, summary.text));
     if (summary?.key_points.length) {
-      parts.push(h("h3", {}, "Key points"), h("ul", { class: "key-points" }, summary.key_points.map((point) => this.keyPoint(point))));
+      parts.push(
+        h("h3", {}, "Key points"),
+        h(
+          "ul",
+          { class: "key-points" },
+          summary.key_points.map((point) => this.keyPoint(point)),
+        ),
+      );
     }
     if (summary?.chapters.length) {
       parts.push(
@@ -144,7 +177,15 @@ class VideoPage {
           "ol",
           { class: "chapters" },
           summary.chapters.map((chapter) =>
-            h("li", {}, this.seekButton(chapter.start, h("span", { class: "time" }, formatTime(chapter.start)), h("span", {}, chapter.title))),
+            h(
+              "li",
+              {},
+              this.seekButton(
+                chapter.start,
+                h("span", { class: "time" }, formatTime(chapter.start)),
+                h("span", {}, chapter.title),
+              ),
+            ),
           ),
         ),
       );
@@ -161,31 +202,66 @@ class VideoPage {
    * provider's key points are; one in other words (a language model's) is text alone. */
   keyPoint(point) {
     const segment = matchingSegment(point, this.video.transcript.segments);
-    return h("li", {}, segment ? this.seekButton(segment.start, h("span", { class: "time" }, formatTime(segment.start)), h("span", {}, point)) : h("span", {}, point));
+    return h(
+      "li",
+      {},
+      segment
+        ? this.seekButton(segment.start, h("span", { class: "time" }, formatTime(segment.start)), h("span", {}, point))
+        : h("span", {}, point),
+    );
   }
 
   seekButton(seconds, ...content) {
-    return h("button", { type: "button", class: "seek", dataset: { start: seconds }, onclick: () => this.player.seek(seconds) }, ...content);
+    return h(
+      "button",
+      { type: "button", class: "seek", dataset: { start: seconds }, onclick: () => this.player.seek(seconds) },
+      ...content,
+    );
   }
 
   showTranscript() {
     const segments = this.video.transcript?.segments ?? [];
     const title = h("h2", { id: "transcript-title" }, "Transcript");
     if (!segments.length) {
-      this.transcript.replaceChildren(title, h("p", { class: "notice" }, this.video.transcript?.text || "No speech was found."));
+      this.transcript.replaceChildren(
+        title,
+        h("p", { class: "notice" }, this.video.transcript?.text || "No speech was found."),
+      );
       return;
     }
-    const buttons = segments.map((segment) => this.seekButton(segment.start, h("span", { class: "time" }, formatTime(segment.start)), h("span", {}, segment.text)));
-    const list = h("ol", { class: "segments" }, buttons.map((button) => h("li", {}, button)));
+    const buttons = segments.map((segment) =>
+      this.seekButton(
+        segment.start,
+        h("span", { class: "time" }, formatTime(segment.start)),
+        h("span", {}, segment.text),
+      ),
+    );
+    const list = h(
+      "ol",
+      { class: "segments" },
+      buttons.map((button) => h("li", {}, button)),
+    );
     this.transcript.replaceChildren(title, list);
     followPlayback(this.player.media, segments, buttons, list);
   }
 
   async showChat() {
     const entries = h("ol", { class: "chat-entries", "aria-label": "Questions and answers, oldest first" });
-    const input = h("input", { id: "question", name: "question", type: "text", maxlength: 2000, required: true, autocomplete: "off" });
+    const input = h("input", {
+      id: "question",
+      name: "question",
+      type: "text",
+      maxlength: 2000,
+      required: true,
+      autocomplete: "off",
+    });
     const ask = h("button", { type: "submit" }, "Ask");
-    const form = h("form", { class: "ask" }, h("label", { for: "question" }, "Your question"), h("div", { class: "ask-row" }, input, ask));
+    const form = h(
+      "form",
+      { class: "ask" },
+      h("label", { for: "question" }, "Your question"),
+      h("div", { class: "ask-row" }, input, ask),
+    );
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const question = input.value.trim();
@@ -221,7 +297,14 @@ class VideoPage {
         {},
         h(
           "button",
-          { type: "button", class: "chip", dataset: { start: citation.start }, title: citation.text, "aria-label": `Play ${formatSpan(citation.start, citation.end)}: ${citation.text}`, onclick: () => this.player.seek(citation.start) },
+          {
+            type: "button",
+            class: "chip",
+            dataset: { start: citation.start },
+            title: citation.text,
+            "aria-label": `Play ${formatSpan(citation.start, citation.end)}: ${citation.text}`,
+            onclick: () => this.player.seek(citation.start),
+          },
           `▶ ${formatSpan(citation.start, citation.end)}`,
         ),
       ),
@@ -241,7 +324,11 @@ class VideoPage {
     const pending = h("li", { class: "chat-entry pending" }, h("p", { class: "question" }, question), answer);
     entries.append(pending);
     try {
-      const stream = events(`${this.path}/chat?stream=true`, { method: "POST", json: { question }, signal: this.signal });
+      const stream = events(`${this.path}/chat?stream=true`, {
+        method: "POST",
+        json: { question },
+        signal: this.signal,
+      });
       for await (const { event, data } of stream) {
         if (event === "delta") answer.append(data.text);
         else if (event === "entry") {
