@@ -54,9 +54,15 @@ def large_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_raw_video(tmp_path_factory.mktemp("media") / "large.mkv", frames=10)
 
 
-async def upload(http: httpx.AsyncClient, path: Path, filename: str | None = None, **form: str) -> httpx.Response:
+async def upload(
+    http: httpx.AsyncClient,
+    path: Path,
+    filename: str | None = None,
+    headers: dict[str, str] | None = None,
+    **form: str,
+) -> httpx.Response:
     with path.open("rb") as file:
-        return await http.post("/videos", files={"file": (filename or path.name, file)}, data=form)
+        return await http.post("/videos", files={"file": (filename or path.name, file)}, data=form, headers=headers)
 
 
 @pytest.fixture(scope="session")
