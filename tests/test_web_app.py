@@ -61,11 +61,13 @@ def test_upload_watch_play_ask_and_search(page: Page, server: ServerProcess) -> 
         }"""
     )
 
+    page.get_by_label("Spoken language").select_option(label="English")
     page.set_input_files("#file-input", SPEECH_VIDEO)
     row = page.locator(".upload-rows li").first
     expect(row.get_by_role("link", name="open speech.mp4")).to_be_visible()
     assert row.locator("progress").evaluate("bar => bar.value") == 1
     video_id = row.get_by_role("link").get_attribute("href").rsplit("/", 1)[1]
+    assert api(server, f"/video/{video_id}")["user_selected_language"] == "en"  # the language chosen
     card = page.locator(f'.card[data-video-id="{video_id}"]')
     expect(card.locator('.status[data-status="completed"]')).to_be_visible(timeout=PROCESSING_TIMEOUT_MS)
     seen = page.evaluate("window.seenStatuses")

@@ -42,7 +42,9 @@ async def test_the_page_for_browsers_and_json_for_everyone_else(
         assert response.headers["content-security-policy"] == PAGE_POLICY
         assert '<script type="module" src="/web/js/main.js">' in response.text
     else:
-        assert response.json()["message"] == "Video Analyzer API is running"
+        greeting = response.json()
+        assert greeting["message"] == "Video Analyzer API is running"  # as the SQLite service answered
+        assert greeting["supported_languages"] == ["en"] and greeting["multi_language_support"] is False  # tiny.en
         assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
 
 

@@ -1,10 +1,11 @@
 """`GET /`: the web app for a browser, a JSON greeting for any other client. The app's files are
 mounted under /web by create_app (a router cannot carry a mount)."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
+from service.context import AppContext, get_context
 from service.web import service
 from service.web.schemas import ServiceGreeting
 
@@ -19,9 +20,9 @@ PAGE_ANSWER = {
 
 
 @router.get("/", response_model=ServiceGreeting, responses=PAGE_ANSWER)
-async def home(request: Request, response: Response) -> Any:
+async def home(request: Request, response: Response, context: Annotated[AppContext, Depends(get_context)]) -> Any:
     """The web app when the request prefers text/html (a browser); otherwise which service this is."""
     if service.wants_page(request.headers.get("accept", "")):
         return service.page()
     response.headers["vary"] = "Accept"
-    return service.greeting()
+    return await service.greeting(context.settings)

@@ -1,6 +1,7 @@
 """The browser app: one page and its static files, all inside the package (no build step, nothing
 from another host), and the choice `GET /` makes between that page and a JSON greeting."""
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from service import __version__
+from service.config import Settings
+from service.processing.transcription import transcription_languages
 from service.web.schemas import ServiceGreeting
 
 PAGE = Path(__file__).parent / "index.html"
@@ -68,5 +71,13 @@ def page() -> FileResponse:
     return FileResponse(PAGE, media_type="text/html", headers=headers)
 
 
-def greeting() -> ServiceGreeting:
-    return ServiceGreeting(message="Video Analyzer API is running", version=__version__, app="/", docs="/docs")
+async def greeting(settings: Settings) -> ServiceGreeting:
+    languages = await asyncio.to_thread(transcription_languages, settings.whisper_model)
+    return ServiceGreeting(
+        message="Video Analyzer API is running",
+        multi_language_support=len(languages) > 1,
+        supported_languages=list(languages),
+        version=__version__,
+        app="/",
+        docs="/docs",
+    )

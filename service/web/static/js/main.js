@@ -7,6 +7,7 @@ import { errorNotice, h, isAbort } from "./dom.js";
 import { renderLibrary } from "./library.js";
 import { renderSearch } from "./search.js";
 import { renderSignIn } from "./signin.js";
+import { forgetUploadPanel } from "./uploads.js";
 import { renderVideo } from "./video.js";
 
 const VIEWS = { library: renderLibrary, search: renderSearch, video: renderVideo };
@@ -83,6 +84,7 @@ document.getElementById("search-form").addEventListener("submit", (event) => {
 });
 document.getElementById("sign-out").addEventListener("click", () => {
   session.clear();
+  forgetUploadPanel();
   showSignIn("You are signed out.");
 });
 document.getElementById("skip-link").addEventListener("click", (event) => {

@@ -3,7 +3,7 @@
  * bar. The panel outlives the library view that shows it, so an upload carries on, and reports,
  * while the user looks at another page.
  */
-import { ApiError, upload } from "./api.js";
+import { ApiError, api, upload } from "./api.js";
 import { announce, h } from "./dom.js";
 
 let panel = null;
@@ -17,9 +17,15 @@ export function uploadPanel(onUploaded) {
   return panel;
 }
 
+/** At sign-out: the next user starts with an empty panel (uploads under way still finish). */
+export function forgetUploadPanel() {
+  panel = null;
+}
+
 function buildPanel() {
   const input = h("input", { type: "file", id: "file-input", accept: "video/*,audio/*", multiple: true });
   const language = h("select", { id: "upload-language" }, h("option", { value: "auto" }, "Detect automatically"));
+  addLanguages(language);
   const rows = h("ul", { class: "upload-rows", "aria-label": "Uploads" });
   const zone = h(
     "div",
@@ -50,6 +56,20 @@ function buildPanel() {
     zone,
     rows,
   );
+}
+
+/** The languages the service's model transcribes; without the list, `auto` still detects the language. */
+async function addLanguages(select) {
+  try {
+    const { languages } = await api("/supported-languages/");
+    const enabled = Object.entries(languages).filter(([, language]) => language.enabled);
+    enabled.sort(([, a], [, b]) => a.name.localeCompare(b.name));
+    for (const [code, { name, native_name: native }] of enabled) {
+      select.append(h("option", { value: code }, native === name ? name : `${name} (${native})`));
+    }
+  } catch {
+    // the upload works with `auto` alone
+  }
 }
 
 function enqueue(files, language, rows) {
