@@ -42,6 +42,8 @@ from service.stats.router import router as stats_router
 from service.storage.service import LocalStorage
 from service.users.router import router as users_router
 from service.videos.router import router as videos_router
+from service.web.router import router as web_router
+from service.web.service import STATIC_PATH, app_files
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +198,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats_router,
         legacy_router,
         docs_router,
+        web_router,
     ):
         app.include_router(router)
+    app.mount(STATIC_PATH, app_files())
     describe_errors(app)
     return app
