@@ -31,6 +31,9 @@ from service.health.router import router as health_router
 from service.http.headers import SecurityHeaders
 from service.http.limits import BodyLimits
 from service.legacy.router import router as legacy_router
+from service.observability.correlation import internal_error_detail
+from service.observability.requests import observed
+from service.observability.router import router as observability_router
 from service.openapi import describe_errors
 from service.processing import queue
 from service.processing.router import router as processing_router
@@ -54,15 +57,16 @@ UPLOAD_PATHS = ("/videos", "/upload-video/")
 
 
 class VideoAnalyzerApp(FastAPI):
-    """FastAPI with the HTTP protections outside its whole middleware stack, its 500 handler
-    included, so that they see each request first and each answer last."""
+    """FastAPI with request ids and metrics, then the HTTP protections, outside its whole
+    middleware stack, its 500 handler included, so that they see each request first and each
+    answer last."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS))
+        return observed(SecurityHeaders(BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS)))
 
 
 def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -128,8 +132,9 @@ async def _client_disconnected(request: Request, error: ClientDisconnect) -> JSO
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    """500, with the request's id as the error id that finds the logged exception."""
     logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
-    return _error(500, "internal error; the service log has the details")
+    return _error(500, internal_error_detail())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -190,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats_router,
         legacy_router,
         docs_router,
+        observability_router,
     ):
         app.include_router(router)
     describe_errors(app)

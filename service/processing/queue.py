@@ -15,6 +15,7 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
 from service.clock import utc_now
+from service.processing.schemas import QueueDepth
 from service.text import text_search_language
 from service.videos.models import Summary, Transcript, Video
 
@@ -241,3 +242,19 @@ async def requeue(video_id: PydanticObjectId) -> Video | None:
         return_document=ReturnDocument.AFTER,
     )
     return None if document is None else Video.model_validate(document)
+
+
+async def depth() -> QueueDepth:
+    """Videos queued and processing, and the age of the oldest queued one, in one aggregation."""
+    pipeline = [
+        {"$match": {"status": {"$in": ["queued", "processing"]}}},
+        {"$group": {"_id": "$status", "count": {"$sum": 1}, "oldest": {"$min": "$job.queued_at"}}},
+    ]
+    rows = {row["_id"]: row for row in await _collection().aggregate(pipeline).to_list(None)}
+    queued = rows.get("queued", {})
+    oldest = queued.get("oldest")
+    return QueueDepth(
+        queued=queued.get("count", 0),
+        processing=rows.get("processing", {}).get("count", 0),
+        oldest_queued_age_seconds=0.0 if oldest is None else max(0.0, (utc_now() - oldest).total_seconds()),
+    )

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -13,6 +14,9 @@ from service.ai.providers.base import LanguageModel
 from service.ai.service import create_language_model, summarize
 from service.config import Settings
 from service.db.service import connect
+from service.observability import correlation
+from service.observability.metrics import observe_transcription
+from service.observability.service import serve_worker_metrics
 from service.processing import queue
 from service.processing.transcription import (
     JobCancelled,
@@ -68,6 +72,11 @@ class Worker:
         video = await queue.claim(self.name, self.settings.job_lease_seconds, self.settings.job_max_attempts)
         if video is None:
             return False
+        with correlation.processing(video.id):
+            await self._run(video)
+        return True
+
+    async def _run(self, video: Video) -> None:
         logger.info("worker %s: processing video %s (attempt %d)", self.name, video.id, video.job.attempts)
         cancelled = threading.Event()
         try:
@@ -84,7 +93,6 @@ class Worker:
         except Exception as error:
             await self._fail(video, f"{error.__class__.__name__}: {error}", permanent=False)
             logger.exception("worker %s: video %s attempt %d failed", self.name, video.id, video.job.attempts)
-        return True
 
     async def _process(self, video: Video, cancelled: threading.Event) -> None:
         progress = [0.0]
@@ -112,7 +120,8 @@ class Worker:
         def on_progress(value: float) -> None:
             progress[0] = value
 
-        return await asyncio.to_thread(
+        started = time.perf_counter()
+        result = await asyncio.to_thread(
             self.transcriber.transcribe,
             self.storage.path(video.file.key),
             video.requested_language,
@@ -120,6 +129,8 @@ class Worker:
             on_progress,
             cancelled,
         )
+        observe_transcription(time.perf_counter() - started, video.metadata.duration)
+        return result
 
     async def _summarize(self, video: Video) -> Summary:
         """The summary, or the reason there is none: a summary failure never loses the transcript."""
@@ -170,8 +181,9 @@ class WorkerPool:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def run_workers(settings: Settings) -> None:
-    """`video-analyzer worker`: workers without the HTTP API, until SIGINT or SIGTERM."""
+async def run_workers(settings: Settings, metrics_port: int | None = None) -> None:
+    """`video-analyzer worker`: workers without the HTTP API, until SIGINT or SIGTERM; with
+    `metrics_port`, their metrics at http://HOST:metrics_port/metrics."""
     if settings.uses_embedded_store:
         raise SystemExit(
             "video-analyzer worker needs MONGODB_URL: the embedded store lives inside one process, "
@@ -186,10 +198,15 @@ async def run_workers(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stopping.set)
+    timeout = settings.ready_timeout_seconds
+    metrics = None if metrics_port is None else serve_worker_metrics(settings.host, metrics_port, timeout)
     pool.start()
     try:
         await stopping.wait()
     finally:
         await pool.stop()
+        if metrics is not None:
+            await asyncio.to_thread(metrics.shutdown)
+            metrics.server_close()
         await language_model.close()
         database.close()
