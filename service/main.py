@@ -32,7 +32,7 @@ from service.http.headers import SecurityHeaders
 from service.http.limits import BodyLimits
 from service.legacy.router import router as legacy_router
 from service.observability.correlation import internal_error_detail
-from service.observability.requests import observed
+from service.observability.requests import ObservedRequests
 from service.observability.router import router as observability_router
 from service.openapi import describe_errors
 from service.processing import queue
@@ -66,7 +66,9 @@ class VideoAnalyzerApp(FastAPI):
         self.settings = settings
 
     def build_middleware_stack(self) -> ASGIApp:
-        return observed(SecurityHeaders(BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS)))
+        return ObservedRequests(
+            SecurityHeaders(BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS))
+        )
 
 
 def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:

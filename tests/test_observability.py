@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -64,6 +65,9 @@ class Metrics:
         found = [sample.value for sample in self.samples(name) if sample.labels == labels]
         return found[0] if found else 0.0
 
+    def moved_since(self, before: "Metrics", name: str, **labels: str) -> float:
+        return self.value(name, **labels) - before.value(name, **labels)
+
 
 async def scrape(http: httpx.AsyncClient, **headers: str) -> Metrics:
     response = await http.get("/metrics", headers=headers)
@@ -84,10 +88,7 @@ async def test_metrics_families_and_request_counts_by_route_template(client: htt
     assert (await client.request("BREW", "/videos")).status_code == 405
     assert (await client.get("/no/such/path")).status_code == 404
     after = await scrape(client)
-
-    def moved(name: str, **labels: str) -> float:
-        return after.value(name, **labels) - before.value(name, **labels)
-
+    moved = partial(after.moved_since, before)
     template = {"method": "GET", "route": "/videos/{video_id}"}
     assert moved("video_analyzer_http_requests_total", **template, status="404") == 3
     assert moved("video_analyzer_http_request_duration_seconds_count", **template) == 3
@@ -144,10 +145,7 @@ async def test_transcription_and_language_model_metrics_move_with_the_work(setti
         streamed = await http.post(f"/videos/{video_id}/chat?stream=true", json={"question": "What launches?"})
         assert "event: entry" in streamed.text
         after = await scrape(http)
-
-    def moved(name: str, **labels: str) -> float:
-        return after.value(name, **labels) - before.value(name, **labels)
-
+    moved = partial(after.moved_since, before)
     seconds = moved("video_analyzer_transcription_seconds_sum")
     assert moved("video_analyzer_transcription_seconds_count") == 1
     assert moved("video_analyzer_transcription_real_time_factor_count") == 1
@@ -173,10 +171,7 @@ async def test_language_model_failures_are_counted_by_error(tmp_path: Path, spee
             assert streamed.text.startswith("event: error")
             assert (await http.post(f"/videos/{video.id}/chat", json=question)).status_code == 201
             after = await scrape(http)
-
-    def moved(name: str, **labels: str) -> float:
-        return after.value(name, **labels) - before.value(name, **labels)
-
+    moved = partial(after.moved_since, before)
     answer = {"provider": "openai", "operation": "answer"}
     assert moved("video_analyzer_language_model_failures_total", **answer, error="ProviderFailed") == 2
     assert moved("video_analyzer_language_model_seconds_count", **answer) == 3

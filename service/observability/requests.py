@@ -12,13 +12,18 @@ UNANSWERED_STATUS = 500
 """What a request that raised before any answer began is counted as: the server answers it 500."""
 
 
-class RequestIds:
-    """Pure ASGI middleware: each request goes by the id it carried in X-Request-ID (when sane) or
-    a new one, is answered with it in X-Request-ID whatever answers it, and has it in the logging
-    context while it is served (uvicorn's access log line included, written as the answer starts).
+class ObservedRequests:
+    """Pure ASGI middleware, around the whole app.
 
-    When the app raises, the id stays set: the server logs the exception once the app has
-    returned, still in this request's own task, and that line belongs to the request too."""
+    Each request goes by the id it carried in X-Request-ID (when sane) or a new one, is answered
+    with it in X-Request-ID whatever answers it, and has it in the logging context while it is
+    served (uvicorn's access line included, written as the answer starts). When the app raises,
+    the id stays set: the server logs the exception once the app has returned, still in this
+    request's own task, and that line belongs to the request too.
+
+    Each request is counted by method, route template and status, and timed to the end of its
+    answer. The route is the template the router matched (`/videos/{video_id}`), never the path
+    itself, so that the number of series stays bounded."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -28,45 +33,20 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         request_id = correlation.request_id_for(Headers(scope=scope).get(correlation.REQUEST_ID_HEADER))
+        started = time.perf_counter()
+        status = UNANSWERED_STATUS
 
-        async def send_with_id(message: Message) -> None:
+        async def send_observed(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 MutableHeaders(scope=message)[correlation.REQUEST_ID_HEADER] = request_id
             await send(message)
 
         token = correlation.request_id.set(request_id)
-        await self.app(scope, receive, send_with_id)
-        correlation.request_id.reset(token)
-
-
-class RequestMetrics:
-    """Pure ASGI middleware: counts each request by method, route template and status, and times
-    it to the end of its answer. The route is the template the router matched (`/videos/{video_id}`),
-    never the path itself, so that the number of series stays bounded."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = UNANSWERED_STATUS
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_noting_status)
+            await self.app(scope, receive, send_observed)
         finally:
             route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             observe_request(scope["method"], route, status, time.perf_counter() - started)
-
-
-def observed(app: ASGIApp) -> ASGIApp:
-    """The app with request ids and request metrics around it."""
-    return RequestIds(RequestMetrics(app))
+        correlation.request_id.reset(token)
