@@ -4,9 +4,12 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -201,6 +204,45 @@ async def test_worker_metrics_server_reads_the_queue_from_the_store(client: http
     finally:
         await asyncio.to_thread(server.shutdown)
         server.server_close()
+
+
+def test_a_worker_process_serves_its_metrics_on_the_metrics_port(tmp_path: Path) -> None:
+    """`video-analyzer worker --metrics-port`, waiting on a MongoDB that does not answer: the
+    metrics are served from the start, saying the store is not up; a second worker asking for the
+    same port stops at once, saying why."""
+    port = free_port()
+    command = [sys.executable, "-m", "service.cli", "worker", "--metrics-port", str(port)]
+    with silent_peer() as mongodb:
+        environment = {
+            **os.environ,
+            "DATA_DIR": str(tmp_path / "data"),
+            "MONGODB_URL": f"mongodb://127.0.0.1:{mongodb}/?directConnection=true",
+            "MONGODB_SERVER_SELECTION_TIMEOUT_MS": "120000",
+            "READY_TIMEOUT_SECONDS": "0.5",
+        }
+        worker = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            metrics = Metrics(_scrape_when_served(f"http://127.0.0.1:{port}/metrics", worker))
+            second = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+        finally:
+            worker.kill()
+            worker.wait(timeout=30)
+    assert metrics.value("video_analyzer_store_up") == 0
+    assert metrics.families["video_analyzer_transcription_real_time_factor"].type == "histogram"
+    assert metrics.value("process_resident_memory_bytes") > 0
+    assert second.returncode == 1
+    assert f"video-analyzer worker: cannot serve metrics on 127.0.0.1:{port}" in second.stderr
+
+
+def _scrape_when_served(url: str, process: subprocess.Popen, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        try:
+            return httpx.get(url, timeout=5).raise_for_status().text
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing served at {url}")
 
 
 @pytest.mark.parametrize("port", ["0", "65536", "http"])

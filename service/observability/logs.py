@@ -51,7 +51,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, default=str)
+        return json.dumps(entry)
 
 
 def log_handler(log_format: str, stream: TextIO) -> logging.Handler:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Awaitable
 from typing import TypeVar
+from wsgiref.simple_server import WSGIServer
 
 from service.ai.providers.base import LanguageModel
 from service.ai.service import create_language_model, summarize
@@ -181,14 +182,32 @@ class WorkerPool:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def _serve_metrics(settings: Settings, port: int) -> WSGIServer:
+    try:
+        return serve_worker_metrics(settings.host, port, settings.ready_timeout_seconds)
+    except OSError as error:
+        raise SystemExit(f"video-analyzer worker: cannot serve metrics on {settings.host}:{port}: {error}") from None
+
+
 async def run_workers(settings: Settings, metrics_port: int | None = None) -> None:
     """`video-analyzer worker`: workers without the HTTP API, until SIGINT or SIGTERM; with
-    `metrics_port`, their metrics at http://HOST:metrics_port/metrics."""
+    `metrics_port`, their metrics at http://HOST:metrics_port/metrics (served first, so that a
+    port in use stops the start before anything else)."""
     if settings.uses_embedded_store:
         raise SystemExit(
             "video-analyzer worker needs MONGODB_URL: the embedded store lives inside one process, "
             "so run `video-analyzer serve` with WORKERS instead"
         )
+    metrics = None if metrics_port is None else _serve_metrics(settings, metrics_port)
+    try:
+        await _work_until_stopped(settings)
+    finally:
+        if metrics is not None:
+            await asyncio.to_thread(metrics.shutdown)
+            metrics.server_close()
+
+
+async def _work_until_stopped(settings: Settings) -> None:
     settings.workers = max(settings.workers, 1)
     database = await connect(settings)
     storage = LocalStorage(settings.files_dir)
@@ -198,15 +217,10 @@ async def run_workers(settings: Settings, metrics_port: int | None = None) -> No
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stopping.set)
-    timeout = settings.ready_timeout_seconds
-    metrics = None if metrics_port is None else serve_worker_metrics(settings.host, metrics_port, timeout)
     pool.start()
     try:
         await stopping.wait()
     finally:
         await pool.stop()
-        if metrics is not None:
-            await asyncio.to_thread(metrics.shutdown)
-            metrics.server_close()
         await language_model.close()
         database.close()
