@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from motor.motor_asyncio import AsyncIOMotorClient
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -27,6 +28,7 @@ from service.cli import main as cli_main
 from service.config import Settings
 from service.db.durable import DATABASE_NAME
 from service.db.service import Database, StoreUnreachable, connect
+from service.main import create_app
 from service.observability.logs import log_handler
 from service.observability.service import serve_worker_metrics
 from service.processing import queue
@@ -357,6 +359,35 @@ async def test_log_lines_of_a_request_carry_its_id(client: httpx.AsyncClient, mo
     line = next(line for line in text.getvalue().splitlines() if "GET /stats failed" in line)
     assert " ERROR service.main [request=text-format-1]: GET /stats failed" in line
     assert "RuntimeError: a bug in stats" in text.getvalue()
+
+
+async def test_an_unexpected_exception_is_logged_under_its_error_id(settings: Settings) -> None:
+    """Through a real uvicorn server: the handler's line, the access line and uvicorn's own
+    exception line, written after the app has returned, all carry the id the 500 names."""
+    app = create_app(settings)
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    with captured_log("json") as log:
+        serving_task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(f"http://127.0.0.1:{port}/broken")
+        server.should_exit = True
+        await serving_task
+    error_id = answer.headers["x-request-id"]
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "detail": f"internal error (error id {error_id}); the service log has the details under that id"
+    }
+    lines = [line for line in json_lines(log.getvalue()) if line["request_id"] == error_id]
+    assert [line["logger"] for line in lines] == ["service.main", "uvicorn.access", "uvicorn.error"]
+    assert all("RuntimeError: a bug" in line["exception"] for line in lines if line["level"] == "ERROR")
 
 
 def json_lines(log: str) -> list[dict]:
