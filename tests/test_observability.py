@@ -361,6 +361,21 @@ async def test_log_lines_of_a_request_carry_its_id(client: httpx.AsyncClient, mo
     assert "RuntimeError: a bug in stats" in text.getvalue()
 
 
+@contextmanager
+def uvicorn_logs_to_the_root() -> Iterator[None]:
+    """uvicorn's loggers as `video-analyzer serve` leaves them (no handlers of their own, passing
+    every line to the root's), whatever an earlier uvicorn.Config in this process made of them."""
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(logger.handlers, logger.propagate, logger.level, logger.disabled) for logger in loggers]
+    for logger in loggers:
+        logger.handlers, logger.propagate, logger.level, logger.disabled = [], True, logging.NOTSET, False
+    try:
+        yield
+    finally:
+        for logger, (handlers, propagate, level, disabled) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate, logger.level, logger.disabled = handlers, propagate, level, disabled
+
+
 async def test_an_unexpected_exception_is_logged_under_its_error_id(settings: Settings) -> None:
     """Through a real uvicorn server: the handler's line, the access line and uvicorn's own
     exception line, written after the app has returned, all carry the id the 500 names."""
@@ -372,7 +387,7 @@ async def test_an_unexpected_exception_is_logged_under_its_error_id(settings: Se
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    with captured_log("json") as log:
+    with uvicorn_logs_to_the_root(), captured_log("json") as log:
         serving_task = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.01)
