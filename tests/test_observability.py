@@ -107,6 +107,21 @@ async def test_metrics_families_and_request_counts_by_route_template(client: htt
     assert MISSING_VIDEO not in str(labels) and "/no/such/path" not in labels and "BREW" not in labels
 
 
+async def test_files_under_a_mount_count_under_its_prefix(client: httpx.AsyncClient) -> None:
+    before = await scrape(client)
+    assert (await client.get("/web/app.css")).status_code == 200
+    assert (await client.get("/web/no-such-file.css")).status_code == 404
+    after = await scrape(client)
+    assert (
+        after.moved_since(before, "video_analyzer_http_requests_total", method="GET", route="/web/{path}", status="200")
+        == 1
+    )
+    assert (
+        after.moved_since(before, "video_analyzer_http_requests_total", method="GET", route="/web/{path}", status="404")
+        == 1
+    )
+
+
 async def test_openmetrics_when_the_scraper_asks_for_it(client: httpx.AsyncClient) -> None:
     response = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert response.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
@@ -329,6 +344,25 @@ async def test_every_answer_carries_its_request_id(client: httpx.AsyncClient) ->
     assert [answer.status_code for answer in answers] == [200, 404, 422, 413, 404]
     ids = [answer.headers["x-request-id"] for answer in answers]
     assert len(set(ids)) == len(ids)
+
+
+async def test_a_page_from_another_origin_may_send_and_read_the_request_id(tmp_path: Path) -> None:
+    origin = "http://localhost:3000"
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, cors_origins=origin)
+    async with serving(settings) as http:
+        preflight = await http.options(
+            "/health",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "x-request-id",
+            },
+        )
+        answer = await http.get("/health", headers={"Origin": origin, "X-Request-ID": "from-the-page"})
+    assert preflight.status_code == 200
+    assert "x-request-id" in preflight.headers["access-control-allow-headers"].lower()
+    assert answer.headers["x-request-id"] == "from-the-page"
+    assert "x-request-id" in answer.headers["access-control-expose-headers"].lower()
 
 
 @contextmanager

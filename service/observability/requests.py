@@ -33,6 +33,7 @@ class ObservedRequests:
             await self.app(scope, receive, send)
             return
         request_id = correlation.request_id_for(Headers(scope=scope).get(correlation.REQUEST_ID_HEADER))
+        root_path = scope.get("root_path", "")
         started = time.perf_counter()
         status = UNANSWERED_STATUS
 
@@ -47,6 +48,15 @@ class ObservedRequests:
         try:
             await self.app(scope, receive, send_observed)
         finally:
-            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
-            observe_request(scope["method"], route, status, time.perf_counter() - started)
+            observe_request(scope["method"], _route_template(scope, root_path), status, time.perf_counter() - started)
         correlation.request_id.reset(token)
+
+
+def _route_template(scope: Scope, root_path: str) -> str:
+    """The route the router chose, as its template. A mounted app (the web app's files) leaves no
+    route in the scope, only its prefix added to the root path: it is `PREFIX/{path}`."""
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    mounted = scope.get("root_path", "").removeprefix(root_path)
+    return f"{mounted}/{{path}}" if mounted else UNMATCHED_ROUTE

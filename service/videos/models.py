@@ -138,6 +138,8 @@ class Video(Document):
     chat: list[ChatEntry] = Field(default_factory=list)
     legacy: dict[str, Any] | None = None
     requested_language: str = "auto"
+    ui_language: str | None = None
+    """The old page's interface language at upload (`ui_language` of POST /upload-video/); None when not given."""
     search_language: str = "english"
     uploaded_at: datetime = Field(default_factory=utc_now)
     processed_at: datetime | None = None

@@ -74,11 +74,13 @@ async def upload_video(
     content_type: str,
     body: AsyncIterator[bytes],
     language: str | None = None,
+    ui_language: str | None = None,
 ) -> Video:
     """Stream an upload to storage, check it is media, and queue it; leave nothing behind on failure.
 
     A body too large to be an upload never gets here (service/http/limits.py refuses it first).
-    `language` overrides the form field of that name (the legacy route takes it from the query)."""
+    `language` overrides the form field of that name (the legacy route takes it from the query);
+    `ui_language` is the legacy upload's, checked by its caller."""
     storage = context.storage
     receiver = MultipartUploadReceiver(storage.new_incoming_path(), UploadLimits.of(context.settings))
     received = await receiver.receive(content_type, body)
@@ -107,6 +109,7 @@ async def upload_video(
         uploaded_at=now,
         updated_at=now,
         requested_language=language,
+        ui_language=ui_language,
     )
     try:
         await video.insert()
