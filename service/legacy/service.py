@@ -95,7 +95,8 @@ def _fields(video: Video) -> dict[str, Any]:
         "processed_at": video.processed_at,
         "detected_language": transcript.language if transcript is not None else legacy.get("detected_language"),
         "user_selected_language": selected,
-        "ui_language": legacy.get("ui_language")
+        "ui_language": video.summary_language
+        or legacy.get("ui_language")
         or (summary.language if summary and summary.language else DEFAULT_UI_LANGUAGE),
         "transcription_method": method,
     }
@@ -118,15 +119,18 @@ async def upload(
     language: str | None,
     ui_language: str | None,
 ) -> LegacyUpload:
-    """POST /upload-video/: the new upload (the `language` query parameter as its language)."""
-    video = await videos.upload_video(context, viewer, content_type, body, language=language)
+    """POST /upload-video/: the new upload (the `language` query parameter as its language); the
+    page's `ui_language` is kept as the video's summary language, so summaries and answers follow it."""
+    video = await videos.upload_video(
+        context, viewer, content_type, body, language=language, summary_language=ui_language
+    )
     return LegacyUpload(
         message="Video uploaded successfully. Processing started in background.",
         video_id=legacy_id(video),
         filename=video.filename,
         processing_status=LEGACY_STATUS[video.status],
         language=video.requested_language,
-        ui_language=ui_language or DEFAULT_UI_LANGUAGE,
+        ui_language=video.summary_language or DEFAULT_UI_LANGUAGE,
     )
 
 
