@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(default=4, ge=1)
     llm_queue_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto"
+    llm_system_role: bool = True
     llm_context_chars: int = Field(default=12_000, ge=1_000)
     chat_history_turns: int = Field(default=3, ge=0)
     chat_excerpts: int = Field(default=6, ge=1)

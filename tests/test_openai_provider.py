@@ -322,3 +322,24 @@ async def test_a_summary_failure_keeps_the_transcript_and_can_be_retried(tmp_pat
         summary = (await http.get(f"/videos/{video_id}")).json()["summary"]
         assert summary["error"] is None
         assert summary["key_points"] == ["The Falcon phone launches in March", "It will rain for three days"]
+
+
+async def test_without_a_system_role_the_instructions_lead_the_first_user_message(
+    tmp_path: Path, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    """For chat templates that drop system messages (Gemma's in llama-cpp-python's server)."""
+    fake.script(Reply("content", SUMMARY_JSON), Reply("content", "Robert [1]."), Reply("content", "It is black [1]."))
+    async with serving(openai_settings(tmp_path, fake.base_url, llm_system_role=False)) as http:
+        video = await insert_completed_video(speech_transcript)
+        assert (await http.post(f"/videos/{video.id}/summarize")).status_code == 200
+        await chat(http, str(video.id), "Who owns a cat?")
+        await chat(http, str(video.id), "What colour is it?")
+    assert fake.system_messages() == []
+    summary, first, follow_up = fake.requests
+    assert summary["messages"][0]["content"].startswith("You summarize the transcript of a video.")
+    assert "<transcript>" in summary["messages"][0]["content"]
+    assert [m["role"] for m in follow_up["messages"]] == ["user", "assistant", "user"]
+    assert follow_up["messages"][0]["content"].startswith("You answer questions about one video")
+    assert follow_up["messages"][0]["content"].endswith("<question>Who owns a cat?</question>")
+    assert follow_up["messages"][-1]["content"].endswith("<question>What colour is it?</question>")
+    assert first["messages"][0]["content"].startswith("You answer questions about one video")

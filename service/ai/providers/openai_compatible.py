@@ -396,7 +396,7 @@ class OpenAICompatibleModel(LanguageModel):
     async def _complete(
         self, system: str, user: str, max_tokens: int, schema: tuple[str, dict[str, Any]] | None = None
     ) -> str:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages = self._with_instructions(system, [{"role": "user", "content": user}])
         async with aclosing(self._stream(messages, max_tokens, schema)) as deltas:
             content = "".join([delta async for delta in deltas])
         if not content.strip():
@@ -449,7 +449,7 @@ class OpenAICompatibleModel(LanguageModel):
 
     def _answer_messages(self, request: AnswerRequest) -> list[dict[str, str]]:
         instructions = ANSWER_INSTRUCTIONS.format(untrusted=UNTRUSTED, language=language_name(request.language))
-        messages = [{"role": "system", "content": instructions}]
+        messages: list[dict[str, str]] = []
         for turn in request.history:
             messages.append({"role": "user", "content": f"<question>{_quote(turn.question)}</question>"})
             messages.append({"role": "assistant", "content": turn.answer})
@@ -457,7 +457,15 @@ class OpenAICompatibleModel(LanguageModel):
         overview = _overview_block(request.overview, self.settings.llm_context_chars // 3) if request.overview else ""
         user = f"<title>{_quote(request.title)}</title>\n{overview}\n{excerpts}\n<question>{_quote(request.question)}</question>"
         messages.append({"role": "user", "content": user})
-        return messages
+        return self._with_instructions(instructions, messages)
+
+    def _with_instructions(self, instructions: str, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The instructions as a system message, or, with LLM_SYSTEM_ROLE=false, at the head of the
+        first user message (chat templates without a system role, such as Gemma's, drop it)."""
+        if self.settings.llm_system_role:
+            return [{"role": "system", "content": instructions}, *messages]
+        first = messages[0]
+        return [{"role": "user", "content": f"{instructions}\n\n{first['content']}"}, *messages[1:]]
 
     async def answer_stream(self, request: AnswerRequest) -> AsyncIterator[str | AnswerDraft]:
         parts: list[str] = []
