@@ -57,6 +57,8 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     single_slot: bool = False
     response_formats: set[str] = field(default_factory=lambda: {"json_schema", "json_object"})
+    format_refusal_status: int = 400
+    """llama-cpp-python's server refuses an unknown response_format with 500 (its validation error)."""
     active: int = 0
     max_active: int = 0
     ended: list[float] = field(default_factory=list)
@@ -133,8 +135,9 @@ async def _released(fake: FakeOpenAI, chunks: AsyncIterator[str]) -> AsyncIterat
 def _refused_format(fake: FakeOpenAI, body: dict[str, Any]) -> Response | None:
     response_format = body.get("response_format")
     if response_format and response_format.get("type") not in fake.response_formats:
-        message = f"response_format type {response_format.get('type')!r} is not supported"
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=400)
+        message = f"1 validation error: ('body', 'response_format', 'type') not {response_format.get('type')!r}"
+        error = {"message": message, "type": "invalid_request_error"}
+        return JSONResponse({"error": error}, status_code=fake.format_refusal_status)
     return None
 
 

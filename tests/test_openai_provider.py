@@ -200,11 +200,13 @@ async def test_a_summary_is_asked_for_as_json_schema_with_bounded_output(
     assert schema["properties"]["chapters"]["items"]["required"] == ["start", "end", "title", "summary"]
 
 
+@pytest.mark.parametrize("refusal", [400, 422, 500], ids=["400", "422", "500-naming-response_format"])
 async def test_a_server_refusing_json_schema_gets_json_object_then_plain_text_and_keeps_to_it(
-    openai_client: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+    openai_client: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript, refusal: int
 ) -> None:
     video = await insert_completed_video(speech_transcript)
     fake.response_formats = {"json_object"}
+    fake.format_refusal_status = refusal
     fake.script(Reply("content", SUMMARY_JSON), Reply("content", SUMMARY_JSON))
     assert (await openai_client.post(f"/videos/{video.id}/summarize")).status_code == 200
     assert (await openai_client.post(f"/videos/{video.id}/summarize")).status_code == 200

@@ -213,6 +213,12 @@ def _server_message(error: openai.APIStatusError) -> str:
     return f": {str(message)[:300]}" if message else ""
 
 
+def _refuses_format(error: openai.APIStatusError) -> bool:
+    """The server refused the request's response_format: a 400 or 422, or any error that names it
+    (llama-cpp-python's server answers 500 for a request that fails its validation)."""
+    return error.status_code in (400, 422) or "response_format" in _server_message(error)
+
+
 def _failure(error: openai.OpenAIError, timeout: float) -> ServiceError:
     if isinstance(error, openai.APITimeoutError):
         return ProviderUnavailable(f"the language model did not answer within {timeout:g} s")
@@ -328,7 +334,7 @@ class OpenAICompatibleModel(LanguageModel):
             except TimeoutError:
                 raise self._gave_up(deadline) from None
             except openai.APIStatusError as error:
-                if response_format and error.status_code in (400, 422) and len(formats) > 1:
+                if response_format and _refuses_format(error) and len(formats) > 1:
                     logger.info("the language model refused response_format %s; trying %s", formats[0], formats[1])
                     formats.pop(0)
                     continue
