@@ -3,7 +3,6 @@
 write in it; the offline `local` provider, which cannot translate, writes in the transcript's
 language and says so in the entry's `note`."""
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from service.config import Settings
 from service.videos.models import Transcript
-from tests.conftest import SPEECH_VIDEO, insert_completed_video, serving, upload
+from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
 from tests.openai_server import FakeOpenAI, Reply, fake_openai_server, openai_settings
 
 JAPANESE_SUMMARY = json.dumps(
@@ -37,15 +36,6 @@ async def legacy_upload(http: httpx.AsyncClient, **params: str) -> httpx.Respons
         return await http.post("/upload-video/", params=params, files={"file": ("speech.mp4", file)})
 
 
-async def legacy_status_when_done(http: httpx.AsyncClient, video_id: str, timeout: float = 120.0) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            status = (await http.get(f"/video-status/{video_id}")).json()
-            if status["processing_status"] in ("completed", "failed"):
-                return status
-            await asyncio.sleep(0.1)
-
-
 def with_workers(settings: Settings) -> Settings:
     return settings.model_copy(update={"workers": 1, "worker_poll_seconds": 0.05})
 
@@ -58,7 +48,8 @@ async def test_ui_language_ja_on_the_old_upload_asks_the_model_for_japanese_and_
         uploaded = (await legacy_upload(http, language="en", ui_language="ja")).json()
         assert uploaded["ui_language"] == "ja"
         video_id = uploaded["video_id"]
-        status = await legacy_status_when_done(http, video_id)
+        await finished(http, video_id)
+        status = (await http.get(f"/video-status/{video_id}")).json()
         assert status["processing_status"] == "completed"
         assert status["ui_language"] == "ja"
         assert status["summary"].startswith("クララはリスボン")
@@ -134,7 +125,8 @@ async def test_the_local_provider_writes_in_the_transcripts_language_and_says_so
     settings = Settings(_env_file=None, data_dir=tmp_path / "data", workers=1, worker_poll_seconds=0.05)
     async with serving(settings) as http:
         video_id = (await legacy_upload(http, ui_language="ja")).json()["video_id"]
-        status = await legacy_status_when_done(http, video_id)
+        await finished(http, video_id)
+        status = (await http.get(f"/video-status/{video_id}")).json()
         assert status["ui_language"] == "ja"
         summary = (await http.get(f"/videos/{video_id}")).json()["summary"]
         assert summary["language"] == "en"
