@@ -24,15 +24,15 @@ import httpx2
 import openai
 from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk
-from pydantic import ValidationError
 
 from service.ai.languages import language_name
 from service.ai.overview import clock, span
 from service.ai.providers.base import LanguageModel
 from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt, Overview, SummaryDraft, SummaryRequest
+from service.ai.summary_json import COMBINED_SCHEMA, PART_SCHEMA, RESPONSE_FORMATS, parse_summary, response_format
 from service.config import Settings
 from service.errors import ProviderFailed, ProviderUnavailable, ServiceError
-from service.videos.models import Chapter, Segment
+from service.videos.models import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -60,44 +60,10 @@ ANSWER_INSTRUCTIONS = (
     "not cover it. Answer in {language}."
 )
 _CITED = re.compile(r"\[(\d+)\]")
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
-_SUMMARY_FIELD = re.compile(r'"summary"\s*:\s*"((?:[^"\\]|\\.)*)')
-_CODE_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 CHARS_PER_TOKEN_CEILING = 16
 """A server that sends more characters than max_tokens times this ignores max_tokens: reading stops."""
 RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 8.0
-RESPONSE_FORMATS = ("json_schema", "json_object", "none")
-"""Structured output, most to least exact: OpenAI's JSON schema (OpenAI, vLLM, Ollama, llama.cpp's
-llama-server), a JSON object with a schema (llama-cpp-python's server), or plain text."""
-
-_CHAPTER_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "start": {"type": "number"},
-        "end": {"type": "number"},
-        "title": {"type": "string"},
-        "summary": {"type": "string"},
-    },
-    "required": ["start", "end", "title", "summary"],
-    "additionalProperties": False,
-}
-PART_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "summary": {"type": "string"},
-        "key_points": {"type": "array", "items": {"type": "string"}},
-        "chapters": {"type": "array", "items": _CHAPTER_SCHEMA},
-    },
-    "required": ["summary", "key_points", "chapters"],
-    "additionalProperties": False,
-}
-COMBINED_SCHEMA = {
-    "type": "object",
-    "properties": {"summary": {"type": "string"}, "key_points": {"type": "array", "items": {"type": "string"}}},
-    "required": ["summary", "key_points"],
-    "additionalProperties": False,
-}
 
 
 def _quote(text: str) -> str:
@@ -120,60 +86,6 @@ def _chunks(lines: list[str], limit: int) -> list[list[str]]:
         chunks[-1].append(line)
         size += len(line) + 1
     return chunks
-
-
-def _response_format(kind: str, name: str, schema: dict[str, Any]) -> dict[str, Any] | None:
-    if kind == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-    if kind == "json_object":
-        return {"type": "json_object", "schema": schema}
-    return None
-
-
-def _plain_text(content: str) -> str:
-    """A reply that is not the JSON asked for, as summary text: the summary field of JSON cut short
-    (at the output limit), or the reply itself without code fences."""
-    text = _CODE_FENCE.sub("", content.strip()).strip()
-    cut_short = _SUMMARY_FIELD.search(text)
-    if text.startswith("{") and cut_short:
-        try:
-            return json.loads(f'"{cut_short.group(1).rstrip(chr(92))}"').strip()
-        except json.JSONDecodeError:
-            return cut_short.group(1).strip()
-    return text
-
-
-def _chapters_within(raw: object, first: float, last: float) -> list[Chapter]:
-    """The chapters that parse and lie within the part's times; a small model's others are dropped."""
-    chapters = []
-    for item in raw if isinstance(raw, list) else []:
-        try:
-            chapter = Chapter.model_validate(item)
-        except ValidationError:
-            continue
-        if first - 1 <= chapter.start <= chapter.end <= last + 1 and chapter.title.strip():
-            chapters.append(chapter)
-    return chapters
-
-
-def parse_summary(content: str, first: float = 0.0, last: float = float("inf")) -> SummaryDraft:
-    """The JSON asked for; a reply that is not (a small model's, or one cut at the output limit)
-    is kept as plain summary text rather than lost."""
-    found = _JSON_OBJECT.search(content)
-    try:
-        parsed = json.loads(found.group(0) if found else content)
-    except json.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("summary"), str):
-        return SummaryDraft(text=_plain_text(content))
-    key_points = parsed.get("key_points")
-    return SummaryDraft(
-        text=parsed["summary"].strip(),
-        key_points=[p.strip() for p in key_points if isinstance(p, str) and p.strip()]
-        if isinstance(key_points, list)
-        else [],
-        chapters=_chapters_within(parsed.get("chapters"), first, last),
-    )
 
 
 def _excerpt_block(excerpt: Excerpt) -> str:
@@ -320,7 +232,7 @@ class OpenAICompatibleModel(LanguageModel):
         formats = list(self._formats) if schema else ["none"]
         attempt = 0
         while True:
-            response_format = _response_format(formats[0], *schema) if schema else None
+            requested_format = response_format(formats[0], *schema) if schema else None
             try:
                 async with asyncio.timeout_at(min(deadline, loop.time() + self.settings.llm_idle_timeout_seconds)):
                     stream = await self.client.chat.completions.create(
@@ -329,12 +241,12 @@ class OpenAICompatibleModel(LanguageModel):
                         temperature=0.2,
                         max_tokens=max_tokens,
                         stream=True,
-                        **({"response_format": response_format} if response_format else {}),
+                        **({"response_format": requested_format} if requested_format else {}),
                     )
             except TimeoutError:
                 raise self._gave_up(deadline) from None
             except openai.APIStatusError as error:
-                if response_format and _refuses_format(error) and len(formats) > 1:
+                if requested_format and _refuses_format(error) and len(formats) > 1:
                     logger.info("the language model refused response_format %s; trying %s", formats[0], formats[1])
                     formats.pop(0)
                     continue
