@@ -22,6 +22,7 @@ def _configure_logging(settings: Settings) -> None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from service.db.embedded import in_use_message, store_in_use
+    from service.http.access_log import hide_media_tokens
     from service.main import create_app
 
     if settings.uses_embedded_store and store_in_use(settings.embedded_dir):
@@ -38,6 +39,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             "change and delete every video. Set AUTH_ENABLED=true and SECRET_KEY, or bind 127.0.0.1. !!!",
             host,
         )
+    hide_media_tokens()
     uvicorn.run(
         create_app(settings),
         host=host,

@@ -51,6 +51,16 @@ class UnsupportedMedia(ServiceError):
     status_code = 415
 
 
+class RangeNotSatisfiable(ServiceError):
+    """A Range that starts past the end of the file; `Content-Range` tells the file's size."""
+
+    status_code = 416
+
+    def __init__(self, detail: str, size: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Content-Range": f"bytes */{size}"}
+
+
 class InvalidInput(ServiceError):
     status_code = 422
 

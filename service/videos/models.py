@@ -145,6 +145,8 @@ class Video(Document):
     """The spoken language Whisper is told (`auto`: it detects it)."""
     summary_language: str | None = None
     """The language summaries and, by default, answers are written in; None: the transcript's."""
+    ui_language: str | None = None
+    """The old page's interface language at upload (`ui_language` of POST /upload-video/); None when not given."""
     search_language: str = "english"
     uploaded_at: datetime = Field(default_factory=utc_now)
     processed_at: datetime | None = None

@@ -76,12 +76,13 @@ async def upload_video(
     body: AsyncIterator[bytes],
     language: str | None = None,
     summary_language: str | None = None,
+    ui_language: str | None = None,
 ) -> Video:
     """Stream an upload to storage, check it is media, and queue it; leave nothing behind on failure.
 
     A body too large to be an upload never gets here (service/http/limits.py refuses it first).
     `language` and `summary_language` override the form fields of those names (the legacy route
-    takes them from the query)."""
+    takes them from the query); `ui_language` is the legacy upload's, checked by its caller."""
     storage = context.storage
     receiver = MultipartUploadReceiver(storage.new_incoming_path(), UploadLimits.of(context.settings))
     received = await receiver.receive(content_type, body)
@@ -115,6 +116,7 @@ async def upload_video(
         updated_at=now,
         requested_language=language,
         summary_language=summary_language,
+        ui_language=ui_language,
     )
     try:
         await video.insert()
