@@ -131,9 +131,8 @@ def _refuses_format(error: openai.APIStatusError) -> bool:
     return error.status_code in (400, 422) or "response_format" in _server_message(error)
 
 
-def _failure(error: openai.OpenAIError, timeout: float) -> ServiceError:
-    if isinstance(error, openai.APITimeoutError):
-        return ProviderUnavailable(f"the language model did not answer within {timeout:g} s")
+def _failure(error: openai.OpenAIError) -> ServiceError:
+    """What a client is told of a failure that is not a timeout of ours (those say which limit)."""
     if isinstance(error, openai.APIConnectionError):
         if _not_started(error):
             return ProviderUnavailable("the language model could not be reached")
@@ -226,24 +225,28 @@ class OpenAICompatibleModel(LanguageModel):
         schema: tuple[str, dict[str, Any]] | None,
         deadline: float,
     ) -> AsyncStream[ChatCompletionChunk]:
-        """Send the request, retrying only what the server cannot have started; the response
-        headers must come within the idle timeout too (a server may send them with the first token)."""
+        """Send the request, retrying only what the server cannot have started. The response
+        headers must come within the idle timeout too (a server may send them with the first
+        token); the SDK's timeout waits for them, so that a stream never goes unclosed."""
         loop = asyncio.get_running_loop()
         formats = list(self._formats) if schema else ["none"]
         attempt = 0
         while True:
             requested_format = response_format(formats[0], *schema) if schema else None
             try:
-                async with asyncio.timeout_at(min(deadline, loop.time() + self.settings.llm_idle_timeout_seconds)):
-                    stream = await self.client.chat.completions.create(
-                        model=self.model,
-                        messages=messages,  # type: ignore[arg-type]
-                        temperature=0.2,
-                        max_tokens=max_tokens,
-                        stream=True,
-                        **({"response_format": requested_format} if requested_format else {}),
-                    )
-            except TimeoutError:
+                stream = await self.client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    temperature=0.2,
+                    max_tokens=max_tokens,
+                    stream=True,
+                    timeout=max(0.0, min(deadline - loop.time(), self.settings.llm_idle_timeout_seconds)),
+                    **({"response_format": requested_format} if requested_format else {}),
+                )
+            except openai.APITimeoutError as error:
+                if _not_started(error):
+                    attempt = await self._before_retry(error, attempt, deadline)
+                    continue
                 raise self._gave_up(deadline) from None
             except openai.APIStatusError as error:
                 if requested_format and _refuses_format(error) and len(formats) > 1:
@@ -265,7 +268,7 @@ class OpenAICompatibleModel(LanguageModel):
         delay = _retry_delay(error, attempt)
         remaining = deadline - asyncio.get_running_loop().time()
         if not _not_started(error) or attempt >= self.settings.llm_max_retries or delay >= remaining:
-            raise _failure(error, self.settings.llm_timeout_seconds) from None
+            raise _failure(error) from None
         logger.info("language model request failed before it started (%s); retrying in %.1f s", error, delay)
         await asyncio.sleep(delay)
         return attempt + 1
@@ -294,10 +297,10 @@ class OpenAICompatibleModel(LanguageModel):
             try:
                 async with asyncio.timeout_at(min(deadline, last_token + self.settings.llm_idle_timeout_seconds)):
                     chunk = await anext(chunks, None)
-            except TimeoutError:
+            except (TimeoutError, httpx2.TimeoutException):
                 raise self._gave_up(deadline) from None
             except openai.OpenAIError as error:
-                raise _failure(error, self.settings.llm_timeout_seconds) from None
+                raise _failure(error) from None
             except httpx2.HTTPError:
                 raise ProviderUnavailable("the connection to the language model broke off mid-answer") from None
             except json.JSONDecodeError:
