@@ -22,7 +22,7 @@ from service.config import Settings
 from service.videos.models import Transcript
 from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
 from tests.openai_server import FakeOpenAI, Reply, fake_openai_server, openai_settings
-from tests.server import free_port
+from tests.server import free_port, running_server
 
 T = TypeVar("T")
 
@@ -252,3 +252,35 @@ async def test_with_one_slot_a_runaway_summary_ends_and_the_question_waiting_beh
         assert f"did not finish within {DEADLINE:g} s" in video["summary"]["error"]
         assert fake.max_active == 1
         assert len(fake.requests) == 2
+
+
+async def test_a_client_leaving_a_streamed_answer_frees_its_turn_and_closes_the_models_connection(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """Against the service as a real process: the client of a streamed answer goes away while the
+    model is still generating; the service closes its connection to the model and the next
+    question gets the only turn."""
+    summary = json.dumps({"summary": "Clara talks.", "key_points": [], "chapters": []})
+    fake.script(Reply("content", summary), Reply("forever", "She lives", seconds=0.05), Reply("content", "Lisbon [1]."))
+    environment = {
+        "OPENAI_BASE_URL": fake.base_url,
+        "LLM_MODEL": "test-model",
+        "LLM_CONCURRENCY": "1",
+        "LLM_QUEUE_TIMEOUT_SECONDS": "5",
+        "LLM_TIMEOUT_SECONDS": "60",
+        "WORKERS": "1",
+    }
+    with running_server(tmp_path / "data", environment) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            video_id = (await upload(client, SPEECH_VIDEO)).json()["id"]
+            assert (await finished(client, video_id))["summary"]["text"] == "Clara talks."
+            chat = f"/videos/{video_id}/chat"
+            async with client.stream("POST", chat, params={"stream": "true"}, json={"question": "Where?"}) as answer:
+                lines = aiter(answer.aiter_lines())
+                while "delta" not in await anext(lines):
+                    pass
+            assert await fake.wait_idle(timeout=5.0) < 5.0
+            response, seconds = await timed(client.post(chat, json={"question": "Where does Clara live?"}))
+            assert response.status_code == 201 and response.json()["answer"] == "Lisbon [1]."
+            assert seconds < SLACK
+    assert fake.max_active == 1
