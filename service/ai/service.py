@@ -9,6 +9,7 @@ from service.ai.schemas import SummarizeOptions, SummaryRequest
 from service.clock import utc_now
 from service.config import Settings
 from service.errors import NotFound
+from service.observability.metrics import language_model_call
 from service.users.models import User
 from service.videos.models import Summary, Video
 from service.videos.service import ensure_owner, get_completed_video
@@ -27,14 +28,14 @@ async def summarize(video: Video, language_model: LanguageModel) -> Summary:
     """A summary in the video's summary language (the transcript's when it has none)."""
     transcript = video.transcript
     language = video.summary_language or transcript.language
-    draft = await language_model.summarize(
-        SummaryRequest(
-            title=video.filename,
-            language=language,
-            transcript_language=transcript.language,
-            segments=transcript.timed_segments(video.metadata.duration),
-        )
+    request = SummaryRequest(
+        title=video.filename,
+        language=language,
+        transcript_language=transcript.language,
+        segments=transcript.timed_segments(video.metadata.duration),
     )
+    with language_model_call(language_model.name, "summary"):
+        draft = await language_model.summarize(request)
     return Summary(
         text=draft.text,
         key_points=draft.key_points,

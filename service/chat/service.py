@@ -17,6 +17,8 @@ from service.clock import utc_now
 from service.context import AppContext
 from service.db.mongodb import MAX_DOCUMENT_BYTES, document_size
 from service.errors import DocumentFull, NotFound, ServiceError
+from service.observability.correlation import internal_error_detail
+from service.observability.metrics import language_model_call, measured_answer_stream
 from service.pagination import MAX_ARRAY_OFFSET, decode_offset, encode_offset
 from service.users.models import User
 from service.videos.models import ChatEntry, Summary, Video
@@ -97,7 +99,8 @@ async def _store(video: Video, entry: ChatEntry) -> None:
 
 
 async def answer(context: AppContext, prepared: PreparedQuestion) -> ChatEntry:
-    draft = await context.language_model.answer(prepared.request)
+    with language_model_call(context.language_model.name, "answer"):
+        draft = await context.language_model.answer(prepared.request)
     entry = _entry(context, prepared, draft)
     await _store(prepared.video, entry)
     return entry
@@ -110,7 +113,10 @@ def _event(event: str, data: object) -> bytes:
 async def answer_events(context: AppContext, prepared: PreparedQuestion) -> AsyncIterator[bytes]:
     """Server-sent `delta` events as the answer is written, then the stored `entry`, or one `error`."""
     try:
-        async with aclosing(context.language_model.answer_stream(prepared.request)) as items:
+        async with (
+            aclosing(context.language_model.answer_stream(prepared.request)) as stream,
+            aclosing(measured_answer_stream(context.language_model.name, stream)) as items,
+        ):
             async for item in items:
                 if isinstance(item, AnswerDraft):
                     entry = _entry(context, prepared, item)
@@ -122,7 +128,7 @@ async def answer_events(context: AppContext, prepared: PreparedQuestion) -> Asyn
         yield _event("error", {"status": error.status_code, "detail": error.detail})
     except Exception:
         logger.exception("streamed answer for video %s failed", prepared.video.id)
-        yield _event("error", {"status": 500, "detail": "internal error; the service log has the details"})
+        yield _event("error", {"status": 500, "detail": internal_error_detail()})
 
 
 async def history(raw_id: str, viewer: User | None, limit: int, cursor: str | None) -> ChatPage:
