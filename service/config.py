@@ -1,5 +1,6 @@
 """Every setting of the service, read from the environment and `.env`, and nowhere else."""
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -8,6 +9,9 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_KEY_BYTES = 32
+ANY_ORIGIN = "*"
+ORIGIN_PATTERN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
+"""An origin as browsers send it in `Origin`: scheme, host and port, lower case, no path."""
 UPLOAD_FRAMING_BYTES = 64 * 1024
 """Room in an upload's body, beyond MAX_UPLOAD_MB (file and form fields), for multipart boundaries and part headers."""
 
@@ -55,8 +59,14 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
-    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    llm_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
+    llm_max_output_tokens: int = Field(default=1024, ge=64)
+    llm_concurrency: int = Field(default=4, ge=1)
+    llm_queue_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto"
+    llm_system_role: bool = True
     llm_context_chars: int = Field(default=12_000, ge=1_000)
     chat_history_turns: int = Field(default=3, ge=0)
     chat_excerpts: int = Field(default=6, ge=1)
@@ -69,16 +79,21 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=10, ge=8)
     login_max_failures: int = Field(default=5, ge=1)
     docs_public: bool = False
+    media_token_minutes: int = Field(default=60, ge=1)
+    metrics_public: bool = False
 
     # Server
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    ready_timeout_seconds: float = Field(default=2.0, gt=0)
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     forwarded_allow_ips: str = "127.0.0.1,::1"
     max_connections: int = Field(default=1000, ge=1)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    cors_origins: str = ""
 
     @model_validator(mode="after")
     def _check_pool(self) -> "Settings":
@@ -97,6 +112,28 @@ class Settings(BaseSettings):
                     "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _check_cors_origins(self) -> "Settings":
+        """Browsers send an origin as `scheme://host[:port]`, so anything else would never match."""
+        for origin in self.cors_origin_list:
+            if origin == ANY_ORIGIN:
+                if self.auth_enabled:
+                    raise ValueError(
+                        "CORS_ORIGINS=* cannot be used with AUTH_ENABLED=true: any web page could then call the "
+                        "service with a signed-in user's token; name the origins of your pages instead"
+                    )
+            elif not ORIGIN_PATTERN.fullmatch(origin):
+                raise ValueError(
+                    f"CORS_ORIGINS: {origin!r} is not an origin; write scheme://host[:port] with no path, "
+                    "for example http://localhost:3000"
+                )
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """CORS_ORIGINS split at its commas, lower case as browsers send them; empty when unset (no CORS)."""
+        return [origin.strip().lower() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @cached_property
     def files_dir(self) -> Path:

@@ -51,6 +51,16 @@ class UnsupportedMedia(ServiceError):
     status_code = 415
 
 
+class RangeNotSatisfiable(ServiceError):
+    """A Range that starts past the end of the file; `Content-Range` tells the file's size."""
+
+    status_code = 416
+
+    def __init__(self, detail: str, size: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Content-Range": f"bytes */{size}"}
+
+
 class InvalidInput(ServiceError):
     status_code = 422
 
@@ -69,6 +79,12 @@ class ProviderFailed(ServiceError):
 
 class ProviderUnavailable(ServiceError):
     """The language model could not be reached in time, or keeps refusing for load."""
+
+    status_code = 503
+
+
+class StoreUnavailable(ServiceError):
+    """The store does not answer: the service cannot serve requests now (GET /ready)."""
 
     status_code = 503
 

@@ -28,9 +28,14 @@ from service.db.service import connect
 from service.docs.router import router as docs_router
 from service.errors import DocumentFull, InvalidInput, ServiceError, describe_validation_errors, writable
 from service.health.router import router as health_router
+from service.http.cors import with_cors
 from service.http.headers import SecurityHeaders
 from service.http.limits import BodyLimits
 from service.legacy.router import router as legacy_router
+from service.media.router import router as media_router
+from service.observability.correlation import internal_error_detail
+from service.observability.requests import ObservedRequests
+from service.observability.router import router as observability_router
 from service.openapi import describe_errors
 from service.processing import queue
 from service.processing.router import router as processing_router
@@ -40,6 +45,8 @@ from service.stats.router import router as stats_router
 from service.storage.service import LocalStorage
 from service.users.router import router as users_router
 from service.videos.router import router as videos_router
+from service.web.router import router as web_router
+from service.web.service import STATIC_PATH, app_files
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +62,17 @@ UPLOAD_PATHS = ("/videos", "/upload-video/")
 
 class VideoAnalyzerApp(FastAPI):
     """FastAPI with the HTTP protections outside its whole middleware stack, its 500 handler
-    included, so that they see each request first and each answer last."""
+    included, so that they see each request first and each answer last: CORS outside the body
+    limits, so that their refusals reach a page too, the security headers outside CORS, on
+    preflight answers as well, and request ids and metrics outermost, around every answer."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS))
+        limited = BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS)
+        return ObservedRequests(SecurityHeaders(with_cors(limited, self.settings)))
 
 
 def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -128,8 +138,9 @@ async def _client_disconnected(request: Request, error: ClientDisconnect) -> JSO
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    """500, with the request's id as the error id that finds the logged exception."""
     logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
-    return _error(500, "internal error; the service log has the details")
+    return _error(500, internal_error_detail())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -184,13 +195,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         videos_router,
         processing_router,
+        media_router,
         ai_router,
         chat_router,
         search_router,
         stats_router,
         legacy_router,
         docs_router,
+        web_router,
+        observability_router,
     ):
         app.include_router(router)
+    app.mount(STATIC_PATH, app_files())
     describe_errors(app)
     return app

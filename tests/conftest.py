@@ -1,19 +1,26 @@
 import asyncio
 import hashlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page
 
 from service.config import Settings
 from service.main import create_app
 from service.processing.transcription import Transcriber
 from service.text import text_search_language
 from service.videos.models import FileInfo, Transcript, Video
+from tests.browser import ChromiumMissing, chromium
 from tests.media import write_raw_video
+
+pytest.register_assert_rewrite("tests.store")  # a plugin (below) this module imports first
+from tests.store import StoreDatabase  # noqa: E402
+
+pytest_plugins = ("pytester", "tests.store")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEECH_VIDEO = FIXTURES / "speech.mp4"
@@ -26,8 +33,8 @@ def sha256_of(path: Path) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8)
+def settings(tmp_path: Path, store: StoreDatabase) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8, **store.settings)
 
 
 @asynccontextmanager
@@ -52,9 +59,15 @@ def large_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_raw_video(tmp_path_factory.mktemp("media") / "large.mkv", frames=10)
 
 
-async def upload(http: httpx.AsyncClient, path: Path, filename: str | None = None, **form: str) -> httpx.Response:
+async def upload(
+    http: httpx.AsyncClient,
+    path: Path,
+    filename: str | None = None,
+    headers: dict[str, str] | None = None,
+    **form: str,
+) -> httpx.Response:
     with path.open("rb") as file:
-        return await http.post("/videos", files={"file": (filename or path.name, file)}, data=form)
+        return await http.post("/videos", files={"file": (filename or path.name, file)}, data=form, headers=headers)
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +99,24 @@ async def finished(http: httpx.AsyncClient, video_id: str, timeout: float = 120.
             if video["status"] in ("completed", "failed"):
                 return video
             await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, one per test module. Without it the browser tests fail, saying how to
+    install it: they are never skipped in silence."""
+    try:
+        with chromium() as launched:
+            yield launched
+    except ChromiumMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a browser context of its own: no cookies, no storage, nothing shared with another test."""
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

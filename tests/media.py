@@ -31,3 +31,15 @@ def remux(source: Path, target: Path, container_format: str) -> Path:
             packet.stream = streams[packet.stream.index]
             writer.mux(packet)
     return target
+
+
+def write_tone(path: Path, seconds: float = 1.0, rate: int = 16_000) -> Path:
+    """A WAV file of a 440 Hz tone: audio and no picture."""
+    samples = (np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate) * 8000).astype(np.int16)
+    with av.open(str(path), "w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return path

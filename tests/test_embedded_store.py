@@ -18,6 +18,8 @@ from service.db.embedded import EmbeddedClient, EmbeddedStore
 from service.text import TEXT_SEARCH_LANGUAGES, terms
 from service.text.query import FoldedTexts, parse_text_query
 
+pytestmark = pytest.mark.embedded_only
+
 BIG_TEXT = "x" * (6 * 1024 * 1024)
 
 

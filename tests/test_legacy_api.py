@@ -1,16 +1,22 @@
 """The SQLite service's routes, against migrated videos and against videos uploaded to this service."""
 
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from faster_whisper import WhisperModel
 
 from service.config import Settings
 from service.migration.service import MigrationOptions, run_migration
+from service.processing.transcription import WHISPER_LANGUAGES, model_location, transcription_languages
+from service.storage.service import LocalStorage
+from service.videos.models import Video
 from tests.conftest import SPEECH_VIDEO, serving, sha256_of
 from tests.legacy_sqlite import CHAT, VIDEOS, build_legacy_db
+from tests.store import StoreDatabase
 
 LONG_TRANSCRIPTION = "spoken words " * (17 * 1024 * 1024 // 13)
 
@@ -180,9 +186,66 @@ async def test_legacy_routes_on_a_newly_uploaded_video(client: httpx.AsyncClient
     assert video["processing_status"] == "pending"
     assert video["user_selected_language"] == "en"
     assert video["file_path"] is None and video["transcription"] is None
-    assert (await client.get(f"/video-status/{video_id}")).json()["processing_status"] == "pending"
+    status = (await client.get(f"/video-status/{video_id}")).json()
+    assert status["processing_status"] == "pending" and status["ui_language"] == "ja"
+    assert video["ui_language"] == "ja"
     assert (await client.get(f"/chat-history/{video_id}")).json() == []
-    assert [item["id"] for item in (await client.get("/videos/")).json()] == [video_id]
+    assert [(item["id"], item["ui_language"]) for item in (await client.get("/videos/")).json()] == [(video_id, "ja")]
+    assert (await Video.get(video_id)).ui_language == "ja"
+
+
+async def test_the_upload_ui_language_defaults_to_english_and_must_be_a_listed_code(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    with SPEECH_VIDEO.open("rb") as file:
+        uploaded = (await client.post("/upload-video/", files={"file": ("new.mp4", file)})).json()
+    assert uploaded["ui_language"] == "en"
+    assert (await client.get(f"/video-status/{uploaded['video_id']}")).json()["ui_language"] == "en"
+    with SPEECH_VIDEO.open("rb") as file:
+        upper = await client.post("/upload-video/", params={"ui_language": " FR "}, files={"file": ("fr.mp4", file)})
+    assert upper.json()["ui_language"] == "fr"
+    for refused in ("xx", "english", "en-US", "a" * 5000):
+        with SPEECH_VIDEO.open("rb") as file:
+            response = await client.post(
+                "/upload-video/", params={"ui_language": refused}, files={"file": ("x.mp4", file)}
+            )
+        assert response.status_code == 422, refused
+        assert "ui_language" in response.json()["detail"]
+    assert len((await client.get("/videos/")).json()) == 2
+    assert len(LocalStorage(settings.files_dir).keys()) == 2
+
+
+async def test_supported_languages_lists_what_the_bundled_english_model_transcribes(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/supported-languages/")
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["default"] == "en"
+    assert set(answer["languages"]) == set(WHISPER_LANGUAGES)
+    assert answer["languages"]["en"] == {"name": "English", "native_name": "English", "flag": "🇺🇸", "enabled": True}
+    assert answer["languages"]["ja"] == {"name": "Japanese", "native_name": "日本語", "flag": "🇯🇵", "enabled": False}
+    assert answer["languages"]["jw"]["name"] == "Javanese"
+    assert answer["languages"]["es"]["native_name"] == "Español"
+    assert [code for code, language in answer["languages"].items() if language["enabled"]] == ["en"]
+    assert all(language["name"] and language["native_name"] for language in answer["languages"].values())
+    bundled = WhisperModel(model_location(Settings(_env_file=None).whisper_model), device="cpu", compute_type="int8")
+    assert bundled.supported_languages == ["en"], "the rule agrees with faster-whisper's own"
+
+
+async def test_a_multilingual_model_enables_every_language(tmp_path: Path, store: StoreDatabase) -> None:
+    """A model folder as CTranslate2 writes it, judged by its vocabulary's size (51,865 tokens)."""
+    folder = tmp_path / "whisper-small"
+    folder.mkdir()
+    (folder / "vocabulary.json").write_text(json.dumps([f"token{n}" for n in range(51_865)]))
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", workers=0, whisper_model=str(folder), **store.settings
+    )
+    async with serving(settings) as http:
+        languages = (await http.get("/supported-languages/")).json()["languages"]
+    assert all(language["enabled"] for language in languages.values())
+    for name, english_only in (("small.en", True), ("large-v3", False), ("bundled:tiny.en", True)):
+        assert (transcription_languages(name) == ("en",)) is english_only, name
 
 
 async def test_legacy_upload_refuses_what_the_new_upload_refuses(client: httpx.AsyncClient, tmp_path: Path) -> None:

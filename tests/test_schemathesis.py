@@ -2,8 +2,8 @@
 operation, with users off and on. No answer is a server error, every answer matches its documented
 schema and content type, and every status is documented.
 
-Half the generated video ids name a stored, completed video and half the uploads carry a small real
-video, so that answers of success are checked as well as refusals.
+Half the generated video ids name a stored, completed video with a real file and half the uploads
+carry a small real video, so that answers of success are checked as well as refusals.
 """
 
 import asyncio
@@ -22,8 +22,9 @@ from service.main import create_app
 from service.users import security
 from service.users.schemas import Registration
 from service.users.service import register
-from service.videos.models import Segment, Transcript
+from service.videos.models import Segment, Transcript, Video
 from tests.conftest import NO_AUDIO_VIDEO, insert_completed_video
+from tests.store import StoreDatabase
 
 SECRET = "s" * 48
 CHECKS = ["not_a_server_error", "status_code_conformance", "response_schema_conformance", "content_type_conformance"]
@@ -74,10 +75,22 @@ async def _seed(settings: Settings) -> tuple[str | None, list[str]]:
             )
             admin = await register(settings, registration)
         videos = [await insert_completed_video(TRANSCRIPT, f"seeded-{n}.mp4") for n in range(1 + len(OWN_VIDEO))]
+        for video in videos:
+            await _store_file(settings, video)
     finally:
         database.close()
     token = None if admin is None else security.create_access_token(str(admin.id), admin.token_version, SECRET, 60)
     return token, [str(video.id) for video in videos]
+
+
+async def _store_file(settings: Settings, video: Video) -> None:
+    """A real file for the seeded video, so that its media and thumbnail are answered too."""
+    key = str(video.id)
+    settings.files_dir.mkdir(parents=True, exist_ok=True)
+    (settings.files_dir / key).write_bytes(NO_AUDIO_VIDEO.read_bytes())
+    facts = {"file.key": key, "file.size": NO_AUDIO_VIDEO.stat().st_size, "file.content_type": "video/mp4"}
+    metadata = {"metadata.duration": 3.0, "metadata.video": {"codec": "h264", "width": 160, "height": 120}}
+    await Video.get_motor_collection().update_one({"_id": video.id}, {"$set": {**facts, **metadata}})
 
 
 def _use_seeded(api: BaseSchema, shared: str, own: dict[str, str]) -> None:
@@ -102,7 +115,7 @@ def _use_seeded(api: BaseSchema, shared: str, own: dict[str, str]) -> None:
 
 
 @pytest.fixture(params=["users-off", "users-on"])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> BaseSchema:
+def api(request: pytest.FixtureRequest, tmp_path: Path, store: StoreDatabase) -> BaseSchema:
     # Schemathesis 4.32's lazy loader renames the test node through `_nodeid`, which pytest 9.2's nodes no longer have.
     request.node._nodeid = request.node.nodeid
     users = request.param == "users-on"
@@ -113,6 +126,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> BaseSchema:
         max_upload_mb=1,
         auth_enabled=users,
         secret_key=SECRET if users else None,
+        **store.settings,
     )
     bearer, (shared, *own) = asyncio.run(_seed(settings))
     credentials = {"headers": {"Authorization": f"Bearer {bearer}"}} if bearer else {}  # the docs need a user

@@ -9,6 +9,7 @@ from service.context import AppContext, get_context
 from service.legacy import service
 from service.legacy.schemas import (
     LegacyChatRow,
+    LegacyLanguages,
     LegacyQuestion,
     LegacyUpload,
     LegacyVideo,
@@ -30,7 +31,8 @@ async def upload_video(
     language: str | None = None,
     ui_language: str | None = None,
 ) -> LegacyUpload:
-    """Upload a video (multipart field `file`); `language` ('auto' or a Whisper code) in the query."""
+    """Upload a video (multipart field `file`); in the query `language` ('auto' or a Whisper code) and
+    `ui_language` (a code `/supported-languages/` lists), kept with the video."""
     return await service.upload(
         context,
         viewer,
@@ -69,3 +71,10 @@ async def ask_question(
 ) -> LegacyChatRow:
     """Ask about a completed video (`{video_id, question}`); answers with the stored chat row."""
     return await service.ask_question(context, viewer, question)
+
+
+@router.get("/supported-languages/")
+async def supported_languages(context: Annotated[AppContext, Depends(get_context)], viewer: Viewer) -> LegacyLanguages:
+    """Every Whisper language, `enabled` where the configured model transcribes it (English alone
+    for an English-only model such as the default tiny.en)."""
+    return await service.supported_languages(context.settings)

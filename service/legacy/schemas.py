@@ -7,7 +7,7 @@ Times are shown as that service showed them: ISO 8601 in UTC without a zone (`20
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, PlainSerializer
+from pydantic import BaseModel, Field, PlainSerializer
 
 from service.chat.schemas import ChatQuestion
 
@@ -74,3 +74,15 @@ class LegacyUpload(BaseModel):
     processing_status: LegacyStatus
     language: str
     ui_language: str
+
+
+class LegacyLanguage(BaseModel):
+    name: str = Field(description="the language's name in English")
+    native_name: str = Field(description="the language's name in itself")
+    flag: str = Field(description="the flag emoji of the region where the language is most spoken (decoration)")
+    enabled: bool = Field(description="whether the configured Whisper model transcribes it")
+
+
+class LegacyLanguages(BaseModel):
+    languages: dict[str, LegacyLanguage] = Field(description="every Whisper language, by its code")
+    default: str

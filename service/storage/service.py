@@ -5,7 +5,7 @@ import hashlib
 import os
 import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -13,6 +13,9 @@ from typing import BinaryIO
 from service.durability import fsync_directory
 
 COPY_CHUNK_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 256 * 1024
+"""A chunk of a file sent to a client: each is read on a worker thread."""
+THUMBNAIL_SUFFIX = ".jpg"
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,55 @@ class IncomingFile:
         self.path.unlink(missing_ok=True)
 
 
+class OpenedFile:
+    """A stored file open for reading, read in chunks on worker threads. Opening blocks: do it on a thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "rb")
+        self.size = os.fstat(self._file.fileno()).st_size
+
+    async def chunks(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes `start` to `end` (exclusive); the file is closed once they are read or the reader stops."""
+        try:
+            await asyncio.to_thread(self._file.seek, start)
+            while start < end:
+                chunk = await asyncio.to_thread(self._file.read, min(READ_CHUNK_BYTES, end - start))
+                if not chunk:
+                    raise OSError(f"{self._file.name} ended at byte {start} of the {self.size} it had when opened")
+                start += len(chunk)
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Closing a file opened for reading writes nothing, so it does not wait on the disk."""
+        self._file.close()
+
+
 class LocalStorage:
-    """A folder of files; uploads land in `.incoming/` and are renamed into place once accepted."""
+    """A folder of files; uploads land in `.incoming/` and are renamed into place once accepted.
+
+    Thumbnails are made from the files (service/media/) and kept in `.thumbnails/`, named by
+    their video file's key: not files of their own, so backups and `check` leave them out, and
+    a file's deletion takes its thumbnail with it."""
 
     kind = "local"
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.incoming_dir = root / ".incoming"
+        self.thumbnails_dir = root / ".thumbnails"
 
     def prepare(self) -> None:
-        """Create the folders and remove uploads a crash left half-received."""
+        """Create the folders; remove uploads a crash left half-received, and thumbnails whose
+        file was deleted while they were being made."""
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        self.thumbnails_dir.mkdir(exist_ok=True)
         for leftover in self.incoming_dir.iterdir():
             leftover.unlink(missing_ok=True)
+        for thumbnail in self.thumbnails_dir.iterdir():
+            if not (self.root / thumbnail.name.removesuffix(THUMBNAIL_SUFFIX)).is_file():
+                thumbnail.unlink(missing_ok=True)
 
     def new_incoming_path(self) -> Path:
         return self.incoming_dir / f"{uuid.uuid4().hex}.part"
@@ -78,6 +116,13 @@ class LocalStorage:
         if not key.isalnum():
             raise ValueError(f"not a storage key: {key!r}")
         return self.root / key
+
+    def thumbnail_path(self, key: str) -> Path:
+        return self.thumbnails_dir / (self.path(key).name + THUMBNAIL_SUFFIX)
+
+    async def open(self, key: str) -> OpenedFile:
+        """The file kept under `key`, open for reading; FileNotFoundError when there is none."""
+        return await asyncio.to_thread(OpenedFile, self.path(key))
 
     async def keep(self, incoming: Path, key: str) -> None:
         """Move an accepted upload into place, durably."""
@@ -97,6 +142,24 @@ class LocalStorage:
     async def put(self, key: str, data: bytes) -> StoredFile:
         """Keep `data` under `key`, durably."""
         return await asyncio.to_thread(self._receive, [data], key)
+
+    async def read_thumbnail(self, key: str) -> bytes | None:
+        """The thumbnail kept for the file under `key`; None when none was made yet."""
+        try:
+            return await asyncio.to_thread(self.thumbnail_path(key).read_bytes)
+        except FileNotFoundError:
+            return None
+
+    async def keep_thumbnail(self, key: str, image: bytes) -> None:
+        """Keep a thumbnail for the file under `key`, whole or not at all; none when that file was
+        deleted meanwhile."""
+        await asyncio.to_thread(self._keep_thumbnail, key, image)
+
+    def _keep_thumbnail(self, key: str, image: bytes) -> None:
+        self.thumbnails_dir.mkdir(parents=True, exist_ok=True)
+        self._write(self.thumbnail_path(key), [image])
+        if not self.path(key).is_file():
+            self.thumbnail_path(key).unlink(missing_ok=True)
 
     async def receive(self, stream: BinaryIO, key: str) -> StoredFile:
         """Keep what `stream` holds under `key`, durably, read in chunks (never whole in memory)."""
@@ -130,7 +193,9 @@ class LocalStorage:
 
     def _receive(self, chunks: Iterable[bytes], key: str) -> StoredFile:
         """Write into `.incoming/`, fsync, then rename into place: a crash leaves no half file under `key`."""
-        target = self.path(key)
+        return self._write(self.path(key), chunks)
+
+    def _write(self, target: Path, chunks: Iterable[bytes]) -> StoredFile:
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
         incoming = IncomingFile(self.new_incoming_path())
         try:
@@ -144,7 +209,12 @@ class LocalStorage:
         return stored
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self.path(key).unlink, missing_ok=True)
+        """Delete the file under `key`, and its thumbnail."""
+        await asyncio.to_thread(self._delete, key)
+
+    def _delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+        self.thumbnail_path(key).unlink(missing_ok=True)
 
 
 def _chunks(file: BinaryIO) -> Iterator[bytes]:

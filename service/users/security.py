@@ -3,7 +3,8 @@
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
@@ -13,6 +14,10 @@ from service.clock import utc_now
 
 TOKEN_ALGORITHM = "HS256"
 API_KEY_PREFIX = "va_"
+MEDIA_AUDIENCE = "video-analyzer:media"
+"""The `aud` of a media token. PyJWT refuses a token with an audience where none is expected, so
+a media token is never taken for an access token, nor an access token (which has none) for a
+media token."""
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("a password nobody has")
@@ -37,6 +42,12 @@ class TokenSubject:
     token_version: int
 
 
+@dataclass(frozen=True)
+class MediaToken:
+    token: str
+    expires_at: datetime
+
+
 def create_access_token(user_id: str, token_version: int, secret: str, minutes: int) -> str:
     now = utc_now()
     claims = {"sub": user_id, "ver": token_version, "iat": now, "exp": now + timedelta(minutes=minutes)}
@@ -44,12 +55,42 @@ def create_access_token(user_id: str, token_version: int, secret: str, minutes: 
 
 
 def subject_of_token(token: str, secret: str) -> TokenSubject | None:
-    """Whom a token names, and the user's token version when it was made; None when it is
-    expired, tampered with or malformed."""
+    """Whom an access token names, and the user's token version when it was made; None when it is
+    expired, tampered with, malformed, or a token for something else (a media token)."""
+    claims = _claims(token, secret, audience=None, required=["sub", "exp"])
+    return None if claims is None else _subject(claims)
+
+
+def create_media_token(user_id: str, token_version: int, video_id: str, secret: str, minutes: int) -> MediaToken:
+    """A token that lets its holder read one video's media (the file, its thumbnail) as this user,
+    for `minutes`: what a `<video src>` can carry, where no Authorization header can go."""
+    now = utc_now()
+    expires_at = now + timedelta(minutes=minutes)
+    claims = {
+        "sub": user_id,
+        "ver": token_version,
+        "vid": video_id,
+        "aud": MEDIA_AUDIENCE,
+        "iat": now,
+        "exp": expires_at,
+    }
+    return MediaToken(jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM), expires_at)
+
+
+def subject_of_media_token(token: str, secret: str, video_id: str) -> TokenSubject | None:
+    """Whom a media token names, if it was made for this video's media and is still in date."""
+    claims = _claims(token, secret, audience=MEDIA_AUDIENCE, required=["sub", "exp", "aud", "vid"])
+    return None if claims is None or claims["vid"] != video_id else _subject(claims)
+
+
+def _claims(token: str, secret: str, audience: str | None, required: list[str]) -> dict[str, Any] | None:
     try:
-        claims = jwt.decode(token, secret, algorithms=[TOKEN_ALGORITHM], options={"require": ["sub", "exp"]})
+        return jwt.decode(token, secret, algorithms=[TOKEN_ALGORITHM], audience=audience, options={"require": required})
     except jwt.PyJWTError:
         return None
+
+
+def _subject(claims: dict[str, Any]) -> TokenSubject | None:
     subject, version = claims.get("sub"), claims.get("ver", 0)
     if not isinstance(subject, str) or type(version) is not int:
         return None

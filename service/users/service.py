@@ -98,8 +98,22 @@ async def _active_user(user_id: PydanticObjectId | str) -> User | None:
 
 
 async def user_from_token(settings: Settings, token: str) -> User | None:
-    """The active user a token names, unless a password change or reset has revoked it since."""
-    subject = security.subject_of_token(token, settings.secret_key.get_secret_value())
+    """The active user an access token names, unless a password change or reset has revoked it since."""
+    return await _user_of_subject(security.subject_of_token(token, settings.secret_key.get_secret_value()))
+
+
+async def user_from_media_token(settings: Settings, token: str, video_id: str) -> User | None:
+    """The active user a media token for this video names, revoked as their access tokens are."""
+    secret = settings.secret_key.get_secret_value()
+    return await _user_of_subject(security.subject_of_media_token(token, secret, video_id))
+
+
+def media_token(settings: Settings, user: User, video_id: str) -> security.MediaToken:
+    secret = settings.secret_key.get_secret_value()
+    return security.create_media_token(str(user.id), user.token_version, video_id, secret, settings.media_token_minutes)
+
+
+async def _user_of_subject(subject: security.TokenSubject | None) -> User | None:
     if subject is None:
         return None
     user = await _active_user(subject.user_id)
