@@ -8,6 +8,7 @@ so a test can read what the service sent. The server also behaves as real ones d
   request waits until the first one's connection closes;
 - `response_formats`: the structured-output kinds it accepts (a `response_format` of another kind
   is refused with 400, as llama-cpp-python's server refuses `json_schema`);
+- replies no well-behaved server sends: raw bytes as the stream (chunks of another shape);
 - it counts the requests it holds at once (`max_active`), waiting ones included, and when each
   one ended (`ended`), so that a test sees whether the service closed a connection.
 """
@@ -42,13 +43,16 @@ before sending it has been seen closed (the server learns of a close a few loop 
 
 @dataclass
 class Reply:
-    kind: str  # "content", "status", "hang", "not-json", "no-choices", "forever", "stall", "drop", "part-summary"
+    kind: str  # "content", "status", "hang", "not-json", "no-choices", "forever", "stall", "drop", "part-summary",
+    # "raw" (`body` as the stream, with `headers`)
     content: str = ""
     status: int = 200
     seconds: float = 0.0
     """hang: before answering; stall: how long it stalls after its content; forever: between tokens."""
     pause: float = 0.0
     """Between the words of the content, as a model generates them."""
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,7 +127,11 @@ async def _stream(reply: Reply, model: str) -> AsyncIterator[str]:
     yield "data: [DONE]\n\n"
 
 
-async def _released(fake: FakeOpenAI, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _raw(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _released(fake: FakeOpenAI, chunks: AsyncIterator[str | bytes]) -> AsyncIterator[str | bytes]:
     """The stream, then the slot freed: when it ends, or when the client closes the connection."""
     try:
         async for chunk in chunks:
@@ -178,6 +186,10 @@ async def _reply(fake: FakeOpenAI, body: dict[str, Any]) -> Response:
         reply = Reply("content", _part_summary(body))
     if reply.kind == "hang":
         await asyncio.sleep(reply.seconds)
+    if reply.kind == "raw":
+        return StreamingResponse(
+            _released(fake, _raw(reply.body)), media_type="text/event-stream", headers=reply.headers
+        )
     if reply.kind == "status":
         headers = {"retry-after": "0"} if reply.status == 429 else {}
         return JSONResponse(

@@ -119,6 +119,22 @@ def _not_started(error: openai.OpenAIError) -> bool:
     return False
 
 
+def _content(chunk: object) -> str:
+    """The text a streamed chunk adds. The SDK builds chunks without checking their shape, so a
+    server's JSON of another shape is refused here rather than failing later."""
+    choices = getattr(chunk, "choices", None)
+    if not isinstance(choices, list):
+        raise ProviderFailed("the language model sent a stream chunk that is not a chat completion chunk")
+    if not choices:
+        return ""
+    content = getattr(getattr(choices[0], "delta", None), "content", None)
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise ProviderFailed("the language model sent a stream chunk whose content is not text")
+    return content
+
+
 def _server_message(error: openai.APIStatusError) -> str:
     body = error.body
     message = body.get("message") if isinstance(body, dict) else None
@@ -307,7 +323,7 @@ class OpenAICompatibleModel(LanguageModel):
                 raise ProviderFailed("the language model's stream could not be read (not JSON)") from None
             if chunk is None:
                 return
-            delta = chunk.choices[0].delta.content if chunk.choices else None
+            delta = _content(chunk)
             if delta:
                 last_token = loop.time()
                 received += len(delta)
