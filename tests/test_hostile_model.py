@@ -109,3 +109,19 @@ async def test_a_summary_of_another_shape_is_502_and_keeps_the_old_one(
     response = await http.post(f"/videos/{video.id}/summarize")
     assert response.status_code == 502
     assert (await http.get(f"/videos/{video.id}")).json()["summary"] is None
+
+
+async def test_lone_surrogates_from_the_model_are_stored_as_replacement_characters(
+    http: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    """JSON can escape half of a surrogate pair; no store can write one, in an answer or a summary."""
+    video = await insert_completed_video(speech_transcript)
+    summary = '{"summary": "Clara \\ud800 talks.", "key_points": ["\\udc00 Lisbon"], "chapters": []}'
+    fake.script(Reply("raw", body=sse(chunk("Lisbon \ud800 [1]."))), Reply("raw", body=sse(chunk(summary))))
+    answered = await ask(http, str(video.id))
+    assert answered.status_code == 201
+    assert answered.json()["answer"] == "Lisbon \ufffd [1]."
+    summarized = await http.post(f"/videos/{video.id}/summarize")
+    assert summarized.status_code == 200
+    stored = (await http.get(f"/videos/{video.id}")).json()["summary"]
+    assert (stored["text"], stored["key_points"]) == ("Clara \ufffd talks.", ["\ufffd Lisbon"])

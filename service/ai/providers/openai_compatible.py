@@ -32,6 +32,7 @@ from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt, Overview, Su
 from service.ai.summary_json import COMBINED_SCHEMA, PART_SCHEMA, RESPONSE_FORMATS, parse_summary, response_format
 from service.config import Settings
 from service.errors import ProviderFailed, ProviderUnavailable, ServiceError
+from service.text import encodable
 from service.videos.models import Segment
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def _content(chunk: object) -> str:
         return ""
     if not isinstance(content, str):
         raise ProviderFailed("the language model sent a stream chunk whose content is not text")
-    return content
+    return encodable(content)
 
 
 def _server_message(error: openai.APIStatusError) -> str:
