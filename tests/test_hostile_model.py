@@ -125,3 +125,14 @@ async def test_lone_surrogates_from_the_model_are_stored_as_replacement_characte
     assert summarized.status_code == 200
     stored = (await http.get(f"/videos/{video.id}")).json()["summary"]
     assert (stored["text"], stored["key_points"]) == ("Clara \ufffd talks.", ["\ufffd Lisbon"])
+
+
+async def test_one_chunk_past_max_tokens_is_cut_at_the_limit(
+    http: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    """A single delta is no way around the cut: 64 tokens keep 64 x 16 characters, not 200,000."""
+    video = await insert_completed_video(speech_transcript)
+    fake.script(Reply("raw", body=sse(chunk("Lisbon [1]. " + "x" * 200_000))))
+    response = await ask(http, str(video.id))
+    assert response.status_code == 201
+    assert len(response.json()["answer"]) == 64 * 16

@@ -310,7 +310,7 @@ class OpenAICompatibleModel(LanguageModel):
         chunks = aiter(stream)
         last_token = loop.time()
         received = 0
-        while received <= max_chars:
+        while received < max_chars:
             try:
                 async with asyncio.timeout_at(min(deadline, last_token + self.settings.llm_idle_timeout_seconds)):
                     chunk = await anext(chunks, None)
@@ -324,7 +324,7 @@ class OpenAICompatibleModel(LanguageModel):
                 raise ProviderFailed("the language model's stream could not be read (not JSON)") from None
             if chunk is None:
                 return
-            delta = _content(chunk)
+            delta = _content(chunk)[: max_chars - received]
             if delta:
                 last_token = loop.time()
                 received += len(delta)
