@@ -5,7 +5,9 @@ Against the scripted OpenAI-compatible server on loopback: chunks of another sha
 store cannot write, one line that never ends, a gzip bomb, a redirect to another server.
 """
 
+import gzip
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -136,3 +138,51 @@ async def test_one_chunk_past_max_tokens_is_cut_at_the_limit(
     response = await ask(http, str(video.id))
     assert response.status_code == 201
     assert len(response.json()["answer"]) == 64 * 16
+
+
+async def test_a_line_that_never_ends_is_cut_off_at_the_reply_limit(
+    http: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    """No token ever arrives, so only the idle timeout would end it, with all of it in memory."""
+    video = await insert_completed_video(speech_transcript)
+    fake.script(Reply("endless-line"))
+    began = time.monotonic()
+    response = await ask(http, str(video.id))
+    assert response.status_code == 502
+    assert "sent more than 256 KiB for one reply" in response.json()["detail"]
+    assert time.monotonic() - began < QUICK
+    assert await fake.wait_idle(timeout=2.0) < 1.0
+    assert len(fake.requests) == 1
+
+
+async def test_a_compressed_reply_is_refused_unread(
+    http: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    """A gzip bomb (256 MiB of one comment line in 256 KiB) is never inflated: the service asks
+    for replies uncompressed and refuses one that comes compressed anyway."""
+    video = await insert_completed_video(speech_transcript)
+    bomb = gzip.compress(b": " + b"0" * (256 << 20), compresslevel=9)
+    fake.script(Reply("raw", body=bomb, headers={"content-encoding": "gzip"}))
+    began = time.monotonic()
+    response = await ask(http, str(video.id))
+    assert response.status_code == 502
+    assert "compressed reply (Content-Encoding: gzip)" in response.json()["detail"]
+    assert time.monotonic() - began < QUICK
+    assert fake.request_headers[0]["accept-encoding"] == "identity"
+    assert len(fake.requests) == 1
+
+
+async def test_a_redirect_is_not_followed(
+    http: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    """The transcript goes to the configured server only; a redirect elsewhere is an error."""
+    video = await insert_completed_video(speech_transcript)
+    with fake_openai_server() as elsewhere:
+        elsewhere.script(Reply("content", "Lisbon [1]."))
+        fake.script(Reply("redirect", f"{elsewhere.base_url}/chat/completions"))
+        response = await ask(http, str(video.id))
+        assert response.status_code == 502
+        assert "redirect (HTTP 307)" in response.json()["detail"]
+        assert elsewhere.requests == []
+    assert len(fake.requests) == 1
+    assert await chat_of(http, str(video.id)) == []

@@ -28,6 +28,7 @@ from openai.types.chat import ChatCompletionChunk
 from service.ai.languages import language_name
 from service.ai.overview import clock, span
 from service.ai.providers.base import LanguageModel
+from service.ai.providers.bounded_http import UnusableReply, bounded_http_client
 from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt, Overview, SummaryDraft, SummaryRequest
 from service.ai.summary_json import COMBINED_SCHEMA, PART_SCHEMA, RESPONSE_FORMATS, parse_summary, response_format
 from service.config import Settings
@@ -63,6 +64,8 @@ ANSWER_INSTRUCTIONS = (
 _CITED = re.compile(r"\[(\d+)\]")
 CHARS_PER_TOKEN_CEILING = 16
 """A server that sends more characters than max_tokens times this ignores max_tokens: reading stops."""
+REPLY_BYTES_PER_TOKEN = 4096
+"""Bytes of a reply (chunks' JSON included) allowed per output token; past it the reply is cut off."""
 RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 8.0
 
@@ -156,8 +159,16 @@ def _failure(error: openai.OpenAIError) -> ServiceError:
         return ProviderUnavailable("the connection to the language model broke off")
     if isinstance(error, openai.RateLimitError):
         return ProviderUnavailable("the language model is refusing requests for load (HTTP 429); try again later")
+    if isinstance(error, openai.APIStatusError) and 300 <= error.status_code < 400:
+        location = error.response.headers.get("location", "")[:200]
+        return ProviderFailed(
+            f"the language model answered with a redirect (HTTP {error.status_code}) to {location!r}, which is not "
+            "followed: set OPENAI_BASE_URL to the server's address"
+        )
     if isinstance(error, openai.APIStatusError):
         return ProviderFailed(f"the language model answered with HTTP {error.status_code}{_server_message(error)}")
+    if isinstance(error, UnusableReply):
+        return ProviderFailed(str(error))
     return ProviderFailed(f"the language model's answer could not be used ({error.__class__.__name__})")
 
 
@@ -186,6 +197,7 @@ class OpenAICompatibleModel(LanguageModel):
             base_url=settings.openai_base_url,
             timeout=settings.llm_timeout_seconds,
             max_retries=0,
+            http_client=bounded_http_client(settings.llm_max_output_tokens * REPLY_BYTES_PER_TOKEN),
         )
         self._slots = asyncio.Semaphore(settings.llm_concurrency)
         self._formats = RESPONSE_FORMATS if settings.llm_response_format == "auto" else (settings.llm_response_format,)
