@@ -206,7 +206,7 @@ async def _reply(fake: FakeOpenAI, body: dict[str, Any]) -> Response:
     if reply.kind == "redirect":
         return Response(status_code=307, headers={"location": reply.content})
     if reply.kind == "status":
-        headers = {"retry-after": "0"} if reply.status == 429 else {}
+        headers = reply.headers or ({"retry-after": "0"} if reply.status == 429 else {})
         return JSONResponse(
             {"error": {"message": "scripted failure", "type": "test"}}, status_code=reply.status, headers=headers
         )
