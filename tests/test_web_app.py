@@ -196,6 +196,24 @@ def test_at_a_phones_width(browser: Browser, server: ServerProcess) -> None:
         context.close()
 
 
+@pytest.mark.parametrize(
+    ("address", "heading", "shown"),
+    [
+        ("#/videos/%", "Something went wrong", "no video with id '%'"),  # an escape that does not decode
+        ("#/videos/%E0%A4%A", "Something went wrong", "no video with id '%E0%A4%A'"),
+        ("#main", "Library", "Upload"),  # a fragment that is no route, as bookmarked from Skip to content
+    ],
+)
+def test_an_address_the_app_cannot_read_still_shows_a_page(
+    page: Page, server: ServerProcess, address: str, heading: str, shown: str
+) -> None:
+    errors = collect_console_errors(page)
+    page.goto(f"{server.base_url}/{address}")
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    expect(page.locator("main")).to_contain_text(shown)
+    assert [error for error in errors if "uncaught" in error] == []
+
+
 def test_the_event_stream_reader_joins_what_the_network_splits(page: Page, server: ServerProcess) -> None:
     """The page's own SSE parser in the browser, fed one byte at a time: a line cut anywhere,
     CRLF split between its two bytes, a character cut inside its UTF-8 bytes, comments, a
