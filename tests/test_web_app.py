@@ -196,6 +196,29 @@ def test_at_a_phones_width(browser: Browser, server: ServerProcess) -> None:
         context.close()
 
 
+def test_live_progress_carries_on_after_the_service_restarts(
+    page: Page, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A restart breaks the event stream (the browser sees a network error, not an end): the page
+    opens it again once the service is back, and follows the video to the end without a reload."""
+    data_dir = tmp_path_factory.mktemp("web-restart") / "data"
+    first = ServerProcess(data_dir, {"SHUTDOWN_GRACE_SECONDS": "0"})  # no workers: the video stays queued
+    try:
+        video_id = upload_by_api(first, "restart.mp4")
+        with page.expect_request(f"{first.base_url}/videos/{video_id}/events"):
+            page.goto(first.base_url + "/")
+        card = page.locator(f'.card[data-video-id="{video_id}"]')
+        expect(card.locator('.status[data-status="queued"]')).to_be_visible()
+    finally:
+        first.stop()
+    page.wait_for_timeout(1000)  # the stream broke and reconnecting fails while the service is down
+    second = ServerProcess(data_dir, {"WORKERS": "1", "LLM_PROVIDER": "local"}, port=first.port)
+    try:
+        expect(card.locator('.status[data-status="completed"]')).to_be_visible(timeout=PROCESSING_TIMEOUT_MS)
+    finally:
+        second.stop()
+
+
 @pytest.mark.parametrize(
     ("address", "heading", "shown"),
     [
