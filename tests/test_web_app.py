@@ -192,6 +192,20 @@ def test_at_a_phones_width(browser: Browser, server: ServerProcess) -> None:
         player = page.locator("video").bounding_box()
         assert player is not None and player["width"] <= PHONE["width"]
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+        unbroken = "W" * 1500  # a word longer than any line: a pasted address, a key held down
+        asked = httpx.post(f"{server.base_url}/videos/{video_id}/chat", json={"question": unbroken}, timeout=30)
+        assert asked.status_code == 201
+        page.reload()
+        expect(page.locator(".chat-entry .question")).to_have_text(unbroken)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        page.get_by_label("Your question").fill("Where is the office?")
+        page.get_by_role("button", name="Ask").click()  # nothing covers it
+        expect(page.locator(".chat-entry:not(.pending) .question").last).to_have_text("Where is the office?")
+        searched = "X" * 400  # within the search box's 500 characters
+        page.goto(f"{server.base_url}/#/search?q={searched}")
+        expect(page.get_by_text(f"Nothing matches “{searched}”.")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     finally:
         context.close()
 
