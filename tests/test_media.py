@@ -251,6 +251,8 @@ async def test_a_media_token_opens_that_videos_media_and_nothing_else(users: Use
     assert part.status_code == 206 and part.content == SPEECH_VIDEO.read_bytes()[:10]
     thumbnail = await users.http.get(f"/videos/{video_id}/thumbnail", params={"token": token})
     assert thumbnail.status_code == 200 and image_size(thumbnail.content) == (160, 120)
+    spelled = await users.http.get(f"/videos/{video_id.upper()}/media", params={"token": token})
+    assert spelled.status_code == 200  # the same video, its id in capitals as every other route reads it
     refused = {
         "another video": users.http.get(f"/videos/{other_id}/media", params={"token": token}),
         "as a bearer token": users.http.get(f"/videos/{video_id}", headers={"Authorization": f"Bearer {token}"}),
