@@ -14,10 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.config import Settings
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from service.observability.logs import configure_logging
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -61,7 +58,7 @@ def _work(settings: Settings, args: argparse.Namespace) -> None:
 
     if args.workers is not None:
         settings.workers = args.workers
-    asyncio.run(run_workers(settings))
+    asyncio.run(run_workers(settings, args.metrics_port))
 
 
 def _is_loopback(host: str) -> bool:
@@ -168,6 +165,13 @@ def _positive(raw: str) -> int:
     return value
 
 
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number, 1 to 65535")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="video-analyzer", description="The Video Analyzer service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run workers only, no HTTP API (scale-out against one MongoDB)")
     worker.add_argument("--workers", type=int, help="how many workers (default: WORKERS, at least 1)")
+    worker.add_argument(
+        "--metrics-port", type=_port, help="serve Prometheus metrics at http://HOST:PORT/metrics (default: none)"
+    )
     worker.set_defaults(run=_work)
     user = commands.add_parser("create-user", help="create an account (the first admin, for one)")
     user.add_argument("--username", required=True)
@@ -255,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as error:
         problems = "; ".join(problem["msg"] for problem in error.errors(include_url=False, include_input=False))
         raise SystemExit(f"video-analyzer: the settings are not valid: {problems}") from None
-    _configure_logging(settings)
+    configure_logging(settings)
     from service.db.durable import StoreDamaged
     from service.db.embedded import StoreInUse
 

@@ -77,11 +77,14 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     docs_public: bool = False
     media_token_minutes: int = Field(default=60, ge=1)
+    metrics_public: bool = False
 
     # Server
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    ready_timeout_seconds: float = Field(default=2.0, gt=0)
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     forwarded_allow_ips: str = "127.0.0.1,::1"

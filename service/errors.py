@@ -83,6 +83,12 @@ class ProviderUnavailable(ServiceError):
     status_code = 503
 
 
+class StoreUnavailable(ServiceError):
+    """The store does not answer: the service cannot serve requests now (GET /ready)."""
+
+    status_code = 503
+
+
 class TooManyAttempts(ServiceError):
     status_code = 429
 

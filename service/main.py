@@ -33,6 +33,9 @@ from service.http.headers import SecurityHeaders
 from service.http.limits import BodyLimits
 from service.legacy.router import router as legacy_router
 from service.media.router import router as media_router
+from service.observability.correlation import internal_error_detail
+from service.observability.requests import ObservedRequests
+from service.observability.router import router as observability_router
 from service.openapi import describe_errors
 from service.processing import queue
 from service.processing.router import router as processing_router
@@ -60,8 +63,8 @@ UPLOAD_PATHS = ("/videos", "/upload-video/")
 class VideoAnalyzerApp(FastAPI):
     """FastAPI with the HTTP protections outside its whole middleware stack, its 500 handler
     included, so that they see each request first and each answer last: CORS outside the body
-    limits, so that their refusals reach a page too, and the security headers outermost, on
-    preflight answers as well."""
+    limits, so that their refusals reach a page too, the security headers outside CORS, on
+    preflight answers as well, and request ids and metrics outermost, around every answer."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -69,7 +72,7 @@ class VideoAnalyzerApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         limited = BodyLimits(super().build_middleware_stack(), self.settings, UPLOAD_PATHS)
-        return SecurityHeaders(with_cors(limited, self.settings))
+        return ObservedRequests(SecurityHeaders(with_cors(limited, self.settings)))
 
 
 def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -135,8 +138,9 @@ async def _client_disconnected(request: Request, error: ClientDisconnect) -> JSO
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    """500, with the request's id as the error id that finds the logged exception."""
     logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
-    return _error(500, "internal error; the service log has the details")
+    return _error(500, internal_error_detail())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -199,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         legacy_router,
         docs_router,
         web_router,
+        observability_router,
     ):
         app.include_router(router)
     app.mount(STATIC_PATH, app_files())

@@ -14,6 +14,7 @@ from service.videos.models import Segment, Transcript
 from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
 from tests.openai_server import FakeOpenAI, Reply, fake_openai_server
 from tests.server import free_port
+from tests.store import StoreDatabase
 
 SUMMARY_JSON = json.dumps(
     {
@@ -30,14 +31,14 @@ def fake() -> Iterator[FakeOpenAI]:
         yield server
 
 
-def openai_settings(tmp_path: Path, base_url: str, **overrides: object) -> Settings:
+def openai_settings(tmp_path: Path, store: StoreDatabase, base_url: str, **overrides: object) -> Settings:
     values = {"llm_timeout_seconds": 5, "llm_max_retries": 2, "llm_model": "test-model", "workers": 0, **overrides}
-    return Settings(_env_file=None, data_dir=tmp_path / "data", openai_base_url=base_url, **values)
+    return Settings(_env_file=None, data_dir=tmp_path / "data", openai_base_url=base_url, **store.settings, **values)
 
 
 @pytest.fixture
-async def openai_client(tmp_path: Path, fake: FakeOpenAI) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(openai_settings(tmp_path, fake.base_url)) as http:
+async def openai_client(tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(openai_settings(tmp_path, store, fake.base_url)) as http:
         yield http
 
 
@@ -145,10 +146,11 @@ async def test_provider_failures_are_502_or_503_and_store_nothing(
 
 
 async def test_a_server_that_never_answers_times_out_with_503(
-    tmp_path: Path, fake: FakeOpenAI, speech_transcript: Transcript
+    tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI, speech_transcript: Transcript
 ) -> None:
     fake.script(Reply("hang", seconds=3))
-    async with serving(openai_settings(tmp_path, fake.base_url, llm_timeout_seconds=0.5, llm_max_retries=0)) as http:
+    settings = openai_settings(tmp_path, store, fake.base_url, llm_timeout_seconds=0.5, llm_max_retries=0)
+    async with serving(settings) as http:
         video = await insert_completed_video(speech_transcript)
         response = await chat(http, str(video.id), "Where does Clara live?")
         assert response.status_code == 503
@@ -156,8 +158,11 @@ async def test_a_server_that_never_answers_times_out_with_503(
         assert await stored_chat(http, str(video.id)) == []
 
 
-async def test_an_unreachable_server_is_503(tmp_path: Path, speech_transcript: Transcript) -> None:
-    async with serving(openai_settings(tmp_path, f"http://127.0.0.1:{free_port()}/v1", llm_max_retries=0)) as http:
+async def test_an_unreachable_server_is_503(
+    tmp_path: Path, store: StoreDatabase, speech_transcript: Transcript
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}/v1"
+    async with serving(openai_settings(tmp_path, store, unreachable, llm_max_retries=0)) as http:
         video = await insert_completed_video(speech_transcript)
         response = await chat(http, str(video.id), "Where does Clara live?")
         assert response.status_code == 503
@@ -201,11 +206,13 @@ async def test_a_summary_that_is_not_json_is_502_and_keeps_the_old_one(
     assert (await openai_client.get(f"/videos/{video.id}")).json()["summary"]["text"].startswith("Clara from Lisbon")
 
 
-async def test_a_long_transcript_is_summarized_in_chunks_then_combined(tmp_path: Path, fake: FakeOpenAI) -> None:
+async def test_a_long_transcript_is_summarized_in_chunks_then_combined(
+    tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI
+) -> None:
     segments = [
         Segment(start=i * 10.0, end=i * 10.0 + 10, text=f"Sentence number {i} about topic {i % 7}.") for i in range(300)
     ]
-    model = OpenAICompatibleModel(openai_settings(tmp_path, fake.base_url, llm_context_chars=2000))
+    model = OpenAICompatibleModel(openai_settings(tmp_path, store, fake.base_url, llm_context_chars=2000))
     partial = json.dumps(
         {"summary": "part", "key_points": ["p"], "chapters": [{"start": 0, "end": 10, "title": "t", "summary": "s"}]}
     )
@@ -225,8 +232,10 @@ async def test_a_long_transcript_is_summarized_in_chunks_then_combined(tmp_path:
     assert len(draft.chapters) == 8
 
 
-async def test_a_summary_failure_keeps_the_transcript_and_can_be_retried(tmp_path: Path, fake: FakeOpenAI) -> None:
-    settings = openai_settings(tmp_path, fake.base_url, workers=1, worker_poll_seconds=0.05, llm_max_retries=0)
+async def test_a_summary_failure_keeps_the_transcript_and_can_be_retried(
+    tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI
+) -> None:
+    settings = openai_settings(tmp_path, store, fake.base_url, workers=1, worker_poll_seconds=0.05, llm_max_retries=0)
     fake.script(Reply("status", status=500))
     async with serving(settings) as http:
         video_id = (await upload(http, SPEECH_VIDEO)).json()["id"]

@@ -14,16 +14,19 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser import collect_console_errors, current_time, wait_until_shown
 from tests.conftest import SPEECH_VIDEO, sha256_of
 from tests.server import ServerProcess, running_server
+from tests.store import StoreDatabase, Stores
 
 PROCESSING_TIMEOUT_MS = 120_000
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"WORKERS": "1", "LLM_PROVIDER": "local"}
-    with running_server(tmp_path_factory.mktemp("web") / "data", env) as running:
-        yield running
+def server(tmp_path_factory: pytest.TempPathFactory, stores: Stores) -> Iterator[ServerProcess]:
+    """One server for the module's tests, in a database of its own on a MongoDB server."""
+    with stores.database("web_app") as store:
+        env = {**store.environment, "WORKERS": "1", "LLM_PROVIDER": "local"}
+        with running_server(tmp_path_factory.mktemp("web") / "data", env) as running:
+            yield running
 
 
 def api(server: ServerProcess, path: str, **params: str) -> dict:
@@ -211,12 +214,12 @@ def test_at_a_phones_width(browser: Browser, server: ServerProcess) -> None:
 
 
 def test_live_progress_carries_on_after_the_service_restarts(
-    page: Page, tmp_path_factory: pytest.TempPathFactory
+    page: Page, tmp_path_factory: pytest.TempPathFactory, store: StoreDatabase
 ) -> None:
     """A restart breaks the event stream (the browser sees a network error, not an end): the page
     opens it again once the service is back, and follows the video to the end without a reload."""
     data_dir = tmp_path_factory.mktemp("web-restart") / "data"
-    first = ServerProcess(data_dir, {"SHUTDOWN_GRACE_SECONDS": "0"})  # no workers: the video stays queued
+    first = ServerProcess(data_dir, {**store.environment, "SHUTDOWN_GRACE_SECONDS": "0"})  # no workers: it stays queued
     try:
         video_id = upload_by_api(first, "restart.mp4")
         with page.expect_request(f"{first.base_url}/videos/{video_id}/events"):
@@ -226,7 +229,7 @@ def test_live_progress_carries_on_after_the_service_restarts(
     finally:
         first.stop()
     page.wait_for_timeout(1000)  # the stream broke and reconnecting fails while the service is down
-    second = ServerProcess(data_dir, {"WORKERS": "1", "LLM_PROVIDER": "local"}, port=first.port)
+    second = ServerProcess(data_dir, {**store.environment, "WORKERS": "1", "LLM_PROVIDER": "local"}, port=first.port)
     try:
         expect(card.locator('.status[data-status="completed"]')).to_be_visible(timeout=PROCESSING_TIMEOUT_MS)
     finally:

@@ -8,6 +8,7 @@ from service.ai.schemas import SummaryRequest
 from service.clock import utc_now
 from service.config import Settings
 from service.errors import NotFound
+from service.observability.metrics import language_model_call
 from service.users.models import User
 from service.videos.models import Summary, Video
 from service.videos.service import ensure_owner, get_completed_video
@@ -24,13 +25,13 @@ def create_language_model(settings: Settings) -> LanguageModel:
 
 async def summarize(video: Video, language_model: LanguageModel) -> Summary:
     transcript = video.transcript
-    draft = await language_model.summarize(
-        SummaryRequest(
-            title=video.filename,
-            language=transcript.language,
-            segments=transcript.timed_segments(video.metadata.duration),
-        )
+    request = SummaryRequest(
+        title=video.filename,
+        language=transcript.language,
+        segments=transcript.timed_segments(video.metadata.duration),
     )
+    with language_model_call(language_model.name, "summary"):
+        draft = await language_model.summarize(request)
     return Summary(
         text=draft.text,
         key_points=draft.key_points,

@@ -15,6 +15,8 @@ from service.clock import utc_now
 from service.context import AppContext
 from service.db.mongodb import MAX_DOCUMENT_BYTES, document_size
 from service.errors import DocumentFull, NotFound, ServiceError
+from service.observability.correlation import internal_error_detail
+from service.observability.metrics import language_model_call, measured_answer_stream
 from service.pagination import MAX_ARRAY_OFFSET, decode_offset, encode_offset
 from service.users.models import User
 from service.videos.models import ChatEntry, Video
@@ -77,7 +79,8 @@ async def _store(video: Video, entry: ChatEntry) -> None:
 
 
 async def answer(context: AppContext, prepared: PreparedQuestion) -> ChatEntry:
-    draft = await context.language_model.answer(prepared.request)
+    with language_model_call(context.language_model.name, "answer"):
+        draft = await context.language_model.answer(prepared.request)
     entry = _entry(context, prepared, draft)
     await _store(prepared.video, entry)
     return entry
@@ -90,7 +93,8 @@ def _event(event: str, data: object) -> bytes:
 async def answer_events(context: AppContext, prepared: PreparedQuestion) -> AsyncIterator[bytes]:
     """Server-sent `delta` events as the answer is written, then the stored `entry`, or one `error`."""
     try:
-        async for item in context.language_model.answer_stream(prepared.request):
+        stream = context.language_model.answer_stream(prepared.request)
+        async for item in measured_answer_stream(context.language_model.name, stream):
             if isinstance(item, AnswerDraft):
                 entry = _entry(context, prepared, item)
                 await _store(prepared.video, entry)
@@ -101,7 +105,7 @@ async def answer_events(context: AppContext, prepared: PreparedQuestion) -> Asyn
         yield _event("error", {"status": error.status_code, "detail": error.detail})
     except Exception:
         logger.exception("streamed answer for video %s failed", prepared.video.id)
-        yield _event("error", {"status": 500, "detail": "internal error; the service log has the details"})
+        yield _event("error", {"status": 500, "detail": internal_error_detail()})
 
 
 async def history(raw_id: str, viewer: User | None, limit: int, cursor: str | None) -> ChatPage:

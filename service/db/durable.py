@@ -341,6 +341,11 @@ class DurableFile:
         if changes:
             self._transaction(lambda connection: self._apply(connection, changes))
 
+    def check_writable(self) -> None:
+        """Take the write lock and let it go, writing nothing: StoreWriteFailed when a write could
+        not be committed now (another program holds the lock, the file cannot be written)."""
+        self._transaction(lambda connection: None)
+
     def save_index(self, database: str, collection: str, name: str, definition: dict[str, Any]) -> None:
         body = bson.encode(definition)
         self._transaction(

@@ -420,6 +420,10 @@ class EmbeddedStore:
             self._lock.close()
             self._lock = None
 
+    def check_writable(self) -> None:
+        """StoreWriteFailed unless a write could be committed now; RuntimeError when closed."""
+        self.file.check_writable()
+
     @property
     def file(self) -> DurableFile:
         if self._file is None:

@@ -2,19 +2,39 @@
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pymongo
 from beanie import init_beanie
 from mongomock_motor import AsyncMongoMockClient
 from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo.errors import PyMongoError
 
 from service.config import Settings
+from service.db.durable import StoreWriteFailed
 from service.db.embedded import EmbeddedClient, EmbeddedStore
 from service.db.indexes import create_missing_indexes
 from service.db.models import DOCUMENT_MODELS
 
 logger = logging.getLogger(__name__)
+
+
+class StoreUnreachable(Exception):
+    """The store did not answer a probe in time, or answered that it cannot serve."""
+
+
+@asynccontextmanager
+async def store_deadline(seconds: float) -> AsyncIterator[None]:
+    """A deadline for the store calls made inside the block (TimeoutError or a PyMongoError past it):
+    pymongo's client-side operation timeout, which Motor carries into the threads it runs pymongo on,
+    so that nothing is left waiting on the network; and an asyncio timeout for the embedded store,
+    whose one thread may be busy with another operation."""
+    with pymongo.timeout(seconds):
+        async with asyncio.timeout(seconds):
+            yield
 
 
 @dataclass
@@ -31,6 +51,28 @@ class Database:
 
     def close(self) -> None:
         self.client.close()
+
+    async def ping(self, timeout: float) -> None:
+        """Whether the store answers, within `timeout` seconds; StoreUnreachable when it does not.
+
+        MongoDB must answer a ping. The embedded store must be open, its thread free to answer,
+        and its file's write lock free to take (another program holding it refuses every write)."""
+        try:
+            async with store_deadline(timeout):
+                if isinstance(self.client, EmbeddedClient):
+                    await self.client.store.run(self.client.store.check_writable)
+                else:
+                    await self.client.admin.command("ping")
+        except TimeoutError:
+            raise StoreUnreachable(f"did not answer within {timeout:g} s") from None
+        except PyMongoError as error:
+            if error.timeout:
+                raise StoreUnreachable(f"did not answer within {timeout:g} s") from error
+            raise StoreUnreachable(f"failed the ping ({error.__class__.__name__})") from error
+        except StoreWriteFailed as error:
+            raise StoreUnreachable(f"cannot take a write now ({error.__cause__})") from error
+        except RuntimeError as error:  # closed: its thread and its file are gone
+            raise StoreUnreachable("is closed") from error
 
 
 def client_options(settings: Settings) -> dict[str, Any]:

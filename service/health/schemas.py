@@ -5,3 +5,8 @@ class Health(BaseModel):
     status: str
     database: str
     version: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str

@@ -14,10 +14,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from service.config import Settings
+from service.observability.correlation import REQUEST_ID_HEADER
 from service.users.dependencies import API_KEY_HEADER
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-ALLOWED_HEADERS = ("Authorization", API_KEY_HEADER, "Content-Type", "Range", "If-Range", "Last-Event-ID")
+ALLOWED_HEADERS = (
+    "Authorization",
+    API_KEY_HEADER,
+    "Content-Type",
+    "Range",
+    "If-Range",
+    "Last-Event-ID",
+    REQUEST_ID_HEADER,
+)
 EXPOSED_HEADERS = (
     "Accept-Ranges",
     "Content-Disposition",
@@ -26,8 +35,10 @@ EXPOSED_HEADERS = (
     "ETag",
     "Retry-After",
     "WWW-Authenticate",
+    REQUEST_ID_HEADER,
 )
-"""Headers a page may read from an answer: media ranges, transcript file names, retry waits."""
+"""Headers a page may read from an answer: media ranges, transcript file names, retry waits, the
+request id that finds the request in the log."""
 PREFLIGHT_MAX_AGE_SECONDS = 600
 CORS_HEADERS = ("access-control-", "vary")
 

@@ -6,13 +6,18 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
+from wsgiref.simple_server import WSGIServer
 
 from service.ai.providers.base import LanguageModel
 from service.ai.service import create_language_model, summarize
 from service.config import Settings
 from service.db.service import connect
+from service.observability import correlation
+from service.observability.metrics import observe_transcription
+from service.observability.service import serve_worker_metrics
 from service.processing import queue
 from service.processing.transcription import (
     JobCancelled,
@@ -68,6 +73,11 @@ class Worker:
         video = await queue.claim(self.name, self.settings.job_lease_seconds, self.settings.job_max_attempts)
         if video is None:
             return False
+        with correlation.processing(video.id):
+            await self._run(video)
+        return True
+
+    async def _run(self, video: Video) -> None:
         logger.info("worker %s: processing video %s (attempt %d)", self.name, video.id, video.job.attempts)
         cancelled = threading.Event()
         try:
@@ -84,7 +94,6 @@ class Worker:
         except Exception as error:
             await self._fail(video, f"{error.__class__.__name__}: {error}", permanent=False)
             logger.exception("worker %s: video %s attempt %d failed", self.name, video.id, video.job.attempts)
-        return True
 
     async def _process(self, video: Video, cancelled: threading.Event) -> None:
         progress = [0.0]
@@ -112,7 +121,8 @@ class Worker:
         def on_progress(value: float) -> None:
             progress[0] = value
 
-        return await asyncio.to_thread(
+        started = time.perf_counter()
+        result = await asyncio.to_thread(
             self.transcriber.transcribe,
             self.storage.path(video.file.key),
             video.requested_language,
@@ -120,6 +130,8 @@ class Worker:
             on_progress,
             cancelled,
         )
+        observe_transcription(time.perf_counter() - started, video.metadata.duration)
+        return result
 
     async def _summarize(self, video: Video) -> Summary:
         """The summary, or the reason there is none: a summary failure never loses the transcript."""
@@ -170,13 +182,32 @@ class WorkerPool:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def run_workers(settings: Settings) -> None:
-    """`video-analyzer worker`: workers without the HTTP API, until SIGINT or SIGTERM."""
+def _serve_metrics(settings: Settings, port: int) -> WSGIServer:
+    try:
+        return serve_worker_metrics(settings.host, port, settings.ready_timeout_seconds)
+    except OSError as error:
+        raise SystemExit(f"video-analyzer worker: cannot serve metrics on {settings.host}:{port}: {error}") from None
+
+
+async def run_workers(settings: Settings, metrics_port: int | None = None) -> None:
+    """`video-analyzer worker`: workers without the HTTP API, until SIGINT or SIGTERM; with
+    `metrics_port`, their metrics at http://HOST:metrics_port/metrics (served first, so that a
+    port in use stops the start before anything else)."""
     if settings.uses_embedded_store:
         raise SystemExit(
             "video-analyzer worker needs MONGODB_URL: the embedded store lives inside one process, "
             "so run `video-analyzer serve` with WORKERS instead"
         )
+    metrics = None if metrics_port is None else _serve_metrics(settings, metrics_port)
+    try:
+        await _work_until_stopped(settings)
+    finally:
+        if metrics is not None:
+            await asyncio.to_thread(metrics.shutdown)
+            metrics.server_close()
+
+
+async def _work_until_stopped(settings: Settings) -> None:
     settings.workers = max(settings.workers, 1)
     database = await connect(settings)
     storage = LocalStorage(settings.files_dir)
