@@ -1,11 +1,13 @@
-"""`$text` for the embedded store, with MongoDB's documented semantics (mongomock has none).
+"""`$text` for the embedded store, with MongoDB's semantics (mongomock has none).
 
 A text index's fields, weights, default language and language override are kept from its
-creation. A document's score follows MongoDB's text index version 2+ scoring: for each field,
-each term's repeated occurrences count 1, 1/2, 1/4, ... scaled by (0.5 * count / tokens + 0.5)
-and by the field's weight, plus 10% when the term is the whole field; a query's score is the sum
-over its positive terms. Words match any; phrases must all appear; negated words and phrases
-exclude. Case and diacritics are folded (text index version 3).
+creation. A document's score follows MongoDB's text index version 2+ scoring
+(src/mongo/db/fts/fts_spec.cpp, `FTSSpec::_scoreStringV2`): for each string, each term's repeated
+occurrences count 1, 1/2, 1/4, ... scaled by (0.5 * count / terms + 0.5) and by the field's weight,
+plus 10% when the term is the whole string; a query's score is the sum over its positive terms.
+Words match any; phrases must all appear; negated words and phrases exclude
+(src/mongo/db/fts/fts_matcher.cpp, `FTSMatcher::matches`). Words are cut, stop words dropped,
+stems taken and diacritics stripped as text index version 3 does it (service/text).
 
 The index maps each term to the documents holding it, so that a query reads only those.
 """
@@ -18,17 +20,8 @@ from typing import Any
 
 from pymongo.errors import OperationFailure, WriteError
 
-from service.text import (
-    NO_LANGUAGE,
-    TEXT_SEARCH_LANGUAGES,
-    TextQuery,
-    contains_phrase,
-    fold,
-    is_stop_word,
-    parse_text_query,
-    stem,
-    words,
-)
+from service.text import NO_LANGUAGE, TEXT_SEARCH_LANGUAGES, term, words
+from service.text.query import FoldedTexts, TextQuery, parse_text_query
 
 WHOLE_FIELD_BOOST = 1.1
 
@@ -96,13 +89,21 @@ def check_languages(document: dict[str, Any], spec: TextIndexSpec) -> None:
             _language(subdocument[spec.language_override])
 
 
-def _term_counts(field_words: list[str], language: str) -> dict[str, int]:
-    """How often each term occurs: each distinct word is checked and stemmed once."""
+def _term_counts(text: str, language: str) -> dict[str, int]:
+    """How often each term occurs: each distinct word is looked at once."""
     counts: dict[str, int] = defaultdict(int)
-    for word, count in Counter(field_words).items():
-        if not is_stop_word(word, language):
-            counts[stem(word, language)] += count
+    for word, count in Counter(words(text, language)).items():
+        found = term(word, language)
+        if found is not None:
+            counts[found] += count
     return counts
+
+
+def _is_whole_string(text: str, found: str) -> bool:
+    """MongoDB's test for the 10% boost: the string's bytes equal the term's but for ASCII case
+    (`raw.size() == term.length() && raw.equalCaseInsensitive(term)`), so "Cake" has it for
+    "cake" and "Café" not for "cafe". Only a string of one term can pass it."""
+    return len(text) == len(found) and text.encode().lower() == found.encode().lower()
 
 
 @lru_cache(maxsize=4096)
@@ -114,14 +115,13 @@ def _repeated(count: int) -> float:
     return total
 
 
-def _score_field(text: str, field_words: list[str], weight: int, language: str, scores: dict[str, float]) -> None:
-    counts = _term_counts(field_words, language)
+def _score_field(text: str, weight: int, language: str, scores: dict[str, float]) -> None:
+    counts = _term_counts(text, language)
     tokens = sum(counts.values())
-    whole = fold(text)
-    for term, count in counts.items():
+    for found, count in counts.items():
         coefficient = 0.5 * count / tokens + 0.5
-        boost = WHOLE_FIELD_BOOST if whole == term else 1.0
-        scores[term] += weight * _repeated(count) * coefficient * boost
+        boost = WHOLE_FIELD_BOOST if len(counts) == 1 and _is_whole_string(text, found) else 1.0
+        scores[found] += weight * _repeated(count) * coefficient * boost
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,8 @@ class _IndexedDocument:
     key: Any
     fingerprint: tuple
     terms: tuple[str, ...]
-    texts: tuple[str, ...]  # each indexed string as its words joined by spaces, for phrases
+    texts: tuple[str, ...]  # each indexed string as stored, for phrases
+    language: str
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,13 @@ class TextMatches:
             yield self.indexed[number].key, score
 
     def holds_phrases(self, key: Any) -> bool:
-        texts = self.indexed[self.numbers[key]].texts
-        if not all(any(contains_phrase(text, phrase) for text in texts) for phrase in self.query.phrases):
-            return False
-        return not any(contains_phrase(text, phrase) for text in texts for phrase in self.query.negated_phrases)
+        """Whether each positive phrase is in one of the document's strings, and no negated one
+        in any, matched in the document's language (Turkish folds I to ı)."""
+        if not (self.query.phrases or self.query.negated_phrases):
+            return True
+        indexed = self.indexed[self.numbers[key]]
+        texts = FoldedTexts(indexed.texts, indexed.language)
+        return all(map(texts.hold, self.query.phrases)) and not any(map(texts.hold, self.query.negated_phrases))
 
 
 class TextSearcher:
@@ -223,26 +227,24 @@ class TextSearcher:
         fields = self._fields(document)
         language = self._document_language(document)
         scores: dict[str, float] = defaultdict(float)
-        texts = []
         for text, weight in fields:
-            field_words = words(text)
-            _score_field(text, field_words, weight, language, scores)
-            texts.append(" ".join(field_words))
+            _score_field(text, weight, language, scores)
         number = self._numbers.get(key)
         if number is None:
             number = self._numbers[key] = self._next_number
             self._next_number += 1
-        for term, score in scores.items():
-            self._postings.setdefault(term, {})[number] = score
+        for held, score in scores.items():
+            self._postings.setdefault(held, {})[number] = score
         fingerprint = (language, *((hash(text), weight) for text, weight in fields))
-        self._indexed[number] = _IndexedDocument(key, fingerprint, tuple(scores), tuple(texts))
+        texts = tuple(text for text, _ in fields)
+        self._indexed[number] = _IndexedDocument(key, fingerprint, tuple(scores), texts, language)
 
     def _remove(self, number: int) -> None:
-        for term in self._indexed.pop(number).terms:
-            holding = self._postings[term]
+        for held in self._indexed.pop(number).terms:
+            holding = self._postings[held]
             del holding[number]
             if not holding:
-                del self._postings[term]
+                del self._postings[held]
 
     @property
     def built(self) -> bool:
@@ -260,14 +262,15 @@ class TextSearcher:
         return TextMatches(self._scores(query, language), query, self._numbers, self._indexed)
 
     def _scores(self, query: TextQuery, language: str) -> dict[int, float]:
-        """Each positive term's score summed in the query's order (the first term's copied as it
-        is: 0.0 + score is that score), less the documents holding a negated term."""
-        postings = [self._postings.get(term, {}) for term in query.terms(language)]
+        """Each positive term's score summed in the order MongoDB adds them (`TextQuery.terms`; the
+        first term's copied as it is: 0.0 + score is that score), less the documents holding a
+        negated term (src/mongo/db/exec/text_or.cpp)."""
+        postings = [self._postings.get(wanted, {}) for wanted in query.terms(language)]
         scores = dict(postings[0]) if postings else {}
         for holding in postings[1:]:
             for number, score in holding.items():
                 scores[number] = scores.get(number, 0.0) + score
-        for term in query.negated_terms(language):
-            for number in self._postings.get(term, ()):
+        for unwanted in query.negated_terms(language):
+            for number in self._postings.get(unwanted, ()):
                 scores.pop(number, None)
         return scores

@@ -16,6 +16,9 @@ TEXT_SEARCH_LANGUAGE_FIELD = "search_language"
 """The text index reads its language from this field of ours, never from `transcript.language`
 or `chat.language`: MongoDB rejects a write whose language field holds a value text search does
 not support (`ja`, for one)."""
+TEXT_SEARCH_DEFAULT_LANGUAGE = "english"
+"""The text index's language for a query that names none (every `/search`), and for a document
+without `search_language`."""
 
 
 class FileInfo(BaseModel):
@@ -147,7 +150,7 @@ class Video(Document):
     """The language summaries and, by default, answers are written in; None: the transcript's."""
     ui_language: str | None = None
     """The old page's interface language at upload (`ui_language` of POST /upload-video/); None when not given."""
-    search_language: str = "english"
+    search_language: str = TEXT_SEARCH_DEFAULT_LANGUAGE
     uploaded_at: datetime = Field(default_factory=utc_now)
     processed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utc_now)
@@ -165,7 +168,7 @@ class Video(Document):
                 [("filename", pymongo.TEXT), ("summary.text", pymongo.TEXT), ("transcript.text", pymongo.TEXT)],
                 name="search",
                 weights={"filename": 3, "summary.text": 2, "transcript.text": 1},
-                default_language="english",
+                default_language=TEXT_SEARCH_DEFAULT_LANGUAGE,
                 language_override=TEXT_SEARCH_LANGUAGE_FIELD,
             ),
         ]

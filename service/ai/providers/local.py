@@ -50,7 +50,7 @@ def _title(sentences: list[TimedText], idf: dict[str, float], language: str) -> 
     """The chapter's three most telling words (frequent here, rare elsewhere), as they were spoken."""
     spoken: dict[str, Counter] = {}
     for sentence in sentences:
-        for word in words(sentence.text):
+        for word in words(sentence.text, language):
             for term in terms(word, language):
                 spoken.setdefault(term, Counter())[word] += 1
     weight = {term: sum(forms.values()) * idf.get(term, 1.0) for term, forms in spoken.items()}

@@ -1,19 +1,23 @@
 """Text analysis shared by text search, matching moments and transcript retrieval.
 
-It follows what MongoDB's text index does, so that the embedded store, the search service and
-the answer retrieval agree on what a word is: case and diacritics are folded, words split on
-anything that is not a letter or a digit, stop words of the language dropped, and the rest
-reduced with the Snowball stemmer of that language.
+It is MongoDB's text index version 3 (src/mongo/db/fts/fts_unicode_tokenizer.cpp,
+`UnicodeFTSTokenizer::moveNext`), so that the embedded store, the search service and the answer
+retrieval agree with MongoDB on what a word is: words are cut at Unicode delimiters (codepoints.py;
+the apostrophe stays inside English words), lower-cased, dropped when they are stop words of the
+language (checked with their diacritics, as MongoDB checks them), stemmed with the Snowball stemmer
+of the language, and only then stripped of diacritics: French "mangées" stems to "mang" before it
+loses its accent (stripped first, it would stem to "mange").
 """
 
 import re
 import threading
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import Stemmer
+import stop_words as stop_word_lists
 
+from service.text.codepoints import lower, lowered_words, strip_diacritics
 from service.videos.models import Segment
 
 NO_LANGUAGE = "none"
@@ -38,24 +42,10 @@ TEXT_SEARCH_LANGUAGES = {
 }  # fmt: skip
 """The languages MongoDB text search supports, by name and by ISO 639-1 code."""
 
-# MongoDB's own list for English text indexes (src/mongo/db/fts/stop_words_english.txt).
-ENGLISH_STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are aren't as at be because been before
-    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
-    don't down during each few for from further had hadn't has hasn't have haven't having he he'd
-    he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into
-    is isn't it it's its itself let's me more most mustn't my myself no nor not of off on once only
-    or other ought our ours ourselves out over own same shan't she she'd she'll she's should
-    shouldn't so some such than that that's the their theirs them themselves then there there's
-    these they they'd they'll they're they've this those through to too under until up very was
-    wasn't we we'd we'll we're we've were weren't what what's when when's where where's which while
-    who who's whom why why's with won't would wouldn't you you'd you'll you're you've your yours
-    yourself yourselves""".split()
-)
+WITHOUT_STOP_WORDS = frozenset({"romanian", NO_LANGUAGE})
+"""MongoDB ships no stop-word list for these (src/mongo/db/fts/stop_words_*.txt), so none is used,
+although the stop-words package has one for Romanian."""
 
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
-_ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
-"""`_WORD` on ASCII text, where it matches the same and runs faster."""
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 
 
@@ -74,17 +64,26 @@ def text_search_language(language: str | None) -> str:
     return TEXT_SEARCH_LANGUAGES.get((language or "").lower(), NO_LANGUAGE)
 
 
-def fold(text: str) -> str:
-    """Lower case without diacritics: `Ünïcødé` becomes `unicode`."""
-    if text.isascii():
-        return text.lower()  # the same, without decomposing every character
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
+@cache
+def stop_words(language: str) -> frozenset[str]:
+    """The language's stop words, from the stop-words package: its 2018 lists, the closest to
+    MongoDB's that a package ships (README, "Search", says where they differ)."""
+    if language in WITHOUT_STOP_WORDS:
+        return frozenset()
+    return frozenset(word for word in stop_word_lists.get_stop_words(language) if word)
 
 
-def words(text: str) -> list[str]:
-    folded = fold(text)
-    return (_ASCII_WORD if folded.isascii() else _WORD).findall(folded)
+ENGLISH_STOP_WORDS = stop_words("english")
+
+
+def words(text: str, language: str = "english") -> list[str]:
+    """The text's words as MongoDB's tokenizer cuts them, lower-cased, diacritics kept."""
+    return lowered_words(text, language)
+
+
+def fold(text: str, language: str = "english") -> str:
+    """Lower case without diacritics, as MongoDB compares phrases (`caseFoldAndStripDiacritics`)."""
+    return strip_diacritics(lower(text, language))
 
 
 _STEMMERS = threading.local()
@@ -110,22 +109,30 @@ def stem(word: str, language: str = "english") -> str:
     return _stemmer(language).stemWord(word)
 
 
-def stop_words(language: str) -> frozenset[str]:
-    return ENGLISH_STOP_WORDS if language == "english" else frozenset()
-
-
 def is_stop_word(word: str, language: str = "english") -> bool:
+    """Whether a lower-cased word (diacritics kept) is one of the language's stop words."""
     return word in stop_words(language)
 
 
+@lru_cache(maxsize=200_000)
+def term(word: str, language: str = "english") -> str | None:
+    """A lower-cased word's index term, in MongoDB's order: the stop-word check, the stem, then
+    the diacritics stripped; None for a stop word."""
+    if is_stop_word(word, language):
+        return None
+    return strip_diacritics(stem(word, language))
+
+
 def terms(text: str, language: str = "english") -> list[str]:
-    """The index terms of a text: its words less stop words, stemmed."""
-    return [stem(word, language) for word in words(text) if not is_stop_word(word, language)]
+    """The index terms of a text: its words less stop words, stemmed, without diacritics."""
+    found = (term(word, language) for word in words(text, language))
+    return [found_term for found_term in found if found_term is not None]
 
 
 def distinct_terms(text_words: list[str], language: str = "english") -> set[str]:
-    """The index terms among a text's words, each distinct word stemmed once."""
-    return {stem(word, language) for word in set(text_words).difference(stop_words(language))}
+    """The index terms among a text's words, each distinct word looked at once."""
+    found = (term(word, language) for word in set(text_words))
+    return {found_term for found_term in found if found_term is not None}
 
 
 @dataclass(frozen=True)
@@ -169,44 +176,3 @@ def _joined(pieces: list[tuple[str, float, float]]) -> TimedText:
         end=round(pieces[-1][2], 3),
         text=" ".join(text.strip() for text, _, _ in pieces),
     )
-
-
-@dataclass(frozen=True)
-class TextQuery:
-    """A MongoDB `$search` string, parsed as MongoDB does: words match any, `"a phrase"` must
-    appear, `-word` and `-"a phrase"` exclude. Words and phrases are folded, not yet stemmed."""
-
-    words: tuple[str, ...]
-    phrases: tuple[str, ...]
-    negated_words: tuple[str, ...]
-    negated_phrases: tuple[str, ...]
-
-    def terms(self, language: str) -> list[str]:
-        """The positive index terms (phrases' words included) in the query's language."""
-        found = [term for text in (*self.words, *self.phrases) for term in terms(text, language)]
-        return list(dict.fromkeys(found))
-
-    def negated_terms(self, language: str) -> set[str]:
-        return {term for word in self.negated_words for term in terms(word, language)}
-
-
-_QUERY_PART = re.compile(r'(-?)"([^"]*)"?|(\S+)')
-
-
-def parse_text_query(search: str) -> TextQuery:
-    positive: list[str] = []
-    phrases: list[str] = []
-    negative: list[str] = []
-    negative_phrases: list[str] = []
-    for negation, phrase, token in _QUERY_PART.findall(search):
-        if token:
-            negated = token.startswith("-")
-            (negative if negated else positive).extend(words(token.lstrip("-")))
-        elif words(phrase):
-            (negative_phrases if negation else phrases).append(" ".join(words(phrase)))
-    return TextQuery(tuple(positive), tuple(phrases), tuple(negative), tuple(negative_phrases))
-
-
-def contains_phrase(word_text: str, phrase: str) -> bool:
-    """Whether a text, as its words joined by single spaces, holds the phrase's words in a row."""
-    return f" {phrase} " in f" {word_text} "
