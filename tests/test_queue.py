@@ -19,7 +19,7 @@ from service.db.service import connect
 from service.processing import queue
 from service.processing.transcription import Transcriber, TranscriptionResult
 from service.processing.worker import Worker
-from service.storage.service import LocalStorage
+from service.storage.service import Storage, open_storage
 from service.videos.models import FileInfo, Job, MediaMetadata, Transcript, Video
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO, serving
 from tests.server import ServerProcess, running_server
@@ -41,20 +41,20 @@ class RecordingWorker(Worker):
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[tuple[Settings, LocalStorage]]:
+async def store(tmp_path: Path) -> AsyncIterator[tuple[Settings, Storage]]:
     settings = Settings(_env_file=None, data_dir=tmp_path / "data", job_lease_seconds=0.5, worker_poll_seconds=0.01)
     database = await connect(settings)
-    storage = LocalStorage(settings.files_dir)
-    storage.prepare()
+    storage = open_storage(settings, database)
+    await storage.prepare()
     yield settings, storage
     database.close()
 
 
-async def queued_silent_videos(storage: LocalStorage, count: int) -> list[str]:
+async def queued_silent_videos(storage: Storage, count: int) -> list[str]:
     ids = []
     for index in range(count):
         key = storage.new_key()
-        storage.path(key).write_bytes(NO_AUDIO_VIDEO.read_bytes())
+        storage.local.path(key).write_bytes(NO_AUDIO_VIDEO.read_bytes())
         video = Video(
             filename=f"v{index}.mp4",
             file=FileInfo(key=key, size=1, sha256="0"),
@@ -66,7 +66,7 @@ async def queued_silent_videos(storage: LocalStorage, count: int) -> list[str]:
     return ids
 
 
-async def test_two_workers_racing_process_each_video_exactly_once(store: tuple[Settings, LocalStorage]) -> None:
+async def test_two_workers_racing_process_each_video_exactly_once(store: tuple[Settings, Storage]) -> None:
     settings, storage = store
     ids = await queued_silent_videos(storage, 10)
     processed: list[str] = []
@@ -89,7 +89,7 @@ async def test_two_workers_racing_process_each_video_exactly_once(store: tuple[S
 
 
 async def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_write(
-    store: tuple[Settings, LocalStorage],
+    store: tuple[Settings, Storage],
 ) -> None:
     settings, storage = store
     [video_id] = await queued_silent_videos(storage, 1)
@@ -122,7 +122,7 @@ async def expire_lease(video_id: PydanticObjectId) -> None:
 
 
 async def test_a_job_whose_worker_dies_max_attempts_times_fails(
-    store: tuple[Settings, LocalStorage], caplog: pytest.LogCaptureFixture
+    store: tuple[Settings, Storage], caplog: pytest.LogCaptureFixture
 ) -> None:
     _, storage = store
     [video_id] = await queued_silent_videos(storage, 1)
@@ -147,7 +147,7 @@ async def test_a_job_whose_worker_dies_max_attempts_times_fails(
 
 
 async def test_a_job_that_failed_once_then_lost_its_last_attempt_keeps_both_reasons(
-    store: tuple[Settings, LocalStorage],
+    store: tuple[Settings, Storage],
 ) -> None:
     _, storage = store
     [video_id] = await queued_silent_videos(storage, 1)
