@@ -342,7 +342,7 @@ def test_move_files_to_gridfs_and_back_each_stopped_part_way_then_finished(
     _assert_sound(data)
     assert "WARNING" not in cli(data, "check").stdout
 
-    _kill_part_way(data, "local", lambda: 0 < len([p for p in uploads.glob("*") if p.is_file()]) < count)
+    _kill_part_way(data, "local", lambda: 0 < len(chunks_by_file(data)) < count)
     _assert_sound(data)
     back = cli(data, "move-files", "--to", "local")
     assert back.returncode == 0, back.stdout + back.stderr
