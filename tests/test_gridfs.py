@@ -19,6 +19,7 @@ from pathlib import Path
 import bson
 import httpx
 import pytest
+import yaml
 
 from service.config import Settings
 from service.db.durable import DATABASE_NAME, StoreDamaged
@@ -466,3 +467,28 @@ async def test_migrate_sqlite_copies_files_and_moved_texts_into_gridfs(tmp_path:
         moved = (await Video.find_one({"legacy.id": 20})).legacy["transcription_file"]
         assert moved["storage"] == "gridfs" and moved["key"] in await bucket_ids("fs")
         assert (await http.get("/video/20")).json()["transcription"] == long_text
+
+
+# The production layout
+
+
+def test_compose_runs_a_replica_set_and_nodes_that_share_nothing_but_mongodb() -> None:
+    """docker-compose.yml as Compose reads it (no Docker runs here): MongoDB a one-node replica set
+    its healthcheck initiates, MONGODB_URL naming that set, files in GridFS, and an API and
+    workers with no volume between them, the workers free to scale (no fixed name, no host port)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    mongodb = services["mongodb"]
+    assert mongodb["command"][:2] == ["--replSet", "rs0"]
+    initiate = mongodb["healthcheck"]["test"][-1]
+    assert "rs.initiate({_id: 'rs0', members: [{_id: 0, host: 'mongodb:27017'}]})" in initiate
+    assert "isWritablePrimary" in initiate
+    for name in ("api", "worker"):
+        node = services[name]
+        assert node["environment"]["MONGODB_URL"] == "mongodb://mongodb:27017/?replicaSet=rs0", name
+        assert node["environment"]["STORAGE"] == "gridfs", name
+        assert "volumes" not in node, name
+        assert node["depends_on"]["mongodb"]["condition"] == "service_healthy", name
+    assert services["api"]["environment"]["WORKERS"] == "0"
+    assert services["worker"]["command"][:2] == ["video-analyzer", "worker"]
+    assert not {"ports", "container_name"} & set(services["worker"])
