@@ -23,11 +23,10 @@ from pathlib import Path
 
 import httpx
 
+from bench.media import BYTES_PER_FRAME, SEEK_BYTES
 from tests.media import write_raw_video
 from tests.server import ServerProcess, running_server
 
-BYTES_PER_FRAME = int(640 * 480 * 3.4)  # what FFV1 makes of one frame of noise
-SEEK_BYTES = 1024 * 1024
 MB = 1024 * 1024
 
 

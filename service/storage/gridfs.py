@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from service.db.gridfs import Bucket, StoredReader
+from service.db.gridfs import Bucket, DamagedFile, StoredReader
 from service.storage.local import OpenedFile, digest_of, open_regular, pieces
 from service.storage.schemas import StoredFile
 
@@ -97,20 +97,31 @@ class GridFSStorage:
         return await self.files.file_ids()
 
     async def read_thumbnail(self, key: str) -> bytes | None:
+        """The thumbnail kept for the file under `key`; None when there is none, or it is damaged
+        (two requests writing it at once, say): it is made again."""
         try:
             reader = await self.thumbnails.open(key)
         except FileNotFoundError:
             return None
         try:
             return await asyncio.to_thread(reader.read)
+        except DamagedFile as error:
+            logger.warning("files: the thumbnail of %s is damaged and will be made again: %s", key, error)
+            await self.thumbnails.delete(key)
+            return None
         finally:
             await asyncio.to_thread(reader.close)
 
     async def keep_thumbnail(self, key: str, image: bytes) -> None:
-        """Keep a thumbnail for the file under `key`; none when that file was deleted meanwhile."""
-        await _write(self.thumbnails, key, iter([image]))
-        if await self.files.find(key) is None:
-            await self.thumbnails.delete(key)
+        """Keep a thumbnail for the file under `key`; none when that file was deleted meanwhile.
+        Thumbnails are made again when missing, so one that cannot be kept (another request
+        keeping the same one at once, the store refusing the write) is logged, not an error."""
+        try:
+            await _write(self.thumbnails, key, iter([image]))
+            if await self.files.find(key) is None:
+                await self.thumbnails.delete(key)
+        except Exception as error:
+            logger.warning("files: the thumbnail of %s was not kept: %s", key, error)
 
     async def delete(self, key: str) -> None:
         """Delete the file under `key`, and its thumbnail."""
@@ -133,7 +144,10 @@ async def _write(bucket: Bucket, key: str, source: Iterator[bytes]) -> StoredFil
         stored = StoredFile(size=size, sha256=sha256.hexdigest())
         await upload.close({"sha256": stored.sha256})
     except BaseException:
-        await upload.abort()
+        try:
+            await upload.abort()
+        except Exception as error:  # the store failing still: its start-up sweep removes the chunks
+            logger.warning("files: what a failed write of %s left in GridFS stays until a sweep: %s", key, error)
         raise
     return stored
 
