@@ -1,6 +1,7 @@
-"""Files in GridFS (STORAGE=gridfs) on the embedded store, through real servers and commands:
-memory flat in a file's size, a worker that shares no folder with the API, media and thumbnails,
-moves between storages cut short and finished, backups, migration."""
+"""Files in GridFS (STORAGE=gridfs), through real servers and commands: memory flat in a file's
+size, a worker that shares no folder with the API, media and thumbnails, moves between storages
+cut short and finished, backups, migration. On the embedded store by default; the tests that do
+not read its SQLite file run on a MongoDB server too, with --mongodb-url (tests/store.py)."""
 
 import asyncio
 import hashlib
@@ -33,6 +34,7 @@ from tests.conftest import SPEECH_VIDEO, serving, sha256_of, upload
 from tests.legacy_sqlite import CHAT, VIDEOS, build_legacy_db
 from tests.media import write_raw_video
 from tests.server import running_server
+from tests.store import StoreDatabase
 
 ROOT = Path(__file__).parent.parent
 GRIDFS = {"STORAGE": "gridfs"}
@@ -73,13 +75,15 @@ def chunks_by_file(data_dir: Path, bucket: str = "fs") -> dict[str, int]:
     return {bson.decode(files_id)["_id"]: count for files_id, count in counts}
 
 
-def gridfs_settings(tmp_path: Path, **changes: object) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, storage="gridfs", **changes)
+def gridfs_settings(tmp_path: Path, store: StoreDatabase, **changes: object) -> Settings:
+    return Settings(
+        _env_file=None, data_dir=tmp_path / "data", workers=0, storage="gridfs", **store.settings, **changes
+    )
 
 
 @pytest.fixture
-async def gridfs_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(gridfs_settings(tmp_path, max_upload_mb=8)) as http:
+async def gridfs_client(tmp_path: Path, store: StoreDatabase) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(gridfs_settings(tmp_path, store, max_upload_mb=8)) as http:
         yield http
 
 
@@ -98,6 +102,7 @@ def fifty_mb_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_raw_video(tmp_path_factory.mktemp("big") / "fifty.mkv", frames=220)
 
 
+@pytest.mark.embedded_only
 def test_a_50_mb_file_goes_into_gridfs_and_back_in_flat_memory(tmp_path: Path, fifty_mb_video: Path) -> None:
     """Buffered whole, the file would add 50 MB to the server's peak at least; in chunks it adds what
     a few batches of chunks take (a local upload adds about 6 MB, this one 15-25)."""
@@ -137,12 +142,14 @@ def test_a_50_mb_file_goes_into_gridfs_and_back_in_flat_memory(tmp_path: Path, f
 # Workers
 
 
-def test_a_worker_with_an_empty_folder_processes_a_video_uploaded_to_gridfs(tmp_path: Path) -> None:
+def test_a_worker_with_an_empty_folder_processes_a_video_uploaded_to_gridfs(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
     """The API node's and the worker node's folders are different and stay empty: the file goes
     from the API into GridFS, and the worker reads it from there. (The embedded store belongs to
     one process, so the two nodes run one after the other; on MongoDB they run side by side.)"""
     data, api_folder, worker_folder = tmp_path / "data", tmp_path / "api-files", tmp_path / "worker-files"
-    with running_server(data, env={**GRIDFS, "UPLOAD_DIR": str(api_folder)}) as api:
+    with running_server(data, env={**GRIDFS, **store.environment, "UPLOAD_DIR": str(api_folder)}) as api:
         with SPEECH_VIDEO.open("rb") as file:
             response = httpx.post(f"{api.base_url}/videos", files={"file": ("speech.mp4", file)}, timeout=30)
         assert response.status_code == 202, response.text
@@ -150,7 +157,8 @@ def test_a_worker_with_an_empty_folder_processes_a_video_uploaded_to_gridfs(tmp_
         assert httpx.get(f"{api.base_url}/videos/{video_id}", timeout=10).json()["status"] == "queued"
     assert files_under(api_folder) == []
 
-    with running_server(data, env={**GRIDFS, "UPLOAD_DIR": str(worker_folder), "WORKERS": "1"}) as worker:
+    worker_env = {**GRIDFS, **store.environment, "UPLOAD_DIR": str(worker_folder), "WORKERS": "1"}
+    with running_server(data, env=worker_env) as worker:
         deadline = time.monotonic() + 180
         while (video := httpx.get(f"{worker.base_url}/videos/{video_id}", timeout=10).json())["status"] not in (
             "completed",
@@ -223,8 +231,11 @@ async def test_a_gridfs_file_gone_from_under_its_video_is_404(
 # The store's own sweeps and checks
 
 
-async def test_chunks_an_upload_cut_short_left_go_when_the_store_next_opens(tmp_path: Path) -> None:
-    settings = gridfs_settings(tmp_path)
+@pytest.mark.embedded_only
+async def test_chunks_an_upload_cut_short_left_go_when_the_store_next_opens(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
+    settings = gridfs_settings(tmp_path, store)
     database = await connect(settings)
     store = database.client.store
     storage = open_storage(settings, database)
@@ -242,8 +253,11 @@ async def test_chunks_an_upload_cut_short_left_go_when_the_store_next_opens(tmp_
         database.close()
 
 
-async def test_a_damaged_chunk_is_reported_and_the_store_refuses_to_open(tmp_path: Path, large_video: Path) -> None:
-    settings = gridfs_settings(tmp_path)
+@pytest.mark.embedded_only
+async def test_a_damaged_chunk_is_reported_and_the_store_refuses_to_open(
+    tmp_path: Path, store: StoreDatabase, large_video: Path
+) -> None:
+    settings = gridfs_settings(tmp_path, store)
     async with serving(settings) as http:
         assert (await upload(http, large_video)).status_code == 202
     (key,) = {facts["key"] for facts in (await stored_facts(settings.data_dir)).values()}
@@ -315,6 +329,7 @@ def _assert_sound(data: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.embedded_only
 def test_move_files_to_gridfs_and_back_each_stopped_part_way_then_finished(
     tmp_path: Path, movable_videos: list[Path]
 ) -> None:
@@ -364,12 +379,11 @@ def test_move_files_to_gridfs_and_back_each_stopped_part_way_then_finished(
 
 
 async def test_a_move_finishes_what_a_stopped_one_left_and_leaves_a_file_unlike_its_document(
-    tmp_path: Path, large_video: Path
+    settings: Settings, large_video: Path
 ) -> None:
     """Three states a stopped run can leave, made with the mover's own steps: a copy not yet
     switched to, a switch whose source was not yet deleted, and (damage) a file whose bytes are
     not what its document records, which must stay where it is."""
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8)
     async with serving(settings) as http:
         ids = [(await upload(http, large_video, f"{n}.mkv")).json()["id"] for n in range(3)]
     database = await connect(settings)
@@ -400,6 +414,7 @@ async def test_a_move_finishes_what_a_stopped_one_left_and_leaves_a_file_unlike_
 # Backups and migration
 
 
+@pytest.mark.embedded_only
 def test_export_while_serving_from_gridfs_then_import_into_either_storage(tmp_path: Path) -> None:
     data, archive = tmp_path / "data", tmp_path / "backup.tar"
     with running_server(data, env=GRIDFS) as server:
@@ -441,7 +456,7 @@ def test_export_while_serving_from_gridfs_then_import_into_either_storage(tmp_pa
     _assert_sound(into_local)
 
 
-async def test_migrate_sqlite_copies_files_and_moved_texts_into_gridfs(tmp_path: Path) -> None:
+async def test_migrate_sqlite_copies_files_and_moved_texts_into_gridfs(tmp_path: Path, store: StoreDatabase) -> None:
     legacy_dir = tmp_path / "legacy"
     (legacy_dir / "uploads").mkdir(parents=True)
     shutil.copy(SPEECH_VIDEO, legacy_dir / "uploads" / "pending.mp4")
@@ -456,7 +471,7 @@ async def test_migrate_sqlite_copies_files_and_moved_texts_into_gridfs(tmp_path:
         "uploaded_at": "2023-12-31 23:00:00",
     }
     source = build_legacy_db(legacy_dir / "videos.db", "deployed", [*VIDEOS, long], CHAT)
-    settings = gridfs_settings(tmp_path)
+    settings = gridfs_settings(tmp_path, store)
     assert (await run_migration(settings, MigrationOptions(source=source, copy_files=True))).ok
     assert files_under(settings.files_dir) == []
     async with serving(settings) as http:
