@@ -225,7 +225,6 @@ class EmbeddedGridOut(io.RawIOBase):
         self._chunks = bucket + CHUNKS_SUFFIX
         self._file_id = document["_id"]
         self.length = int(document["length"])
-        self.metadata = document.get("metadata") or {}
         self._chunk_size = int(document["chunkSize"])
         self._position = 0
         self._cached: tuple[int, bytes] | None = None
@@ -246,27 +245,18 @@ class EmbeddedGridOut(io.RawIOBase):
         self._position = base + pos
         return self._position
 
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` bytes (all that is left when negative): fewer only at the end, as tarfile
-        and PyMongo's GridOut expect (a raw stream's read may stop at a chunk's end)."""
-        wanted = self.length - self._position if size < 0 else min(size, self.length - self._position)
-        pieces = []
-        while wanted > 0:
-            number, offset = divmod(self._position, self._chunk_size)
-            piece = self._chunk(number)[offset : offset + wanted]
-            pieces.append(piece)
-            self._position += len(piece)
-            wanted -= len(piece)
-        return b"".join(pieces)
-
     def readinto(self, buffer: Any) -> int:
-        if self._position >= self.length:
-            return 0
-        number, offset = divmod(self._position, self._chunk_size)
-        data = self._chunk(number)[offset : offset + len(buffer)]
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
+        """Fill `buffer` as far as the file goes, across chunks: tarfile expects every read whole,
+        as PyMongo's GridOut gives them (`read` comes from this)."""
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view) and self._position < self.length:
+            number, offset = divmod(self._position, self._chunk_size)
+            data = self._chunk(number)[offset : offset + len(view) - filled]
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            self._position += len(data)
+        return filled
 
     def _chunk(self, number: int) -> bytes:
         if self._cached is not None and self._cached[0] == number:
