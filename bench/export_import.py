@@ -26,7 +26,7 @@ from bson import ObjectId
 from bench.synthetic import question, sentence, transcript
 from service.config import Settings
 from service.db.service import connect
-from service.storage.service import LocalStorage
+from service.storage.local import LocalStorage
 from service.videos.models import ChatEntry, Citation, FileInfo, Video
 
 BATCH = 1000

@@ -151,6 +151,12 @@ def _check(settings: Settings, args: argparse.Namespace) -> None:
     _report("check", lambda: asyncio.run(run_check(settings)), {CheckFailed: 2})
 
 
+def _move_files(settings: Settings, args: argparse.Namespace) -> None:
+    from service.storage.moves import MoveStopped, run_move
+
+    _report("move-files", lambda: asyncio.run(run_move(settings, args.to)), {MoveStopped: 1})
+
+
 def _indexes(settings: Settings, args: argparse.Namespace) -> None:
     from service.db.embedded import StoreInUse
     from service.db.index_command import run_indexes
@@ -245,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     load.set_defaults(run=_import)
     check = commands.add_parser("check", help="verify the store and its files (read-only; also while the service runs)")
     check.set_defaults(run=_check)
+    move = commands.add_parser(
+        "move-files",
+        help="move every stored file to one storage, verified, resumably (the embedded store: with the service stopped)",
+    )
+    move.add_argument("--to", required=True, choices=["gridfs", "local"], help="where the files go")
+    move.set_defaults(run=_move_files)
     indexes = commands.add_parser(
         "indexes", help="compare the declared indexes with the store's (exits 1 when they differ)"
     )

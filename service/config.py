@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     # Files
     data_dir: Path = Path("data")
     upload_dir: Path | None = None
-    storage: Literal["local"] = "local"
+    storage: Literal["local", "gridfs"] = "local"
     max_upload_mb: int = Field(default=2048, ge=1)
     max_form_fields: int = Field(default=16, ge=1)
     max_form_field_kb: int = Field(default=1, ge=1)

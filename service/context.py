@@ -8,14 +8,14 @@ from service.ai.providers.base import LanguageModel
 from service.ai.retrieval import IndexCache
 from service.config import Settings
 from service.db.service import Database
-from service.storage.service import LocalStorage
+from service.storage.service import Storage
 
 
 @dataclass
 class AppContext:
     settings: Settings
     database: Database
-    storage: LocalStorage
+    storage: Storage
     language_model: LanguageModel
     transcript_indexes: IndexCache
 

@@ -1,6 +1,5 @@
 """create_app(settings): the FastAPI application, its store, its workers and its error answers."""
 
-import asyncio
 import errno
 import logging
 from collections.abc import AsyncIterator
@@ -42,7 +41,7 @@ from service.processing.router import router as processing_router
 from service.processing.worker import WorkerPool
 from service.search.router import router as search_router
 from service.stats.router import router as stats_router
-from service.storage.service import LocalStorage
+from service.storage.service import open_storage
 from service.users.router import router as users_router
 from service.videos.router import router as videos_router
 from service.web.router import router as web_router
@@ -151,9 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = await connect(settings)
         if settings.uses_embedded_store:  # on MongoDB, live workers elsewhere may hold leases
             await queue.take_back(settings.job_max_attempts)
-        storage = LocalStorage(settings.files_dir)
-        await asyncio.to_thread(storage.prepare)
-        logger.info("files: %s storage at %s", storage.kind, storage.root.resolve())
+        storage = open_storage(settings, database)
+        await storage.prepare()
+        logger.info("files: %s storage: %s", storage.kind, storage.describe())
         language_model = create_language_model(settings)
         app.state.context = AppContext(
             settings=settings,

@@ -12,7 +12,7 @@ from faster_whisper import WhisperModel
 from service.config import Settings
 from service.migration.service import MigrationOptions, run_migration
 from service.processing.transcription import WHISPER_LANGUAGES, model_location, transcription_languages
-from service.storage.service import LocalStorage
+from service.storage.local import LocalStorage
 from service.videos.models import Video
 from tests.conftest import SPEECH_VIDEO, serving, sha256_of
 from tests.legacy_sqlite import CHAT, VIDEOS, build_legacy_db

@@ -19,7 +19,7 @@ from service.db.service import connect
 from service.processing import queue
 from service.processing.transcription import Transcriber, TranscriptionResult
 from service.processing.worker import Worker
-from service.storage.service import LocalStorage
+from service.storage.service import Storage, open_storage
 from service.videos.models import FileInfo, Job, MediaMetadata, Transcript, Video
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO, serving
 from tests.server import ServerProcess, running_server
@@ -42,22 +42,22 @@ class RecordingWorker(Worker):
 
 
 @pytest.fixture
-async def queue_store(tmp_path: Path, store: StoreDatabase) -> AsyncIterator[tuple[Settings, LocalStorage]]:
+async def queue_store(tmp_path: Path, store: StoreDatabase) -> AsyncIterator[tuple[Settings, Storage]]:
     settings = Settings(
         _env_file=None, data_dir=tmp_path / "data", job_lease_seconds=0.5, worker_poll_seconds=0.01, **store.settings
     )
     database = await connect(settings)
-    storage = LocalStorage(settings.files_dir)
-    storage.prepare()
+    storage = open_storage(settings, database)
+    await storage.prepare()
     yield settings, storage
     database.close()
 
 
-async def queued_silent_videos(storage: LocalStorage, count: int) -> list[str]:
+async def queued_silent_videos(storage: Storage, count: int) -> list[str]:
     ids = []
     for index in range(count):
         key = storage.new_key()
-        storage.path(key).write_bytes(NO_AUDIO_VIDEO.read_bytes())
+        storage.local.path(key).write_bytes(NO_AUDIO_VIDEO.read_bytes())
         video = Video(
             filename=f"v{index}.mp4",
             file=FileInfo(key=key, size=1, sha256="0"),
@@ -69,7 +69,7 @@ async def queued_silent_videos(storage: LocalStorage, count: int) -> list[str]:
     return ids
 
 
-async def test_two_workers_racing_process_each_video_exactly_once(queue_store: tuple[Settings, LocalStorage]) -> None:
+async def test_two_workers_racing_process_each_video_exactly_once(queue_store: tuple[Settings, Storage]) -> None:
     settings, storage = queue_store
     ids = await queued_silent_videos(storage, 10)
     processed: list[str] = []
@@ -92,7 +92,7 @@ async def test_two_workers_racing_process_each_video_exactly_once(queue_store: t
 
 
 async def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_write(
-    queue_store: tuple[Settings, LocalStorage],
+    queue_store: tuple[Settings, Storage],
 ) -> None:
     settings, storage = queue_store
     [video_id] = await queued_silent_videos(storage, 1)
@@ -125,7 +125,7 @@ async def expire_lease(video_id: PydanticObjectId) -> None:
 
 
 async def test_a_job_whose_worker_dies_max_attempts_times_fails(
-    queue_store: tuple[Settings, LocalStorage], caplog: pytest.LogCaptureFixture
+    queue_store: tuple[Settings, Storage], caplog: pytest.LogCaptureFixture
 ) -> None:
     _, storage = queue_store
     [video_id] = await queued_silent_videos(storage, 1)
@@ -150,7 +150,7 @@ async def test_a_job_whose_worker_dies_max_attempts_times_fails(
 
 
 async def test_a_job_that_failed_once_then_lost_its_last_attempt_keeps_both_reasons(
-    queue_store: tuple[Settings, LocalStorage],
+    queue_store: tuple[Settings, Storage],
 ) -> None:
     _, storage = queue_store
     [video_id] = await queued_silent_videos(storage, 1)

@@ -4,7 +4,8 @@ Read-only, so it runs beside `video-analyzer serve` (one snapshot, service/db/sn
 as on a stopped or crashed store (whose WAL is then checked too). On the embedded store the
 snapshot runs SQLite's integrity check and verifies every row's checksum and BSON; on every store
 each document is validated against its Beanie model, and every stored file it refers to is hashed
-and held against the size and sha256 the document records. Files in storage that no document
+and held against the size and sha256 the document records, in whichever storage it is (a local
+folder, or GridFS, whose chunks are verified as its files are read). Files in storage that no document
 refers to are reported as warnings: a crash between storing a file and writing its document
 leaves one, which loses nothing.
 """
@@ -15,13 +16,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pymongo.errors import PyMongoError
 
 from service.backup.documents import collection_models, initialise_models, model_problem
-from service.backup.files import FileRef, file_refs, still_referenced
+from service.backup.files import FileRef, StoredFiles, file_refs, open_stored_files, still_referenced
 from service.backup.schemas import CheckReport
 from service.config import Settings
+from service.db.durable import FILES_SUFFIX, is_chunk_collection
+from service.db.gridfs import FILES_BUCKET
 from service.db.snapshot import StoreSnapshot, open_snapshot
-from service.storage.service import LocalStorage, StoredFile
+from service.storage.gridfs import GridFSStorage
+from service.storage.local import LocalStorage
+from service.storage.schemas import StoredFile
 
 HASHING_THREADS = 4
+MISSING = "missing"
+GRIDFS_FILES = FILES_BUCKET + FILES_SUFFIX
 
 
 class CheckFailed(Exception):
@@ -40,66 +47,73 @@ async def run_check(settings: Settings) -> CheckReport:
 
 
 def _check(settings: Settings) -> CheckReport:
-    storage = LocalStorage(settings.files_dir)
     report = CheckReport()
     with open_snapshot(settings) as snapshot:
         report.store = snapshot.description
-        refs = _check_documents(snapshot, report)
+        refs, gridfs_keys = _check_documents(snapshot, report)
         report.problems[:0] = snapshot.damage.report().splitlines()
         live, damaged = snapshot.live, bool(snapshot.damage)
-    _check_files(settings, storage, refs, live, report)
-    _warn_unreferenced(storage, refs, damaged, report)
+    with open_stored_files(settings) as files:
+        _check_files(settings, files, refs, live, report)
+        _warn_unreferenced(files, gridfs_keys, refs, damaged, report)
     return report
 
 
-def _check_documents(snapshot: StoreSnapshot, report: CheckReport) -> list[FileRef]:
+def _check_documents(snapshot: StoreSnapshot, report: CheckReport) -> tuple[list[FileRef], list[str]]:
+    """Validate every document; the stored files they refer to, and the keys of the files GridFS
+    holds. GridFS's chunks are verified by hashing its files, not read as documents."""
     models = collection_models()
     refs: list[FileRef] = []
+    gridfs_keys: list[str] = []
     for name in snapshot.collections():
+        if is_chunk_collection(name):
+            continue
         snapshot.indexes(name)  # reading the definitions verifies them: damage lands in snapshot.damage
         model = models.get(name)
         read = 0
         for document in snapshot.documents(name):
             read += 1
             refs.extend(file_refs(name, document))
+            if name == GRIDFS_FILES:
+                gridfs_keys.append(document["_id"])
             if model is not None:
                 report.validated += 1
                 problem = model_problem(model, document)
                 if problem:
                     report.problems.append(f"collection {name}: document {document.get('_id')}: {problem}")
         report.collections[name] = read
-    return refs
+    return refs, gridfs_keys
 
 
-def _check_files(
-    settings: Settings, storage: LocalStorage, refs: list[FileRef], live: bool, report: CheckReport
-) -> None:
-    keys = sorted({ref.key for ref in refs})
+def _check_files(settings: Settings, files: StoredFiles, refs: list[FileRef], live: bool, report: CheckReport) -> None:
+    first = {(ref.storage, ref.key): ref for ref in refs}
+    places = sorted(first)
     with ThreadPoolExecutor(max_workers=HASHING_THREADS) as pool:
-        digests = dict(zip(keys, pool.map(lambda key: _digest(storage, key), keys), strict=True))
+        found = pool.map(lambda place: _digest(files, first[place]), places)
+        digests = dict(zip(places, found, strict=True))
     report.files_checked = sum(isinstance(digest, StoredFile) for digest in digests.values())
     report.bytes_hashed = sum(digest.size for digest in digests.values() if isinstance(digest, StoredFile))
-    missing = [ref for ref in refs if digests[ref.key] == "missing"]
+    missing = [ref for ref in refs if digests[(ref.storage, ref.key)] == MISSING]
     confirmed = still_referenced(settings, missing) if live and missing else set(missing)
     for ref in refs:
-        problem = _file_problem(ref, digests[ref.key], storage)
-        if problem and (digests[ref.key] != "missing" or ref in confirmed):
+        digest = digests[(ref.storage, ref.key)]
+        problem = _file_problem(ref, digest, files)
+        if problem and (digest != MISSING or ref in confirmed):
             report.problems.append(f"file {ref.describe()}: {problem}")
 
 
-def _digest(storage: LocalStorage, key: str) -> StoredFile | str:
+def _digest(files: StoredFiles, ref: FileRef) -> StoredFile | str:
     """The file's size and sha256, or what stopped reading it."""
     try:
-        return storage.digest(key)
-    except FileNotFoundError:
-        return "missing"
+        digest = files.digest(ref.storage, ref.key)
     except (OSError, ValueError) as error:
         return f"cannot be read: {error}"
+    return MISSING if digest is None else digest
 
 
-def _file_problem(ref: FileRef, digest: StoredFile | str, storage: LocalStorage) -> str | None:
-    if digest == "missing":
-        return f"missing from {storage.root}"
+def _file_problem(ref: FileRef, digest: StoredFile | str, files: StoredFiles) -> str | None:
+    if digest == MISSING:
+        return f"missing from {files.where(ref.storage)}"
     if isinstance(digest, str):
         return digest
     if digest.size != ref.size:
@@ -109,13 +123,18 @@ def _file_problem(ref: FileRef, digest: StoredFile | str, storage: LocalStorage)
     return None
 
 
-def _warn_unreferenced(storage: LocalStorage, refs: list[FileRef], damaged: bool, report: CheckReport) -> None:
-    referenced = {ref.key for ref in refs}
+def _warn_unreferenced(
+    files: StoredFiles, gridfs_keys: list[str], refs: list[FileRef], damaged: bool, report: CheckReport
+) -> None:
+    referenced = {(ref.storage, ref.key) for ref in refs}
     advice = (
         "it may belong to a damaged document: keep it until the store is recovered"
         if damaged
         else "left by a crash between storing a file and writing its document, or an upload arriving now"
     )
-    for key in storage.keys():
-        if key not in referenced:
-            report.warnings.append(f"file {storage.path(key)}: no document refers to it ({advice})")
+    for key in files.local.keys():
+        if (LocalStorage.kind, key) not in referenced:
+            report.warnings.append(f"file {files.local.path(key)}: no document refers to it ({advice})")
+    for key in gridfs_keys:
+        if (GridFSStorage.kind, key) not in referenced:
+            report.warnings.append(f"GridFS file {key}: no document refers to it ({advice})")

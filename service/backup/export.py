@@ -10,7 +10,6 @@ was deleted anyway), which is told apart from a file that is missing while its d
 """
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from bson import json_util
 from pymongo.errors import OperationFailure, PyMongoError
 
 from service.backup.archive import FILES_DIR, ArchiveWriter, Spool, collection_member, file_member
-from service.backup.files import FileRef, file_refs, still_referenced
+from service.backup.files import FileRef, StoredFiles, file_refs, open_stored_files, still_referenced
 from service.backup.schemas import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -34,8 +33,8 @@ from service.backup.schemas import (
 from service.clock import utc_now
 from service.config import Settings
 from service.db.durable import Damage
+from service.db.gridfs import DamagedFile, is_bucket_collection
 from service.db.snapshot import SNAPSHOT_TOO_OLD, open_snapshot
-from service.storage.service import LocalStorage
 
 
 class ExportFailed(Exception):
@@ -67,6 +66,11 @@ def run_export(settings: Settings, path: Path, salvage: bool) -> ExportSummary:
         raise ExportFailed(_mongodb_failure(error)) from None
     except PyMongoError as error:
         raise ExportFailed(f"MongoDB: {error}") from None
+    except DamagedFile as error:
+        raise ExportFailed(
+            f"a stored file is damaged ({error}): `video-analyzer check` lists the damage, "
+            "`export --salvage` leaves such files out"
+        ) from None
     except OSError as error:
         raise ExportFailed(f"cannot write {path}: {error}") from None
 
@@ -81,8 +85,7 @@ def _mongodb_failure(error: OperationFailure) -> str:
 
 
 def _export(settings: Settings, path: Path, salvage: bool) -> ExportSummary:
-    storage = LocalStorage(settings.files_dir)
-    with ArchiveWriter(path) as writer:
+    with ArchiveWriter(path) as writer, open_stored_files(settings) as files:
         read = _read_store(settings, writer)
         summary = ExportSummary(path=str(path), source=read.source)
         summary.problems.extend(read.damage.report().splitlines())
@@ -91,7 +94,7 @@ def _export(settings: Settings, path: Path, salvage: bool) -> ExportSummary:
             summary.left_out.problems = list(read.damage.problems)
         if summary.problems and not salvage:
             return summary
-        dropped = _add_files(settings, writer, storage, read, summary, salvage)
+        dropped = _add_files(settings, writer, files, read, summary, salvage)
         if summary.problems and not salvage:
             return summary
         entries = _add_collections(writer, read, dropped)
@@ -102,11 +105,12 @@ def _export(settings: Settings, path: Path, salvage: bool) -> ExportSummary:
 
 
 def _read_store(settings: Settings, writer: ArchiveWriter) -> _StoreRead:
-    """Every document of the snapshot into temporary files, noting the stored files they refer to."""
+    """Every document of the snapshot into temporary files, noting the stored files they refer to.
+    GridFS's own collections stay out: its files go into the archive as files, like local ones."""
     with open_snapshot(settings) as snapshot:
         refs: list[FileRef] = []
         collections = []
-        for name in snapshot.collections():
+        for name in (name for name in snapshot.collections() if not is_bucket_collection(name)):
             spool = writer.spool(_noting_files(name, snapshot.documents(name), refs))
             collections.append((name, spool, [_plain(index) for index in snapshot.indexes(name)]))
         source = Source(kind=snapshot.kind, database=settings.mongodb_db, consistency=snapshot.consistency)
@@ -129,7 +133,7 @@ def _plain(index: dict[str, Any]) -> dict[str, Any]:
 def _add_files(
     settings: Settings,
     writer: ArchiveWriter,
-    storage: LocalStorage,
+    files: StoredFiles,
     read: _StoreRead,
     summary: ExportSummary,
     salvage: bool,
@@ -141,11 +145,11 @@ def _add_files(
     for ref in read.refs:
         by_key.setdefault(ref.key, []).append(ref)
     missing: list[FileRef] = []
-    for key, refs in by_key.items():
+    for refs in by_key.values():
         try:
-            if salvage and _changed(storage, key, refs, summary):
+            if salvage and _changed(files, refs, summary):
                 continue
-            member = _add_file(writer, storage, key)
+            member = _add_file(writer, files, refs[0])
         except ValueError:
             summary.problems.extend(f"file {ref.describe()}: not a storage key" for ref in refs)
             continue
@@ -158,11 +162,16 @@ def _add_files(
     return _settle_missing(settings, missing, read.live, summary)
 
 
-def _changed(storage: LocalStorage, key: str, refs: list[FileRef], summary: ExportSummary) -> bool:
+def _changed(files: StoredFiles, refs: list[FileRef], summary: ExportSummary) -> bool:
     """Whether the stored file differs from what its documents record (noted as left out)."""
     try:
-        stored = storage.digest(key)
-    except FileNotFoundError:
+        stored = files.digest(refs[0].storage, refs[0].key)
+    except DamagedFile as error:
+        damaged = [f"file {ref.describe()}: damaged in storage ({error})" for ref in refs]
+        summary.problems.extend(damaged)
+        summary.left_out.changed_files.extend(damaged)
+        return True
+    if stored is None:
         return False
     differences = _differences(Member(size=stored.size, sha256=stored.sha256), refs)
     summary.problems.extend(differences)
@@ -170,14 +179,15 @@ def _changed(storage: LocalStorage, key: str, refs: list[FileRef], summary: Expo
     return bool(differences)
 
 
-def _add_file(writer: ArchiveWriter, storage: LocalStorage, key: str) -> Member | None:
-    """Stream one stored file into the archive; None when it is not there."""
-    try:
-        file = open(storage.path(key), "rb")
-    except FileNotFoundError:
+def _add_file(writer: ArchiveWriter, files: StoredFiles, ref: FileRef) -> Member | None:
+    """Stream one stored file, from whichever storage holds it, into the archive; None when it is not there."""
+    opened = files.open(ref.storage, ref.key)
+    if opened is None:
         return None
-    with file:
-        return writer.add_stream(file_member(key), file, os.fstat(file.fileno()).st_size)
+    try:
+        return writer.add_stream(file_member(ref.key), opened.file, opened.size)
+    finally:
+        opened.close()
 
 
 def _differences(member: Member, refs: list[FileRef]) -> list[str]:

@@ -8,6 +8,9 @@ ReplaceOne through bulk_write), so importing the same archive again changes noth
 cut short is finished by running it again. Files go first so that no document is ever written
 before the file it refers to. The store is opened with the service's own `connect`, so indexes are
 created as at start-up.
+
+Files go to the storage STORAGE names, wherever the exporting deployment kept them, and the
+documents say so (`file.storage`): importing is how a deployment moves, to GridFS among others.
 """
 
 import asyncio
@@ -21,12 +24,13 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from service.backup.archive import ArchiveRefused, VerifiedArchive, members, read_documents, verify_archive
 from service.backup.documents import initialise_models
+from service.backup.files import open_stored_files, place_files
 from service.backup.schemas import CollectionEntry, FileEntry, ImportCounts, ImportSummary, Member
 from service.config import Settings
 from service.db.durable import StoreDamaged, StoreWriteFailed
 from service.db.embedded import StoreInUse, in_use_message, store_in_use
 from service.db.service import Database, connect
-from service.storage.service import LocalStorage
+from service.storage.service import FileStorage, open_storage
 
 DEFAULT_BATCH_SIZE = 500
 T = TypeVar("T")
@@ -43,11 +47,11 @@ class ImportStopped(Exception):
 async def run_import(settings: Settings, path: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> ImportSummary:
     if settings.uses_embedded_store and store_in_use(settings.embedded_dir):
         raise ImportRefused(in_use_message(settings.embedded_dir))
-    storage = LocalStorage(settings.files_dir)
     archive = await _verify(path)
-    present = await asyncio.to_thread(_files_present, storage, archive)
+    present = await asyncio.to_thread(_files_present, settings, archive)
     database = await _connect(settings)
     try:
+        storage = open_storage(settings, database).writer
         return await _Import(archive, storage, present, database, batch_size).run()
     except ImportStopped:
         raise
@@ -71,25 +75,26 @@ async def _verify(path: Path) -> VerifiedArchive:
         raise ImportRefused(f"refused {path}: {error}") from None
 
 
-def _files_present(storage: LocalStorage, archive: VerifiedArchive) -> set[str]:
-    """The keys storage already holds with the archive's bytes (not copied again); ImportRefused
-    when a key holds other bytes, before anything is written. Blocking."""
+def _files_present(settings: Settings, archive: VerifiedArchive) -> set[str]:
+    """The keys the configured storage already holds with the archive's bytes (not copied again);
+    ImportRefused when a key holds other bytes, before anything is written, the store not even
+    opened. Blocking."""
     present = set()
-    for entry in archive.manifest.files:
-        expected = archive.manifest.members[entry.member]
-        path = storage.path(entry.key)
-        try:
-            same = path.stat().st_size == expected.size and storage.digest(entry.key).sha256 == expected.sha256
-        except FileNotFoundError:
-            continue
-        except OSError as error:
-            raise ImportRefused(f"refused {archive.path}: file {entry.key}: {path} cannot be read ({error})") from None
-        if not same:
-            raise ImportRefused(
-                f"refused {archive.path}: file {entry.key}: storage already holds {path} with other bytes "
-                "(import never replaces a stored file)"
-            )
-        present.add(entry.key)
+    with open_stored_files(settings) as files:
+        for entry in archive.manifest.files:
+            expected = archive.manifest.members[entry.member]
+            try:
+                stored = files.digest(settings.storage, entry.key)
+            except OSError as error:
+                raise ImportRefused(f"refused {archive.path}: file {entry.key} cannot be read ({error})") from None
+            if stored is None:
+                continue
+            if (stored.size, stored.sha256) != (expected.size, expected.sha256):
+                raise ImportRefused(
+                    f"refused {archive.path}: file {entry.key}: storage already holds it ({settings.storage}) "
+                    "with other bytes (import never replaces a stored file)"
+                )
+            present.add(entry.key)
     return present
 
 
@@ -108,7 +113,7 @@ async def _next(iterator: Iterator[T]) -> T | None:
 
 class _Import:
     def __init__(
-        self, archive: VerifiedArchive, storage: LocalStorage, present: set[str], database: Database, batch_size: int
+        self, archive: VerifiedArchive, storage: FileStorage, present: set[str], database: Database, batch_size: int
     ) -> None:
         self.archive = archive
         self.storage = storage
@@ -154,6 +159,8 @@ class _Import:
         sha256 = hashlib.sha256()
         lines = read_documents(entry.member, stream)
         while batch := await asyncio.to_thread(_take, lines, self.batch_size, sha256):
+            for document in batch:
+                place_files(entry.name, document, self.storage.kind)
             await self._upsert(collection, entry.name, batch, counts)
         if sha256.hexdigest() != self._expected(entry.member).sha256:
             raise ImportStopped(f"{self.archive.path} changed after it was verified ({entry.member}); import it again")

@@ -8,6 +8,12 @@ table of their own. One write of the store is one SQLite transaction, committed 
 is acknowledged; a commit that fails leaves nothing behind, and the caller undoes its change in
 memory.
 
+A GridFS bucket's chunks (a collection named `<bucket>.chunks`) are documents of this file too,
+one row each, but they are never loaded into memory: each table of chunks also holds every chunk's
+`files_id` and `n` in columns of their own, with a unique index on the pair, so that a file is
+written and read here chunk by chunk (`add_chunks`, and `DirectReader` from any thread), and
+memory stays flat in a file's size (service/db/gridfs.py).
+
 Opening checks everything (SQLite's integrity check, then every row's checksum, BSON and `_id`)
 and refuses a damaged store with a report of what is damaged; it never opens with fewer documents
 than were stored. `read_snapshot` reads the same file from another process (`check`, `export`)
@@ -38,6 +44,9 @@ WAL_LIMIT_BYTES = 32 * 1024 * 1024
 SQLITE_CORRUPT = 11
 SQLITE_FULL = 13
 SQLITE_NOTADB = 26
+CHUNKS_SUFFIX = ".chunks"
+FILES_SUFFIX = ".files"
+"""The collection of a GridFS bucket's chunks is `<bucket>.chunks`, its files `<bucket>.files`."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
@@ -59,6 +68,10 @@ CREATE TABLE IF NOT EXISTS indexes (
 
 class StoreDamaged(RuntimeError):
     """The store's file is damaged; it was not opened, and nothing in it was changed."""
+
+
+class DocumentDamaged(RuntimeError):
+    """A row read directly (`DirectReader`) fails its checksum, or is not the document it is filed as."""
 
 
 class StoreWriteFailed(RuntimeError):
@@ -104,6 +117,10 @@ class Damage:
         return "\n".join(lines)
 
 
+def is_chunk_collection(collection: str) -> bool:
+    return collection.endswith(CHUNKS_SUFFIX)
+
+
 def encode_key(key: Any) -> bytes:
     """A document's `_id` as the row key: equal ids give equal bytes."""
     return bson.encode({"_id": key})
@@ -122,7 +139,9 @@ def _describe_key(raw_key: bytes, rowid: int) -> str:
 
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     if read_only:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        connection = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
     else:
         # timeout 0: the one store thread never waits on another program's lock (503 at once) nor,
         # checkpointing, on a reader such as a long export
@@ -166,6 +185,19 @@ class _Reader:
             return None
         return document if encode_key(document.get("_id")) == raw_key else None
 
+    def chunk_files(self, table: str, place: str, damage: Damage) -> set[Any]:
+        """The `files_id` of every sound chunk of a table of chunks, each chunk verified as it is read
+        and let go (none is kept); damaged rows are added to `damage`."""
+        files = set()
+        rows = self.connection.execute(f'SELECT rowid, id, body, crc, files_id, n FROM "{table}"')
+        for rowid, raw_key, body, crc, raw_files_id, n in rows:
+            chunk = self._verified(raw_key, body, crc)
+            if chunk is None or encode_key(chunk.get("files_id")) != raw_files_id or chunk.get("n") != n:
+                damage.add_document(place, _describe_key(raw_key, rowid))
+            else:
+                files.add(chunk["files_id"])
+        return files
+
     def index_definitions(self, damage: Damage) -> list[tuple[str, str, dict[str, Any]]]:
         """Every sound index definition; a damaged one is added to `damage` instead."""
         definitions = []
@@ -191,10 +223,12 @@ def _decoded(body: Any, crc: Any) -> dict[str, Any] | None:
 
 @dataclass
 class LoadedStore:
-    """Everything a store held when it was opened."""
+    """Everything a store held when it was opened: documents, index definitions, and for each
+    collection of chunks the files it holds chunks of (the chunks stay in the file)."""
 
     documents: dict[tuple[str, str], list[dict[str, Any]]]
     indexes: list[tuple[str, str, dict[str, Any]]]
+    chunk_files: dict[tuple[str, str], set[Any]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -214,9 +248,14 @@ def _check_header(connection: sqlite3.Connection, damage: Damage, fresh: bool) -
 
 def _load(reader: _Reader, damage: Damage) -> LoadedStore:
     documents = {}
+    chunk_files = {}
     for database, collection, table in reader.tables():
-        documents[(database, collection)] = list(reader.documents(table, f"{database}.{collection}", damage))
-    return LoadedStore(documents, reader.index_definitions(damage))
+        place = f"{database}.{collection}"
+        if is_chunk_collection(collection):
+            chunk_files[(database, collection)] = reader.chunk_files(table, place, damage)
+        else:
+            documents[(database, collection)] = list(reader.documents(table, place, damage))
+    return LoadedStore(documents, reader.index_definitions(damage), chunk_files)
 
 
 def damaged_message(damage: Damage) -> str:
@@ -380,6 +419,30 @@ class DurableFile:
         self._transaction(drop)
         self._tables.pop((database, collection), None)
 
+    def add_chunks(self, database: str, collection: str, chunks: list[dict[str, Any]]) -> None:
+        """Insert GridFS chunks (`{_id, files_id, n, data}`) in one transaction; StoreWriteFailed, with
+        none kept, when it fails (a chunk `n` the file already has among them)."""
+
+        def rows() -> Iterator[tuple[bytes, bytes, int, bytes, int]]:
+            """Encoded one at a time, as SQLite takes them: one chunk's BSON is held at once."""
+            for chunk in chunks:
+                body = bson.encode(chunk)
+                yield encode_key(chunk["_id"]), body, checksum(body), encode_key(chunk["files_id"]), chunk["n"]
+
+        def insert(connection: sqlite3.Connection) -> None:
+            table = self._table(connection, database, collection)
+            connection.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?)', rows())
+
+        self._transaction(insert)
+
+    def delete_chunks(self, database: str, collection: str, files_ids: Iterable[Any]) -> None:
+        """Delete every chunk of these files, in one transaction."""
+        keys = [(encode_key(files_id),) for files_id in files_ids]
+        table = self._tables.get((database, collection))
+        if table is None or not keys:
+            return
+        self._transaction(lambda connection: connection.executemany(f'DELETE FROM "{table}" WHERE files_id = ?', keys))
+
     def _apply(self, connection: sqlite3.Connection, changes: list[Change]) -> None:
         for change in changes:
             table = self._table(connection, change.database, change.collection)
@@ -402,9 +465,16 @@ class DurableFile:
             while connection.execute("SELECT 1 FROM collections WHERE table_name = ?", (table,)).fetchone():
                 number += 1
                 table = f"documents_{number}"
-            connection.execute(
-                f'CREATE TABLE "{table}" (id BLOB PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL)'
-            )
+            if is_chunk_collection(collection):
+                connection.execute(
+                    f'CREATE TABLE "{table}" (id BLOB PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL, '
+                    "files_id BLOB NOT NULL, n INTEGER NOT NULL)"
+                )
+                connection.execute(f'CREATE UNIQUE INDEX "{table}_files_id_n" ON "{table}" (files_id, n)')
+            else:
+                connection.execute(
+                    f'CREATE TABLE "{table}" (id BLOB PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL)'
+                )
             connection.execute("INSERT INTO collections VALUES (?, ?, ?)", (database, collection, table))
             self._tables[(database, collection)] = table
         return table
@@ -446,6 +516,82 @@ def _write_failure(error: sqlite3.Error) -> StoreWriteFailed:
     if _primary_code(error) == SQLITE_FULL:
         return StoreWriteFailed("the disk holding the store is full; nothing of this write was kept", disk_full=True)
     return StoreWriteFailed(f"the store could not write ({error}); nothing of this write was kept", disk_full=False)
+
+
+class DirectReader:
+    """Reads one document, or one GridFS chunk, straight from the file on any thread, beside its
+    one writer (a WAL reader waits on no writer), each read its own read transaction. Rows are
+    verified as they are read (DocumentDamaged). Read-only connections are kept for reuse, one
+    per read at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def document(self, database: str, collection: str, key: Any) -> dict[str, Any] | None:
+        key_bytes = encode_key(key)
+        row = self._row(database, collection, "id, body, crc", "id = ?", (key_bytes,))
+        if row is None:
+            return None
+        document = _Reader._verified(*row)
+        if document is None:
+            raise DocumentDamaged(f"{self.path}: collection {database}.{collection}: document {key} is damaged")
+        return document
+
+    def chunk(self, database: str, collection: str, files_id: Any, n: int) -> bytes | None:
+        """The data of chunk `n` of a file; None when there is no such chunk."""
+        row = self._row(database, collection, "id, body, crc", "files_id = ? AND n = ?", (encode_key(files_id), n))
+        if row is None:
+            return None
+        chunk = _Reader._verified(*row)
+        if chunk is None or chunk.get("files_id") != files_id or chunk.get("n") != n or "data" not in chunk:
+            raise DocumentDamaged(
+                f"{self.path}: collection {database}.{collection}: chunk {n} of {files_id} is damaged"
+            )
+        return bytes(chunk["data"])
+
+    def _row(self, database: str, collection: str, columns: str, where: str, values: tuple) -> tuple | None:
+        """One row, the table's name and the row read in one read transaction; None when there is
+        no store yet."""
+        if not self.path.exists():
+            return None
+        with self._connection() as connection:
+            connection.execute("BEGIN")
+            try:
+                table = self._table(connection, database, collection)
+                if table is None:
+                    return None
+                return connection.execute(f'SELECT {columns} FROM "{table}" WHERE {where}', values).fetchone()
+            finally:
+                connection.execute("COMMIT")
+
+    @staticmethod
+    def _table(connection: sqlite3.Connection, database: str, collection: str) -> str | None:
+        row = connection.execute(
+            "SELECT table_name FROM collections WHERE database = ? AND collection = ?", (database, collection)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = _connect(self.path, read_only=True)
+        try:
+            yield connection
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            self._idle.append(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
 
 @dataclass

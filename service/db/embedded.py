@@ -13,6 +13,9 @@ here: a document over 16 MiB, or a language override value text search does not 
 refused and the write rolled back. What mongomock lacks is supplied: `$text` (text_search.py),
 `bulk_write` for pymongo's write models (bulk.py), and equality lookups through single-field
 unique indexes instead of scans (lookups.py).
+
+GridFS chunks stay in the SQLite file, out of mongomock's memory: they are written on the store's
+thread (`add_chunks`) and read through `direct`, from any thread (service/db/gridfs.py).
 """
 
 import asyncio
@@ -44,7 +47,17 @@ from pymongo.results import BulkWriteResult
 from service.clock import utc_now
 from service.db.bulk import BulkCalls, BulkOutcome
 from service.db.converted import old_store_files, read_old_store, set_old_store_aside
-from service.db.durable import DATABASE_NAME, Change, DurableFile, LoadedStore, StoreWriteFailed
+from service.db.durable import (
+    CHUNKS_SUFFIX,
+    DATABASE_NAME,
+    FILES_SUFFIX,
+    Change,
+    DirectReader,
+    DurableFile,
+    LoadedStore,
+    StoreWriteFailed,
+    is_chunk_collection,
+)
 from service.db.indexes import ID_INDEX, IndexSpec, check_new_index
 from service.db.lookups import EqualityLookup, is_lookup_value
 from service.db.mongodb import MAX_DOCUMENT_BYTES, TEXT_SCORE
@@ -333,6 +346,7 @@ class EmbeddedStore:
         self._searchers: dict[tuple[str, str], TextSearcher] = {}
         self._index_definitions: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._lock: BinaryIO | None = None
+        self._direct: DirectReader | None = None
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -354,6 +368,8 @@ class EmbeddedStore:
             self._file = DurableFile(self.directory / DATABASE_NAME)
             loaded = self._file.open()
             self._load(loaded)
+            self._remove_partial_files(loaded.chunk_files)
+            self._direct = DirectReader(self._file.path)
         except BaseException:
             self._release()
             raise
@@ -389,6 +405,30 @@ class EmbeddedStore:
             self._index_definitions[(database, name, definition["name"])] = definition
             self._create_index(self.collection(database, name), definition["key"], definition["options"])
 
+    def _remove_partial_files(self, chunk_files: dict[tuple[str, str], set[Any]]) -> None:
+        """Delete the chunks of files whose files document was never written: uploads a crash cut
+        short. The store belongs to this process alone, so none of them is still being written."""
+        for (database, chunks_name), files_ids in chunk_files.items():
+            files = self.collection(database, chunks_name.removesuffix(CHUNKS_SUFFIX) + FILES_SUFFIX)
+            partial = [files_id for files_id in files_ids if files_id not in files._store._documents]
+            if partial:
+                self.file.delete_chunks(database, chunks_name, partial)
+                logger.info("store: removed the chunks of %d file(s) a crash left half written", len(partial))
+
+    def add_chunks(self, database: str, collection: str, chunks: list[dict[str, Any]]) -> None:
+        """Keep GridFS chunks in the file, durably, in one transaction; on the store's thread."""
+        self.file.add_chunks(database, collection, chunks)
+
+    def delete_chunks(self, database: str, collection: str, files_ids: list[Any]) -> None:
+        self.file.delete_chunks(database, collection, files_ids)
+
+    @property
+    def direct(self) -> DirectReader:
+        """Reads of single documents and chunks from the file, on any thread."""
+        if self._direct is None:
+            raise RuntimeError("the embedded store is not open")
+        return self._direct
+
     def close(self) -> None:
         if self._ttl_monitor is not None:
             self._ttl_monitor.stop()
@@ -413,6 +453,9 @@ class EmbeddedStore:
         return removed
 
     def _release(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -830,6 +873,8 @@ class EmbeddedDatabase(AsyncMongoMockDatabase):
         self.name = name
 
     def get_collection(self, name: str, *args: Any, **kwargs: Any) -> EmbeddedCollection:
+        if is_chunk_collection(name):
+            raise NotImplementedError(f"{name}: GridFS chunks stay in the embedded store's file; use service.db.gridfs")
         return EmbeddedCollection(self, self.store.collection(self.name, name))
 
 

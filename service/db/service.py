@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -52,17 +52,20 @@ class Database:
     def close(self) -> None:
         self.client.close()
 
-    async def ping(self, timeout: float) -> None:
+    async def ping(self, timeout: float, *reads: Callable[[], Awaitable[Any]]) -> None:
         """Whether the store answers, within `timeout` seconds; StoreUnreachable when it does not.
 
         MongoDB must answer a ping. The embedded store must be open, its thread free to answer,
-        and its file's write lock free to take (another program holding it refuses every write)."""
+        and its file's write lock free to take (another program holding it refuses every write).
+        Then each of `reads` (GridFS's, say) must answer within the same time."""
         try:
             async with store_deadline(timeout):
                 if isinstance(self.client, EmbeddedClient):
                     await self.client.store.run(self.client.store.check_writable)
                 else:
                     await self.client.admin.command("ping")
+                for read in reads:
+                    await read()
         except TimeoutError:
             raise StoreUnreachable(f"did not answer within {timeout:g} s") from None
         except PyMongoError as error:

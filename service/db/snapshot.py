@@ -29,8 +29,9 @@ from pymongo.database import Database as MongoDatabase
 from pymongo.errors import OperationFailure
 
 from service.config import Settings
-from service.db.durable import DATABASE_NAME, Damage, Snapshot, read_snapshot
+from service.db.durable import DATABASE_NAME, Damage, DirectReader, Snapshot, read_snapshot
 from service.db.embedded import store_in_use
+from service.db.gridfs import OfflineFiles, embedded_offline_files, mongodb_offline_files
 from service.db.service import client_options
 
 SNAPSHOT = "snapshot"
@@ -214,3 +215,17 @@ def has_snapshot_reads(client: MongoClient) -> bool:
         return False
     replicated = "setName" in hello or hello.get("msg") == "isdbgrid"
     return replicated and hello.get("maxWireVersion", 0) >= SNAPSHOT_READS_WIRE_VERSION
+
+
+@contextmanager
+def open_offline_files(settings: Settings) -> Iterator[OfflineFiles]:
+    """The configured store's GridFS files, read synchronously, each read a fresh one (files
+    never change once stored): for commands beside the service, after their snapshot is closed."""
+    if settings.uses_embedded_store:
+        direct = DirectReader(settings.embedded_dir / DATABASE_NAME)
+        with embedded_offline_files(direct, settings.mongodb_db) as files:
+            yield files
+    else:
+        client: MongoClient = MongoClient(settings.mongodb_url, **client_options(settings))
+        with mongodb_offline_files(client, settings.mongodb_db) as files:
+            yield files

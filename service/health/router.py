@@ -20,5 +20,6 @@ async def health(context: Annotated[AppContext, Depends(get_context)]) -> Health
 @router.get("/ready", responses=error_responses(503))
 async def ready(context: Annotated[AppContext, Depends(get_context)]) -> Readiness:
     """Readiness: 200 when the store answers (MongoDB a ping; the embedded store open and its file
-    writable) within READY_TIMEOUT_SECONDS, 503 with the reason otherwise."""
+    writable), and with STORAGE=gridfs GridFS too, within READY_TIMEOUT_SECONDS; 503 with the reason
+    otherwise."""
     return await service.readiness(context)

@@ -11,9 +11,10 @@ logger = logging.getLogger(__name__)
 
 
 async def readiness(context: AppContext) -> Readiness:
-    """Ready when the store answers within READY_TIMEOUT_SECONDS; StoreUnavailable (503) otherwise."""
+    """Ready when the store (and GridFS, with STORAGE=gridfs) answers within READY_TIMEOUT_SECONDS;
+    StoreUnavailable (503) otherwise."""
     try:
-        await context.database.ping(context.settings.ready_timeout_seconds)
+        await context.database.ping(context.settings.ready_timeout_seconds, *context.storage.probes())
     except StoreUnreachable as error:
         detail = f"not ready: the {context.database.kind} store {error}"
         cause = error.__cause__

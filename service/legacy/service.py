@@ -27,7 +27,7 @@ from service.legacy.schemas import (
 )
 from service.migration.mapping import LEGACY_MODEL
 from service.processing.transcription import WHISPER_LANGUAGES, transcription_languages
-from service.storage.service import LocalStorage
+from service.storage.service import Storage
 from service.users.models import User
 from service.videos import service as videos
 from service.videos.models import ChatEntry, Video
@@ -62,13 +62,14 @@ def legacy_id(video: Video) -> LegacyId:
     return legacy["id"] if "id" in legacy else str(video.id)
 
 
-async def _full_text(video: Video, column: str, inline: str, storage: LocalStorage) -> str:
+async def _full_text(video: Video, column: str, inline: str, storage: Storage) -> str:
     """A text the migration moved to storage (its document keeps the first MiB), read whole."""
     moved = (video.legacy or {}).get(f"{column}_file")
     if not moved:
         return inline
     try:
-        return await asyncio.to_thread(storage.path(moved["key"]).read_text, encoding="utf-8")
+        opened = await storage.of(moved.get("storage")).open(moved["key"])
+        return b"".join([piece async for piece in opened.chunks(0, opened.size)]).decode("utf-8")
     except OSError as error:
         logger.warning(
             "video %s: the %s file %s cannot be read (%s); showing its first part",
@@ -112,7 +113,7 @@ def _fields(video: Video) -> dict[str, Any]:
     }
 
 
-async def _fields_with_full_texts(video: Video, storage: LocalStorage) -> dict[str, Any]:
+async def _fields_with_full_texts(video: Video, storage: Storage) -> dict[str, Any]:
     fields = _fields(video)
     if fields["transcription"] is not None:
         fields["transcription"] = await _full_text(video, "transcription", fields["transcription"], storage)
@@ -207,11 +208,11 @@ async def list_videos(viewer: User | None) -> list[LegacyVideoListItem]:
     return [LegacyVideoListItem(**_fields(Video.model_validate(document))) for document in raw]
 
 
-async def video(raw_id: str, viewer: User | None, storage: LocalStorage) -> LegacyVideo:
+async def video(raw_id: str, viewer: User | None, storage: Storage) -> LegacyVideo:
     return LegacyVideo(**await _fields_with_full_texts(await find_video(raw_id, viewer), storage))
 
 
-async def video_status(raw_id: str, viewer: User | None, storage: LocalStorage) -> LegacyVideoStatus:
+async def video_status(raw_id: str, viewer: User | None, storage: Storage) -> LegacyVideoStatus:
     return LegacyVideoStatus(**await _fields_with_full_texts(await find_video(raw_id, viewer), storage))
 
 

@@ -6,6 +6,7 @@ import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import Response
@@ -19,7 +20,8 @@ from service.errors import NotFound, RangeNotSatisfiable, Unauthorized
 from service.http.ranges import ByteRange, requested_range
 from service.media.schemas import MediaTokenOut
 from service.processing.media import poster_frame
-from service.storage.service import LocalStorage, OpenedFile
+from service.storage.local import OpenedFile
+from service.storage.service import FileStorage
 from service.users import service as users
 from service.users.models import User
 from service.videos.models import FileInfo, Video
@@ -72,7 +74,7 @@ async def media(
 ) -> Response:
     """The video's file: 206 with the range asked for, 200 with all of it (see service/http/ranges.py)."""
     file = _stored_file(video)
-    opened = await _open(context.storage, video, file)
+    opened = await _open(context.storage.of(file.storage), video, file)
     etag = f'"{file.sha256}"'
     try:
         wanted = requested_range(range_header, if_range, etag, opened.size)
@@ -101,21 +103,26 @@ async def media(
 async def thumbnail(context: AppContext, video: Video) -> Response:
     """The poster frame, made on the first request and kept beside the file."""
     file = _stored_file(video)
-    image = await context.storage.read_thumbnail(file.key)
+    storage = context.storage.of(file.storage)
+    image = await storage.read_thumbnail(file.key)
     if image is None:
-        image = await _make_thumbnail(context.storage, video, file)
+        image = await _make_thumbnail(storage, video, file)
     return Response(image, media_type=THUMBNAIL_TYPE)
 
 
-async def _make_thumbnail(storage: LocalStorage, video: Video, file: FileInfo) -> bytes:
+async def _make_thumbnail(storage: FileStorage, video: Video, file: FileInfo) -> bytes:
     if video.metadata.video is None:
         raise NotFound("the video has no picture to make a thumbnail of (it is audio only)")
-    path = storage.path(file.key)
     loop = asyncio.get_running_loop()
-    image = await loop.run_in_executor(_thumbnail_pool, poster_frame, path, video.metadata.duration)
+    try:
+        async with storage.media_source(file.key) as source:
+            image = await loop.run_in_executor(_thumbnail_pool, poster_frame, source, video.metadata.duration)
+            gone = image is None and isinstance(source, Path) and not await asyncio.to_thread(source.is_file)
+    except FileNotFoundError:
+        gone = True
+    if gone:
+        raise _missing(video, file)
     if image is None:
-        if not await asyncio.to_thread(path.is_file):
-            raise _missing(video, file)
         raise NotFound("no frame of the video could be decoded for a thumbnail")
     await storage.keep_thumbnail(file.key, image)
     return image
@@ -127,7 +134,7 @@ def _stored_file(video: Video) -> FileInfo:
     return video.file
 
 
-async def _open(storage: LocalStorage, video: Video, file: FileInfo) -> OpenedFile:
+async def _open(storage: FileStorage, video: Video, file: FileInfo) -> OpenedFile:
     try:
         return await storage.open(file.key)
     except FileNotFoundError:

@@ -29,6 +29,7 @@ from service.clock import store_precision
 from service.db.mongodb import MAX_DOCUMENT_BYTES
 from service.errors import InvalidInput
 from service.migration.source import DEPLOYED_CHAT_COLUMNS, DOCUMENTED_CHAT_COLUMNS, LegacyVideo
+from service.storage.local import LocalStorage
 from service.text import text_search_language
 from service.videos.models import ChatEntry, FileInfo, Job, MediaMetadata, Summary, Transcript, Video, VideoStatus
 from service.videos.service import requested_language
@@ -274,8 +275,8 @@ def document_size(document: dict[str, Any]) -> int:
     return len(bson.encode({"_id": _PLACEHOLDER_ID, **document}))
 
 
-def _spill_texts(document: dict[str, Any], legacy_id: int) -> list[Spill]:
-    """Move the transcription, then the summary, to storage until the document fits."""
+def _spill_texts(document: dict[str, Any], legacy_id: int, storage: str) -> list[Spill]:
+    """Move the transcription, then the summary, to `storage` until the document fits."""
     spills = []
     for column, container in SPILLABLE_TEXTS:
         if document_size(document) <= MAX_DOCUMENT_BYTES:
@@ -286,11 +287,8 @@ def _spill_texts(document: dict[str, Any], legacy_id: int) -> list[Spill]:
             continue
         key = storage_key(legacy_id, column)
         document[container]["text"] = data[:INLINE_TEXT_BYTES].decode("utf-8", "ignore")
-        document["legacy"][f"{column}_file"] = {
-            "key": key,
-            "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
+        facts = {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        document["legacy"][f"{column}_file"] = facts if storage == LocalStorage.kind else {"storage": storage, **facts}
         spills.append(Spill(column, key, data))
     return spills
 
@@ -321,8 +319,9 @@ def _split(
     return set_fields, insert_fields
 
 
-def plan_video(video: LegacyVideo, file: FileOutcome) -> VideoPlan:
-    """The upsert for one legacy video, fitted under MongoDB's 16 MB document limit."""
+def plan_video(video: LegacyVideo, file: FileOutcome, storage: str) -> VideoPlan:
+    """The upsert for one legacy video, fitted under MongoDB's 16 MB document limit; texts moved out
+    of it go to `storage` (STORAGE)."""
     legacy_id = video.row.get("id")
     plan = VideoPlan(legacy_id=legacy_id)
     if not isinstance(legacy_id, int) or isinstance(legacy_id, bool):
@@ -336,7 +335,7 @@ def plan_video(video: LegacyVideo, file: FileOutcome) -> VideoPlan:
         plan.overflow = list(video.chat)
         return plan
     plan.notes.extend(_unplaced_chat_values(video.chat, legacy_id))
-    plan.spills = _spill_texts(document, legacy_id)
+    plan.spills = _spill_texts(document, legacy_id, storage)
     if document_size(document) > MAX_DOCUMENT_BYTES:
         fits = _chat_that_fits(document)
         document["chat"] = document["chat"][:fits]

@@ -27,7 +27,7 @@ from service.migration.mapping import FileOutcome, VideoPlan, plan_video, storag
 from service.migration.schemas import MigrationSummary
 from service.migration.source import LegacyDatabase, LegacyVideo, MigrationError
 from service.processing.media import content_type_of, probe
-from service.storage.service import LocalStorage
+from service.storage.service import FileStorage, open_storage
 from service.users.models import User
 from service.videos.models import FileInfo, Video
 
@@ -60,11 +60,11 @@ async def run_migration(settings: Settings, options: MigrationOptions) -> Migrat
     legacy = await asyncio.to_thread(LegacyDatabase.open, options.source)
     try:
         report = options.report or (None if options.dry_run else settings.data_dir / DEFAULT_REPORT_NAME)
-        storage = LocalStorage(settings.files_dir)
         database = await (connect_scratch() if options.dry_run else connect(settings))
         try:
             owner_id = None if options.dry_run else await _owner_id(options.owner)
-            return await migrate(legacy, storage, options, report, owner_id)
+            storage = None if options.dry_run else open_storage(settings, database).writer
+            return await migrate(legacy, storage, settings.storage, options, report, owner_id)
         finally:
             database.close()
     finally:
@@ -82,13 +82,15 @@ async def _owner_id(username: str | None) -> PydanticObjectId | None:
 
 async def migrate(
     legacy: LegacyDatabase,
-    storage: LocalStorage,
+    storage: FileStorage | None,
+    storage_kind: str,
     options: MigrationOptions,
     report: Path | None,
     owner_id: PydanticObjectId | None = None,
 ) -> MigrationSummary:
-    """Migrate everything `legacy` holds; Beanie must be initialised (a scratch store for a dry run)."""
-    return await _Migration(legacy, storage, options, _Report(report), owner_id).run()
+    """Migrate everything `legacy` holds into `storage` (of `storage_kind`; None for a dry run,
+    which writes nothing); Beanie must be initialised (a scratch store for a dry run)."""
+    return await _Migration(legacy, storage, storage_kind, options, _Report(report), owner_id).run()
 
 
 async def _next(iterator: Iterator[T]) -> T | None:
@@ -128,7 +130,8 @@ class _Migration:
     def __init__(
         self,
         legacy: LegacyDatabase,
-        storage: LocalStorage,
+        storage: FileStorage | None,
+        storage_kind: str,
         options: MigrationOptions,
         report: _Report,
         owner_id: PydanticObjectId | None,
@@ -136,6 +139,7 @@ class _Migration:
         self.owner_id = owner_id
         self.legacy = legacy
         self.storage = storage
+        self.storage_kind = storage_kind
         self.options = options
         self.report = report
         self.summary = MigrationSummary(
@@ -183,9 +187,11 @@ class _Migration:
     async def _migrate_batch(self, batch: list[LegacyVideo]) -> None:
         outcomes = [await self._file_of(video) for video in batch]
         plans = await asyncio.to_thread(
-            lambda: [plan_video(video, outcome) for video, outcome in zip(batch, outcomes, strict=True)]
+            lambda: [
+                plan_video(video, outcome, self.storage_kind) for video, outcome in zip(batch, outcomes, strict=True)
+            ]
         )
-        if not self.options.dry_run:
+        if self.storage is not None:
             for plan in plans:
                 if plan.problem is None:
                     for spill in plan.spills:
@@ -292,18 +298,18 @@ class _Migration:
         if source is None:
             return FileOutcome(missing="no file_path was recorded")
         key = storage_key(legacy_id)
-        if self.options.dry_run:
-            return await asyncio.to_thread(_preview, source, key, self.storage.kind)
+        if self.storage is None:
+            return await asyncio.to_thread(_preview, source, key, self.storage_kind)
         try:
             stored = await self.storage.copy_in(source, key)
         except OSError as error:
             return FileOutcome(missing=error.strerror or str(error))
-        try:
-            metadata = await asyncio.to_thread(probe, self.storage.path(key))
-        except UnsupportedMedia:
+        try:  # the source, whose bytes were just hashed into storage: GridFS has no path to probe
+            metadata = await asyncio.to_thread(probe, source)
+        except (UnsupportedMedia, OSError):
             metadata = None
         file = FileInfo(
-            storage=self.storage.kind,
+            storage=self.storage_kind,
             key=key,
             size=stored.size,
             sha256=stored.sha256,

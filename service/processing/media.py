@@ -2,6 +2,7 @@
 
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 
@@ -99,12 +100,13 @@ JPEG_QUALITY = 5
 FF_QP2LAMBDA = 118
 
 
-def poster_frame(path: Path, duration: float | None) -> bytes | None:
+def poster_frame(source: Path | BinaryIO, duration: float | None) -> bytes | None:
     """A JPEG of the frame 10% into the video (1 s in when its duration is unknown), at most
-    THUMBNAIL_WIDTH pixels wide, never enlarged; None when the file has no picture, or none of
-    its frames can be decoded. Blocking: call it from a thread."""
+    THUMBNAIL_WIDTH pixels wide, never enlarged; None when the file (a path, or a file object:
+    one in GridFS) has no picture, or none of its frames can be decoded. Blocking: call it from a
+    thread."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(source) if isinstance(source, Path) else source) as container:
             if not container.streams.video:
                 return None
             stream = container.streams.video[0]

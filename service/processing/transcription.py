@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import ctranslate2
@@ -110,13 +111,13 @@ class Transcriber:
 
     def transcribe(
         self,
-        path: Path,
+        source: Path | BinaryIO,
         language: str,
         declared_duration: float | None,
         on_progress: Callable[[float], None],
         cancelled: threading.Event,
     ) -> TranscriptionResult:
-        audio = _decode(path)
+        audio = _decode(source)
         decoded_seconds = len(audio) / SAMPLE_RATE
         model = self.model()
         segments, info = model.transcribe(
@@ -143,12 +144,13 @@ class Transcriber:
         return TranscriptionResult(transcript, _partial_note(decoded_seconds, declared_duration))
 
 
-def _decode(path: Path) -> np.ndarray:
-    """The audio as 16 kHz mono samples. A missing file is not undecodable: it may come back."""
-    if not path.is_file():
-        raise FileNotFoundError(f"the stored file {path.name} is missing")
+def _decode(source: Path | BinaryIO) -> np.ndarray:
+    """The audio as 16 kHz mono samples, from a file's path or a file object (one in GridFS). A
+    missing file is not undecodable: it may come back."""
+    if isinstance(source, Path) and not source.is_file():
+        raise FileNotFoundError(f"the stored file {source.name} is missing")
     try:
-        audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+        audio = decode_audio(str(source) if isinstance(source, Path) else source, sampling_rate=SAMPLE_RATE)
     except (av.FFmpegError, IndexError, ValueError, OSError) as error:
         raise UndecodableMedia(f"the audio could not be decoded: {error}") from error
     if len(audio) == 0:

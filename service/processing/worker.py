@@ -26,7 +26,7 @@ from service.processing.transcription import (
     UndecodableMedia,
     empty_transcript,
 )
-from service.storage.service import LocalStorage
+from service.storage.service import Storage, open_storage
 from service.videos.models import Summary, Video
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ class Worker:
     def __init__(
         self,
         settings: Settings,
-        storage: LocalStorage,
+        storage: Storage,
         transcriber: Transcriber,
         language_model: LanguageModel,
         name: str,
@@ -121,16 +121,17 @@ class Worker:
         def on_progress(value: float) -> None:
             progress[0] = value
 
-        started = time.perf_counter()
-        result = await asyncio.to_thread(
-            self.transcriber.transcribe,
-            self.storage.path(video.file.key),
-            video.requested_language,
-            video.metadata.duration,
-            on_progress,
-            cancelled,
-        )
-        observe_transcription(time.perf_counter() - started, video.metadata.duration)
+        async with self.storage.of(video.file.storage).media_source(video.file.key) as source:
+            started = time.perf_counter()
+            result = await asyncio.to_thread(
+                self.transcriber.transcribe,
+                source,
+                video.requested_language,
+                video.metadata.duration,
+                on_progress,
+                cancelled,
+            )
+            observe_transcription(time.perf_counter() - started, video.metadata.duration)
         return result
 
     async def _summarize(self, video: Video) -> Summary:
@@ -164,7 +165,7 @@ class Worker:
 class WorkerPool:
     """WORKERS workers sharing one transcriber (one model) in this process."""
 
-    def __init__(self, settings: Settings, storage: LocalStorage, language_model: LanguageModel) -> None:
+    def __init__(self, settings: Settings, storage: Storage, language_model: LanguageModel) -> None:
         transcriber = Transcriber(settings)
         self.workers = [
             Worker(settings, storage, transcriber, language_model, worker_name(i)) for i in range(settings.workers)
@@ -210,7 +211,7 @@ async def run_workers(settings: Settings, metrics_port: int | None = None) -> No
 async def _work_until_stopped(settings: Settings) -> None:
     settings.workers = max(settings.workers, 1)
     database = await connect(settings)
-    storage = LocalStorage(settings.files_dir)
+    storage = open_storage(settings, database)
     language_model = create_language_model(settings)
     pool = WorkerPool(settings, storage, language_model)
     stopping = asyncio.Event()

@@ -21,8 +21,14 @@ TEXT_SEARCH_DEFAULT_LANGUAGE = "english"
 without `search_language`."""
 
 
+LEGACY_FILE_SUFFIX = "_file"
+"""`legacy.<column>_file`: the facts of a text the SQLite migration moved out of a document too
+large, kept as a stored file (key, size, sha256, and storage; none: local)."""
+
+
 class FileInfo(BaseModel):
     storage: Literal["local", "gridfs"] = "local"
+    """Where the file is (`service/storage/`); documents written before GridFS have none: local."""
     key: str
     size: int
     sha256: str
@@ -172,3 +178,20 @@ class Video(Document):
                 language_override=TEXT_SEARCH_LANGUAGE_FIELD,
             ),
         ]
+
+
+def stored_file_fields(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Where a video document (as stored) records stored files, as (dotted path, facts): its
+    `file`, and the texts the SQLite migration moved out of it (`legacy.<column>_file`)."""
+    found = []
+    file = document.get("file")
+    if isinstance(file, dict):
+        found.append(("file", file))
+    legacy = document.get("legacy")
+    if isinstance(legacy, dict):
+        found.extend(
+            (f"legacy.{name}", value)
+            for name, value in legacy.items()
+            if name.endswith(LEGACY_FILE_SUFFIX) and isinstance(value, dict)
+        )
+    return found

@@ -83,8 +83,8 @@ async def upload_video(
     A body too large to be an upload never gets here (service/http/limits.py refuses it first).
     `language` and `summary_language` override the form fields of those names (the legacy route
     takes them from the query); `ui_language` is the legacy upload's, checked by its caller."""
-    storage = context.storage
-    receiver = MultipartUploadReceiver(storage.new_incoming_path(), UploadLimits.of(context.settings))
+    storage = context.storage.writer
+    receiver = MultipartUploadReceiver(context.storage.local.new_incoming_path(), UploadLimits.of(context.settings))
     received = await receiver.receive(content_type, body)
     try:
         language = requested_language(language if language is not None else received.fields.get("language"))
@@ -93,7 +93,7 @@ async def upload_video(
             "summary_language",
         )
         metadata = await asyncio.to_thread(probe, received.path)
-        key = storage.new_key()
+        key = context.storage.new_key()
         await storage.keep(received.path, key)
     except BaseException:
         await asyncio.to_thread(received.path.unlink, missing_ok=True)

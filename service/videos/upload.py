@@ -17,7 +17,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.config import Settings
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge
-from service.storage.service import IncomingFile
+from service.storage.local import IncomingFile
 from service.videos.schemas import MAX_FILENAME_LENGTH
 
 FILE_FIELD = "file"
