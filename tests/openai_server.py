@@ -6,20 +6,18 @@ so a test can read what the service sent.
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.server import free_port
+from tests.server import app_on_loopback, free_port
 
 
 @dataclass
@@ -96,16 +94,5 @@ def _app(fake: FakeOpenAI) -> Starlette:
 def fake_openai_server() -> Iterator[FakeOpenAI]:
     port = free_port()
     fake = FakeOpenAI(base_url=f"http://127.0.0.1:{port}/v1")
-    server = uvicorn.Server(uvicorn.Config(_app(fake), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake OpenAI server did not start")
-        time.sleep(0.01)
-    try:
+    with app_on_loopback(_app(fake), port, "the fake OpenAI server"):
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

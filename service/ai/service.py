@@ -12,6 +12,7 @@ from service.observability.metrics import language_model_call
 from service.users.models import User
 from service.videos.models import Summary, Video
 from service.videos.service import ensure_owner, get_completed_video
+from service.webhooks import events
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +43,20 @@ async def summarize(video: Video, language_model: LanguageModel) -> Summary:
 
 
 async def resummarize(raw_id: str, viewer: User | None, language_model: LanguageModel) -> Summary:
-    """A new summary for a completed video; a provider failure leaves the stored one as it was."""
+    """A new summary for a completed video, with its `summary.completed` event; a provider failure
+    leaves the stored one as it was."""
     video = await get_completed_video(raw_id, viewer, "it can be summarized")
     ensure_owner(video, viewer)
     summary = await summarize(video, language_model)
+    now = utc_now()
     result = await Video.get_motor_collection().update_one(
-        {"_id": video.id}, {"$set": {"summary": summary.model_dump(), "updated_at": utc_now()}}
+        {"_id": video.id},
+        {
+            "$set": {"summary": summary.model_dump(), "updated_at": now},
+            **events.outbox_push(events.summary_completed(video, summary, now)),
+        },
     )
     if result.matched_count == 0:
         raise NotFound(f"video {video.id} was deleted while it was summarized")
+    events.announce()
     return summary
