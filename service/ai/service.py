@@ -58,5 +58,5 @@ async def resummarize(raw_id: str, viewer: User | None, language_model: Language
     )
     if result.matched_count == 0:
         raise NotFound(f"video {video.id} was deleted while it was summarized")
-    events.announce()
+    events.announce(video.id)
     return summary

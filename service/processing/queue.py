@@ -136,13 +136,13 @@ async def _fail_if_unchanged(document: dict[str, Any], error: str) -> bool:
     }
     event = events.video_failed(document["_id"], document["filename"], error, job["attempts"], now)
     result = await _collection().update_one(unchanged, {"$set": failed, **events.outbox_push(event)})
-    return _announced(result.modified_count == 1)
+    return _announced(result.modified_count == 1, document["_id"])
 
 
-def _announced(written: bool) -> bool:
+def _announced(written: bool, video_id: PydanticObjectId) -> bool:
     """`written`, after telling this process's webhook dispatcher when the write raised events."""
     if written:
-        events.announce()
+        events.announce(video_id)
     return written
 
 
@@ -203,7 +203,7 @@ async def complete(video: Video, worker: str, summary: Summary) -> bool:
             **events.outbox_push(*raised),
         },
     )
-    return _announced(result.matched_count == 1)
+    return _announced(result.matched_count == 1, video.id)
 
 
 async def fail(
@@ -219,7 +219,7 @@ async def fail(
         result = await _collection().update_one(
             _held_by(video.id, worker), {"$set": fields, **events.outbox_push(event)}
         )
-        return _announced(result.matched_count == 1)
+        return _announced(result.matched_count == 1, video.id)
     backoff = retry_base_seconds * 2 ** (attempts - 1)
     fields.update({"status": "queued", "job.stage": "queued", "job.next_attempt_at": now + timedelta(seconds=backoff)})
     result = await _collection().update_one(_held_by(video.id, worker), {"$set": fields})

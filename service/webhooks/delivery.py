@@ -165,13 +165,16 @@ def _describe(error: BaseException) -> str:
 
 class Dispatcher:
     """This process's deliveries: relays outboxes and sends what is due, WEBHOOK_CONCURRENCY at
-    once; woken at once by an event raised in this process, otherwise every WEBHOOK_POLL_SECONDS
-    or when the next retry is due."""
+    once; woken at once by an event raised in this process (whose video alone it then relays),
+    otherwise when the next retry is due, and every WEBHOOK_POLL_SECONDS to relay every outbox
+    (the events other processes raised, or left behind when they died)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.name = f"{socket.gethostname()}:{os.getpid()}:webhooks"
         self._wake = asyncio.Event()
+        self._raised: set[PydanticObjectId] = set()
+        self._next_full_relay = 0.0
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._sending: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
@@ -182,7 +185,7 @@ class Dispatcher:
 
     def start(self) -> None:
         self._client = webhook_client(self.settings)
-        self._unlisten = events.listen(self._wake.set)
+        self._unlisten = events.listen(self._raised_in)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -194,6 +197,10 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
+
+    def _raised_in(self, video_id: PydanticObjectId) -> None:
+        self._raised.add(video_id)
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -211,8 +218,7 @@ class Dispatcher:
     async def _round(self) -> float:
         """Relay the outboxes, start every due attempt there is a slot for; returns the seconds to
         wait before the next round (unless woken)."""
-        while await relay(self.settings, {}) == RELAY_BATCH:
-            pass
+        await self._relay()
         while True:
             await self._slots.acquire()
             try:
@@ -226,6 +232,20 @@ class Dispatcher:
             task = asyncio.create_task(self._deliver(delivery))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+
+    async def _relay(self) -> None:
+        """The outboxes of the videos that raised events here since the last round (found by `_id`,
+        no scan), and every outbox each WEBHOOK_POLL_SECONDS."""
+        raised, self._raised = self._raised, set()
+        if time.monotonic() >= self._next_full_relay:
+            self._next_full_relay = time.monotonic() + self.settings.webhook_poll_seconds
+            video_filter: dict[str, Any] = {}
+        elif raised:
+            video_filter = {"_id": {"$in": list(raised)}}
+        else:
+            return
+        while await relay(self.settings, video_filter) == RELAY_BATCH:
+            pass
 
     async def claim(self) -> WebhookDelivery | None:
         now = utc_now()

@@ -18,7 +18,7 @@ HAS_PENDING_EVENTS = {f"{OUTBOX_FIELD}.at": {"$type": "date"}}
 NO_PENDING_EVENTS = {f"{OUTBOX_FIELD}.at": {"$exists": False}}
 MESSAGE_ID_PREFIX = "msg_"
 
-_listeners: set[Callable[[], None]] = set()
+_listeners: set[Callable[[PydanticObjectId], None]] = set()
 
 
 def iso(moment: datetime) -> str:
@@ -67,14 +67,14 @@ def outbox_push(*events: WebhookEvent) -> dict[str, Any]:
     return {"$push": {OUTBOX_FIELD: {"$each": [event.model_dump() for event in events]}}}
 
 
-def announce() -> None:
-    """Tell this process's dispatcher that an outbox has new events (after the write that put them
-    there); other processes find them when they next look."""
+def announce(video_id: PydanticObjectId) -> None:
+    """Tell this process's dispatcher that the video's outbox has new events (after the write that
+    put them there); other processes find them when they next look."""
     for listener in tuple(_listeners):
-        listener()
+        listener(video_id)
 
 
-def listen(listener: Callable[[], None]) -> Callable[[], None]:
+def listen(listener: Callable[[PydanticObjectId], None]) -> Callable[[], None]:
     """Call `listener` on each announcement; returns what stops that."""
     _listeners.add(listener)
     return lambda: _listeners.discard(listener)
