@@ -35,7 +35,7 @@ from tests.conftest import (
     serving,
     upload,
 )
-from tests.server import ServerProcess, running_server
+from tests.server import ServerProcess, free_port, running_server
 from tests.webhook_receiver import Receiver, webhook_receiver
 
 GLOBAL_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -159,6 +159,40 @@ async def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(tmp_p
     after = outcomes()
     assert after["delivered"] - before["delivered"] == 1
     assert after["rejected"] - before["rejected"] == 2
+
+
+async def test_a_receiver_too_slow_or_not_listening_is_tried_again(tmp_path: Path, receiver: Receiver) -> None:
+    """A receiver that answers after WEBHOOK_TIMEOUT_SECONDS has failed that attempt (and gets the
+    event again, with the same id); one with nothing listening stays pending with the reason."""
+    receiver.delays.append(3.0)
+    settings = webhook_settings(tmp_path, webhook_timeout_seconds=0.5)
+    async with serving(settings) as http:
+        slow = await subscribe(http, receiver, "/slow", event_types=["video.completed"])
+        closed = (
+            await http.post(
+                "/webhooks", json={"url": f"http://127.0.0.1:{free_port()}/", "event_types": ["video.completed"]}
+            )
+        ).json()
+        await upload(http, NO_AUDIO_VIDEO)
+        [delivery] = await delivery_log(http, slow["id"])
+        async with asyncio.timeout(30):
+            while (
+                not (unreachable := (await http.get(f"/webhooks/{closed['id']}/deliveries")).json()["items"])[0][
+                    "attempts"
+                ]
+                >= 2
+            ):
+                await asyncio.sleep(0.05)
+        arrivals = await receiver.wait_for(2)
+    timed_out, taken = delivery["last_attempts"]
+    assert timed_out["status_code"] is None
+    assert timed_out["error"] == "no answer within 0.5 s (WEBHOOK_TIMEOUT_SECONDS)"
+    assert 0.5 <= timed_out["seconds"] < 1.5
+    assert taken["status_code"] == 200
+    assert {request.webhook_id for request in arrivals} == {delivery["webhook_id"]}
+    [pending] = unreachable
+    assert pending["status"] == "pending"
+    assert pending["last_attempts"][0]["error"].startswith("ConnectError: ")
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """A webhook receiver on loopback, as a user would run one: a real HTTP server (uvicorn on its own
 thread) that verifies each request's Standard Webhooks signature with the `standardwebhooks`
 package, an implementation independent of the service's, and answers the statuses it is scripted
-to (200 once the script runs out)."""
+to (200 once the script runs out), as slowly as it is told to."""
 
 import asyncio
 import json
@@ -47,6 +47,8 @@ class Receiver:
     secrets: dict[str, str] = field(default_factory=dict)
     """The secret of each path (`/` when one receiver serves one subscription)."""
     statuses: list[int] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+    """Seconds to wait before answering, one per request, in turn (none once they run out)."""
     received: list[Received] = field(default_factory=list)
 
     def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
@@ -84,17 +86,20 @@ class Receiver:
 def _app(receiver: Receiver) -> Starlette:
     async def receive(request: Request) -> Response:
         body = await request.body()
+        arrived = time.time()
+        if receiver.delays:
+            await asyncio.sleep(receiver.delays.pop(0))
         headers = dict(request.headers)
         status = receiver.statuses.pop(0) if receiver.statuses else 200
-        arrived = Received(
+        received = Received(
             path=request.url.path,
             headers=headers,
             body=body,
-            arrived=time.time(),
+            arrived=arrived,
             verified=receiver.verify(request.url.path, body, headers),
             answered=status,
         )
-        receiver.received.append(arrived)
+        receiver.received.append(received)
         return Response(status_code=status)
 
     return Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])

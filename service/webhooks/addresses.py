@@ -25,6 +25,11 @@ class AddressRefused(Exception):
     """The receiver's host resolves to an address webhooks may not go to, or does not resolve."""
 
 
+class HostUnresolved(AddressRefused):
+    """The receiver's host does not resolve (now): refused at subscription time, and at delivery
+    time a receiver out of reach rather than one refused."""
+
+
 def check_url(url: str) -> str:
     """The URL, when it is one a webhook can be sent to; ValueError saying why not."""
     if len(url) > MAX_URL_LENGTH:
@@ -77,15 +82,15 @@ def refusal(address: IPAddress) -> str | None:
 
 async def resolve(host: str, port: int, timeout: float) -> list[str]:
     """The addresses `host` resolves to, in the resolver's order, without repeats; resolved on a
-    thread (getaddrinfo blocks). AddressRefused when it does not resolve in time."""
+    thread (getaddrinfo blocks). HostUnresolved when it does not resolve in time."""
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
             answers = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except TimeoutError:
-        raise AddressRefused(f"the host {host} did not resolve within {timeout:g} s") from None
+        raise HostUnresolved(f"the host {host} did not resolve within {timeout:g} s") from None
     except (socket.gaierror, UnicodeError) as error:
-        raise AddressRefused(f"the host {host} does not resolve ({error})") from None
+        raise HostUnresolved(f"the host {host} does not resolve ({error})") from None
     return list(dict.fromkeys(str(answer[4][0]).split("%")[0] for answer in answers))
 
 

@@ -30,7 +30,7 @@ from service.config import Settings
 from service.observability.metrics import WebhookOutcome, observe_webhook_abandoned, observe_webhook_attempt
 from service.videos.models import Video
 from service.webhooks import events
-from service.webhooks.addresses import AddressRefused, public_addresses
+from service.webhooks.addresses import AddressRefused, HostUnresolved, public_addresses
 from service.webhooks.models import KEPT_ATTEMPTS, DeliveryAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 from service.webhooks.signing import secret_bytes, signed_headers
 
@@ -307,6 +307,8 @@ class Dispatcher:
                     status = answer.status_code
             delivered = 200 <= status < 300
             outcome, error = ("delivered", None) if delivered else ("rejected", f"the receiver answered {status}")
+        except HostUnresolved as unresolved:
+            outcome, error = "unreachable", _describe(unresolved)
         except AddressRefused as refused:
             outcome, error = "refused", f"refused: {_describe(refused)}"
         except TimeoutError:
