@@ -17,6 +17,11 @@ from service.videos.models import FileInfo, Segment, Transcript, Video
 from tests.browser import ChromiumMissing, chromium
 from tests.media import write_raw_video
 
+pytest.register_assert_rewrite("tests.store")  # a plugin (below) this module imports first
+from tests.store import StoreDatabase  # noqa: E402
+
+pytest_plugins = ("pytester", "tests.store")
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEECH_VIDEO = FIXTURES / "speech.mp4"
 SPEECH_SCRIPT = FIXTURES / "speech.txt"
@@ -37,8 +42,8 @@ def sha256_of(path: Path) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8)
+def settings(tmp_path: Path, store: StoreDatabase) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8, **store.settings)
 
 
 @asynccontextmanager

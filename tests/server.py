@@ -24,9 +24,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_on_loopback(app: ASGIApp, port: int, name: str) -> Iterator[None]:
+def app_on_loopback(app: ASGIApp, port: int, name: str, log_level: str = "warning") -> Iterator[None]:
     """A peer of the service (`app`) served by uvicorn on 127.0.0.1:`port`, from a thread of its own."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

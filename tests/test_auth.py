@@ -26,14 +26,15 @@ from service.users.service import register
 from service.videos.models import Transcript, Video
 from tests.conftest import SPEECH_VIDEO, insert_completed_video, serving
 from tests.server import free_port, running_server
+from tests.store import StoreDatabase
 
 SECRET = "s" * 48
 PASSWORDS = {"admin": "admin-password-1", "alice": "alice-password-1", "bob": "bob-password-12"}
 
 
-def auth_settings(tmp_path: Path, **overrides: object) -> Settings:
+def auth_settings(tmp_path: Path, store: StoreDatabase, **overrides: object) -> Settings:
     values = {"auth_enabled": True, "secret_key": SECRET, "workers": 0, "login_max_failures": 3, **overrides}
-    return Settings(_env_file=None, data_dir=tmp_path / "data", **values)
+    return Settings(_env_file=None, data_dir=tmp_path / "data", **store.settings, **values)
 
 
 @dataclass
@@ -57,8 +58,8 @@ def app_store() -> EmbeddedStore:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    settings = auth_settings(tmp_path)
+async def world(tmp_path: Path, store: StoreDatabase) -> AsyncIterator[World]:
+    settings = auth_settings(tmp_path, store)
     async with serving(settings) as http:
         await register(
             settings,
@@ -248,8 +249,8 @@ async def test_registration(world: World, tmp_path: Path) -> None:
     ).status_code == 422
 
 
-async def test_open_registration_lets_anyone_in_but_not_as_admin(tmp_path: Path) -> None:
-    async with serving(auth_settings(tmp_path, allow_registration=True)) as http:
+async def test_open_registration_lets_anyone_in_but_not_as_admin(tmp_path: Path, store: StoreDatabase) -> None:
+    async with serving(auth_settings(tmp_path, store, allow_registration=True)) as http:
         body = {"username": "dave", "email": "dave@example.com", "password": "dave-password"}
         assert (await http.post("/auth/register", json=body)).status_code == 201
         admin = {"username": "eve", "email": "eve@example.com", "password": "eve-password1", "is_admin": True}
@@ -297,12 +298,12 @@ def test_auth_without_a_strong_secret_key_refuses_to_start(tmp_path: Path) -> No
     assert "short-but-secret" not in result.stderr + result.stdout
 
 
-def test_single_user_mode_on_a_public_address_warns_loudly(tmp_path: Path) -> None:
-    with running_server(tmp_path / "data") as loopback:
+def test_single_user_mode_on_a_public_address_warns_loudly(tmp_path: Path, store: StoreDatabase) -> None:
+    with running_server(tmp_path / "data", store.environment) as loopback:
         assert "AUTH_ENABLED=false while listening" not in loopback.log()
     port = free_port()
     command = [sys.executable, "-m", "service.cli", "serve", "--host", "0.0.0.0", "--port", str(port)]
-    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "public"), "WORKERS": "0"}
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "public"), "WORKERS": "0", **store.environment}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         output = ""
@@ -316,7 +317,9 @@ def test_single_user_mode_on_a_public_address_warns_loudly(tmp_path: Path) -> No
         process.wait(timeout=30)
 
 
+@pytest.mark.embedded_only
 async def test_old_failures_are_forgotten(world: World, app_store: EmbeddedStore) -> None:
+    """The embedded store's TTL pass, run now (MongoDB's runs once a minute, on its own)."""
     for _ in range(3):
         await sign_in(world.http, "alice", "wrong-password")
     assert (await sign_in(world.http, "alice", PASSWORDS["alice"])).status_code == 429
@@ -328,11 +331,11 @@ async def test_old_failures_are_forgotten(world: World, app_store: EmbeddedStore
     assert (await sign_in(world.http, "alice", PASSWORDS["alice"])).status_code == 200
 
 
-def test_fifty_concurrent_wrong_passwords_get_at_most_the_allowed_checks(tmp_path: Path) -> None:
+def test_fifty_concurrent_wrong_passwords_get_at_most_the_allowed_checks(tmp_path: Path, store: StoreDatabase) -> None:
     """A real server: the attempt is counted before the slow password check, so a burst cannot
     slip fifty checks past a limit of five."""
     data_dir = tmp_path / "data"
-    env = {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET, "LOGIN_MAX_FAILURES": "5"}
+    env = {**store.environment, "AUTH_ENABLED": "true", "SECRET_KEY": SECRET, "LOGIN_MAX_FAILURES": "5"}
     create = [sys.executable, "-m", "service.cli", "create-user", "--username", "zoe", "--email", "z@example.com"]
     subprocess.run(
         [*create, "--password-stdin"],
@@ -429,8 +432,9 @@ async def test_users_change_their_own_password_and_older_tokens_stop_working(wor
     assert (await sign_in(world.http, "alice", "alice-new-password")).status_code == 200
 
 
-def test_accounts_from_the_command_line(tmp_path: Path) -> None:
-    env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "AUTH_ENABLED": "true", "SECRET_KEY": SECRET}
+def test_accounts_from_the_command_line(tmp_path: Path, store: StoreDatabase) -> None:
+    service = {**store.environment, "AUTH_ENABLED": "true", "SECRET_KEY": SECRET}
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), **service}
 
     def cli(*args: str, password: str | None = None) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "service.cli", *args]
@@ -455,7 +459,7 @@ def test_accounts_from_the_command_line(tmp_path: Path) -> None:
     assert missing.returncode != 0 and "no user named 'nobody'" in missing.stderr
     assert "needs at least" in cli("reset-password", "ops", "--password-stdin", password="short\n").stderr
 
-    with running_server(tmp_path / "data", {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET}) as server:
+    with running_server(tmp_path / "data", service) as server:
         token = httpx.post(f"{server.base_url}/auth/token", data={"username": "ops", "password": "ops-password-2"})
         assert token.status_code == 200
 

@@ -30,6 +30,7 @@ from service.db.snapshot import has_snapshot_reads
 from service.videos.models import Video
 from tests.conftest import SPEECH_VIDEO, serving, sha256_of, upload
 from tests.server import ServerProcess, running_server
+from tests.store import StoreDatabase
 
 ROOT = Path(__file__).parent.parent
 CANONICAL = json_util.CANONICAL_JSON_OPTIONS
@@ -124,6 +125,7 @@ class PatchingThread(threading.Thread):
 # Export and import
 
 
+@pytest.mark.embedded_only
 def test_export_while_serving_then_import_twice(tmp_path: Path) -> None:
     data, copy, archive = tmp_path / "data", tmp_path / "copy", tmp_path / "backup.tar"
     created = cli(
@@ -197,11 +199,13 @@ def _row(output: str, collection: str) -> list[str]:
     return line.split()[1:]
 
 
-def test_a_video_deleted_while_exporting_is_left_out_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_video_deleted_while_exporting_is_left_out_whole(
+    tmp_path: Path, store: StoreDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Deleted after the snapshot and before its file is copied: the document is in the snapshot,
     its file is gone. The archive leaves the video out, as the store now has it, and says so."""
     data, archive = tmp_path / "data", tmp_path / "backup.tar"
-    with running_server(data) as server:
+    with running_server(data, store.environment) as server:
         kept, deleted = upload_over_http(server, "kept.mp4"), upload_over_http(server, "deleted.mp4")
         copy_files = export._add_files
 
@@ -210,7 +214,7 @@ def test_a_video_deleted_while_exporting_is_left_out_whole(tmp_path: Path, monke
             return copy_files(*args)
 
         monkeypatch.setattr(export, "_add_files", delete_then_copy_files)
-        summary = export.run_export(Settings(_env_file=None, data_dir=data), archive, salvage=False)
+        summary = export.run_export(Settings(_env_file=None, data_dir=data, **store.settings), archive, salvage=False)
     assert summary.ok and summary.written, summary.render()
     assert f"videos {deleted} was deleted while the export ran" in summary.render()
     assert archived_documents(archive)["videos"].keys() == {kept}
@@ -362,6 +366,7 @@ def _with_other_file_bytes(name: str, data: bytes) -> list[tuple[str, bytes]]:
     return [(name, b"other bytes" if name.startswith("files/") else data)]
 
 
+@pytest.mark.embedded_only
 @pytest.mark.parametrize(
     ("damage", "says"),
     [
@@ -445,6 +450,7 @@ def _refused_alone(result: subprocess.CompletedProcess[str], says: str) -> None:
     assert says in message and "\n" not in message and "Traceback" not in message
 
 
+@pytest.mark.embedded_only
 @pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar writes the sparse member (tarfile cannot)")
 def test_a_sparse_member_is_refused(tmp_path: Path, sound_archive: Path) -> None:
     """A sparse member holds its zeros in no blocks: 64 MiB here, gigabytes as easily."""
@@ -469,6 +475,7 @@ def test_a_sparse_member_is_refused(tmp_path: Path, sound_archive: Path) -> None
     assert not data.exists()
 
 
+@pytest.mark.embedded_only
 def test_an_oversized_line_is_refused_in_little_memory(tmp_path: Path, sound_archive: Path) -> None:
     """A 100 MB line is refused once 64 MB of it are read, never held whole."""
 
@@ -505,6 +512,7 @@ def _with_peak_rss(data_dir: Path, *args: str) -> tuple[subprocess.CompletedProc
     return result, int(peak.read_text())
 
 
+@pytest.mark.embedded_only
 def test_a_stored_file_with_other_bytes_is_never_replaced(tmp_path: Path, sound_archive: Path) -> None:
     """An archive holding other bytes under a key storage already has, and a new video pointing at
     them, would replace the existing video's file."""
@@ -541,6 +549,7 @@ async def test_an_unexpected_error_while_writing_stops_without_a_traceback(
         await restore.run_import(settings, sound_archive)
 
 
+@pytest.mark.embedded_only
 def test_export_without_a_store_says_so(tmp_path: Path) -> None:
     result = cli(tmp_path / "data", "export", str(tmp_path / "backup.tar"))
     assert result.returncode == 2 and "no embedded store" in result.stderr
@@ -550,6 +559,7 @@ def test_export_without_a_store_says_so(tmp_path: Path) -> None:
 # Check
 
 
+@pytest.mark.embedded_only
 def test_check_while_serving_and_after_a_crash(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = ServerProcess(data)
@@ -597,6 +607,7 @@ def _change_body_byte(data_dir: Path, video_id: str) -> None:
     connection.close()
 
 
+@pytest.mark.embedded_only
 async def test_check_names_a_document_whose_bson_changed(settings: Settings, stopped_store: list[dict]) -> None:
     assert cli(settings.data_dir, "check").returncode == 0
     damaged, sound = stopped_store
@@ -607,6 +618,7 @@ async def test_check_names_a_document_whose_bson_changed(settings: Settings, sto
     assert not any(sound["id"] in line for line in result.stdout.splitlines() if line.startswith("DAMAGED"))
 
 
+@pytest.mark.embedded_only
 async def test_check_names_a_file_whose_content_changed(settings: Settings, stopped_store: list[dict]) -> None:
     key = json_util.loads(stored_documents(settings.data_dir)["videos"][stopped_store[1]["id"]])["file"]["key"]
     path = settings.files_dir / key
@@ -618,6 +630,7 @@ async def test_check_names_a_file_whose_content_changed(settings: Settings, stop
     assert f"DAMAGED: file {key} (videos {stopped_store[1]['id']}): sha256" in result.stdout
 
 
+@pytest.mark.embedded_only
 async def test_a_missing_file_is_damage_to_check_and_export(
     tmp_path: Path, settings: Settings, stopped_store: list[dict]
 ) -> None:
@@ -631,6 +644,7 @@ async def test_a_missing_file_is_damage_to_check_and_export(
     assert not (tmp_path / "backup.tar").exists()
 
 
+@pytest.mark.embedded_only
 async def test_check_reports_a_document_that_does_not_match_its_model(
     settings: Settings, stopped_store: list[dict]
 ) -> None:
@@ -644,6 +658,7 @@ async def test_check_reports_a_document_that_does_not_match_its_model(
     assert f"document {stopped_store[0]['id']}: does not match the Video model: status" in result.stdout
 
 
+@pytest.mark.embedded_only
 async def test_check_reports_an_unreadable_sqlite_file_as_damage(settings: Settings, stopped_store: list[dict]) -> None:
     path = settings.embedded_dir / DATABASE_NAME
     data = bytearray(path.read_bytes())
@@ -658,6 +673,7 @@ async def test_check_reports_an_unreadable_sqlite_file_as_damage(settings: Setti
 # Salvage
 
 
+@pytest.mark.embedded_only
 async def test_export_salvage_keeps_every_intact_document(
     tmp_path: Path, settings: Settings, stopped_store: list[dict]
 ) -> None:
@@ -711,6 +727,7 @@ def test_snapshot_sessions_only_where_mongodb_has_snapshot_reads(hello: dict, sn
     assert has_snapshot_reads(_Client(hello)) is snapshot
 
 
+@pytest.mark.embedded_only
 async def test_export_salvage_leaves_out_a_file_that_changed_so_the_archive_imports(
     tmp_path: Path, settings: Settings, stopped_store: list[dict]
 ) -> None:
@@ -733,6 +750,7 @@ async def test_export_salvage_leaves_out_a_file_that_changed_so_the_archive_impo
     assert not (recovered / "uploads" / key).exists()
 
 
+@pytest.mark.embedded_only
 async def test_check_reports_a_damaged_index_definition_once(settings: Settings, stopped_store: list[dict]) -> None:
     account = ("create-user", "--username", "ops", "--email", "o@example.com", "--password-stdin")
     assert cli(settings.data_dir, *account, stdin="ops-password-1\n").returncode == 0

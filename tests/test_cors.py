@@ -14,6 +14,7 @@ from service.config import Settings
 from service.videos.models import Transcript
 from tests.conftest import SPEECH_VIDEO, insert_completed_video, serving
 from tests.server import free_port, running_server
+from tests.store import StoreDatabase
 
 PAGE = "http://localhost:3000"
 OTHER_PAGE = "http://localhost:4000"
@@ -21,14 +22,14 @@ SECRET = "c" * 48
 MISSING = "0123456789abcdef01234567"
 
 
-def cors_settings(tmp_path: Path, **overrides: object) -> Settings:
+def cors_settings(tmp_path: Path, store: StoreDatabase, **overrides: object) -> Settings:
     values: dict[str, object] = {"workers": 0, "max_upload_mb": 8, "cors_origins": PAGE, **overrides}
-    return Settings(_env_file=None, data_dir=tmp_path / "data", **values)
+    return Settings(_env_file=None, data_dir=tmp_path / "data", **store.settings, **values)
 
 
 @pytest.fixture
-async def page_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(cors_settings(tmp_path)) as http:
+async def page_client(tmp_path: Path, store: StoreDatabase) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(cors_settings(tmp_path, store)) as http:
         yield http
 
 
@@ -109,8 +110,8 @@ async def test_errors_carry_cors_headers(page_client: httpx.AsyncClient) -> None
         assert answer.json()["detail"]
 
 
-async def test_an_unauthenticated_page_sees_the_401(tmp_path: Path) -> None:
-    settings = cors_settings(tmp_path, auth_enabled=True, secret_key=SECRET)
+async def test_an_unauthenticated_page_sees_the_401(tmp_path: Path, store: StoreDatabase) -> None:
+    settings = cors_settings(tmp_path, store, auth_enabled=True, secret_key=SECRET)
     async with serving(settings) as http:
         answer = await http.get("/videos", headers={"Origin": PAGE})
         assert answer.status_code == 401 and allows(answer)
@@ -152,10 +153,12 @@ async def test_without_cors_origins_there_is_no_cors(client: httpx.AsyncClient) 
     assert (await client.options("/videos", headers=preflight("GET"))).status_code == 405
 
 
-def test_refusals_of_the_body_limits_carry_cors_headers_from_a_real_server(tmp_path: Path) -> None:
+def test_refusals_of_the_body_limits_carry_cors_headers_from_a_real_server(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
     """The 413 and 408 that the body limits write themselves, before the application sees the
     request, reach the page too, and so does the 401 of a server with users on."""
-    env = {"CORS_ORIGINS": PAGE, "MAX_UPLOAD_MB": "1", "BODY_IDLE_TIMEOUT_SECONDS": "0.5"}
+    env = {**store.environment, "CORS_ORIGINS": PAGE, "MAX_UPLOAD_MB": "1", "BODY_IDLE_TIMEOUT_SECONDS": "0.5"}
     with running_server(tmp_path / "data", {**env, "AUTH_ENABLED": "true", "SECRET_KEY": SECRET}) as server:
         origin = {"Origin": PAGE}
         too_large = httpx.post(f"{server.base_url}/ask-question/", content=b"x" * 200_000, headers=origin)

@@ -17,6 +17,8 @@ from service.db.durable import StoreWriteFailed
 from service.db.embedded import EmbeddedClient, EmbeddedStore
 from service.text import TEXT_SEARCH_LANGUAGES, contains_phrase, fold, parse_text_query, terms, words
 
+pytestmark = pytest.mark.embedded_only
+
 BIG_TEXT = "x" * (6 * 1024 * 1024)
 
 

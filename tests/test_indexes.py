@@ -1,4 +1,4 @@
-"""Indexes: the declared ones pinned, MongoDB's refusals on the embedded store, and rebuilding."""
+"""Indexes: the declared ones pinned, MongoDB's refusals (which the embedded store makes too), and rebuilding."""
 
 import asyncio
 import logging
@@ -13,6 +13,7 @@ from service.db.index_command import run_indexes
 from service.db.indexes import IndexSpec, declared_indexes, index_states
 from service.db.models import DOCUMENT_MODELS
 from service.db.service import Database, connect
+from tests.store import StoreDatabase
 
 TEXT_OPTIONS = {"default_language": "english", "language_override": "language", "textIndexVersion": 3}
 
@@ -114,7 +115,11 @@ async def change_the_search_index(settings: Settings) -> None:
 
 
 async def test_a_changed_index_is_logged_at_start_up_and_rebuilt_by_apply(
-    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    settings: Settings,
+    store: StoreDatabase,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     await change_the_search_index(settings)
     with caplog.at_level(logging.ERROR, logger="service.db.indexes"):
@@ -125,6 +130,7 @@ async def test_a_changed_index_is_logged_at_start_up_and_rebuilt_by_apply(
     assert states["search"] == "changed" and states["filename"] == "same"  # a missing one is built
     database.close()
 
+    store.set_in(monkeypatch)
     monkeypatch.setenv("DATA_DIR", str(settings.data_dir))
     with pytest.raises(SystemExit) as exit_code:
         await asyncio.to_thread(main, ["indexes"])

@@ -16,6 +16,7 @@ from service.storage.service import LocalStorage
 from service.videos.models import Video
 from tests.conftest import SPEECH_VIDEO, serving, sha256_of
 from tests.legacy_sqlite import CHAT, VIDEOS, build_legacy_db
+from tests.store import StoreDatabase
 
 LONG_TRANSCRIPTION = "spoken words " * (17 * 1024 * 1024 // 13)
 
@@ -232,12 +233,14 @@ async def test_supported_languages_lists_what_the_bundled_english_model_transcri
     assert bundled.supported_languages == ["en"], "the rule agrees with faster-whisper's own"
 
 
-async def test_a_multilingual_model_enables_every_language(tmp_path: Path) -> None:
+async def test_a_multilingual_model_enables_every_language(tmp_path: Path, store: StoreDatabase) -> None:
     """A model folder as CTranslate2 writes it, judged by its vocabulary's size (51,865 tokens)."""
     folder = tmp_path / "whisper-small"
     folder.mkdir()
     (folder / "vocabulary.json").write_text(json.dumps([f"token{n}" for n in range(51_865)]))
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, whisper_model=str(folder))
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", workers=0, whisper_model=str(folder), **store.settings
+    )
     async with serving(settings) as http:
         languages = (await http.get("/supported-languages/")).json()["languages"]
     assert all(language["enabled"] for language in languages.values())

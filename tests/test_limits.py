@@ -24,6 +24,7 @@ from service.users.schemas import Registration
 from service.users.service import register
 from tests.conftest import SPEECH_VIDEO, serving, upload
 from tests.server import ServerProcess, running_server
+from tests.store import StoreDatabase, Stores
 from tests.test_auth import SECRET, auth_settings, sign_in
 
 MB = 1024 * 1024
@@ -91,15 +92,18 @@ class AuthServer:
 
 
 @pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+def auth_server(tmp_path_factory: pytest.TempPathFactory, stores: Stores) -> Iterator[AuthServer]:
+    """One server for the module's tests, in a database of its own on a MongoDB server."""
     data_dir = tmp_path_factory.mktemp("limits") / "data"
     command = [sys.executable, "-m", "service.cli", "create-user", "--username", "tester"]
     command += ["--email", "tester@example.com", "--password-stdin"]
-    environment = {**os.environ, "DATA_DIR": str(data_dir), **AUTH_ENV}
-    subprocess.run(command, input=PASSWORD, env=environment, text=True, capture_output=True, check=True, timeout=60)
-    with running_server(data_dir, AUTH_ENV) as server:
-        login = httpx.post(f"{server.base_url}/auth/token", data={"username": "tester", "password": PASSWORD})
-        yield AuthServer(server, data_dir, {"Authorization": f"Bearer {login.json()['access_token']}"})
+    with stores.database("limits_auth_server") as store:
+        service = {**store.environment, **AUTH_ENV}
+        environment = {**os.environ, "DATA_DIR": str(data_dir), **service}
+        subprocess.run(command, input=PASSWORD, env=environment, text=True, capture_output=True, check=True, timeout=60)
+        with running_server(data_dir, service) as server:
+            login = httpx.post(f"{server.base_url}/auth/token", data={"username": "tester", "password": PASSWORD})
+            yield AuthServer(server, data_dir, {"Authorization": f"Bearer {login.json()['access_token']}"})
 
 
 def post_streamed(
@@ -221,8 +225,8 @@ async def test_the_largest_legal_question_is_well_under_the_limit(client: httpx.
     assert response.status_code == 404, response.text
 
 
-async def test_an_upload_over_the_limit_is_413_before_authentication(tmp_path: Path) -> None:
-    settings = auth_settings(tmp_path, max_upload_mb=1)
+async def test_an_upload_over_the_limit_is_413_before_authentication(tmp_path: Path, store: StoreDatabase) -> None:
+    settings = auth_settings(tmp_path, store, max_upload_mb=1)
     async with serving(settings) as http:
         body = multipart(file_part("big.mkv", b"\0" * (MB + 65 * 1024)))
         response = await http.post("/videos", content=body, headers=MULTIPART)
@@ -350,8 +354,8 @@ async def test_only_the_docs_assets_are_served(client: httpx.AsyncClient) -> Non
 DOCS = ["/docs", "/redoc", "/openapi.json", "/docs/assets/redoc.standalone.js"]
 
 
-async def test_with_users_on_the_docs_need_a_user(tmp_path: Path) -> None:
-    settings = auth_settings(tmp_path)
+async def test_with_users_on_the_docs_need_a_user(tmp_path: Path, store: StoreDatabase) -> None:
+    settings = auth_settings(tmp_path, store)
     async with serving(settings) as http:
         await register(settings, Registration(username="reader", email="reader@example.com", password=PASSWORD))
         token = (await sign_in(http, "reader", PASSWORD)).json()["access_token"]
@@ -360,8 +364,8 @@ async def test_with_users_on_the_docs_need_a_user(tmp_path: Path) -> None:
             assert (await http.get(path, headers={"Authorization": f"Bearer {token}"})).status_code == 200, path
 
 
-async def test_docs_public_opens_the_docs_to_anyone(tmp_path: Path) -> None:
-    async with serving(auth_settings(tmp_path, docs_public=True)) as http:
+async def test_docs_public_opens_the_docs_to_anyone(tmp_path: Path, store: StoreDatabase) -> None:
+    async with serving(auth_settings(tmp_path, store, docs_public=True)) as http:
         for path in DOCS:
             assert (await http.get(path)).status_code == 200, path
         assert (await http.get("/videos")).status_code == 401
@@ -384,12 +388,12 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("how", ["flags", "settings"])
-def test_serve_over_https_with_a_self_signed_certificate(tmp_path: Path, how: str) -> None:
+def test_serve_over_https_with_a_self_signed_certificate(tmp_path: Path, store: StoreDatabase, how: str) -> None:
     certificate, key = self_signed_certificate(tmp_path)
     if how == "flags":
-        options = {"args": ["--ssl-certfile", str(certificate), "--ssl-keyfile", str(key)]}
+        options = {"env": store.environment, "args": ["--ssl-certfile", str(certificate), "--ssl-keyfile", str(key)]}
     else:
-        options = {"env": {"SSL_CERTFILE": str(certificate), "SSL_KEYFILE": str(key)}}
+        options = {"env": {**store.environment, "SSL_CERTFILE": str(certificate), "SSL_KEYFILE": str(key)}}
     with running_server(tmp_path / "data", ca=certificate, **options) as server:
         assert server.base_url.startswith("https://")
         response = httpx.get(f"{server.base_url}/health", verify=server.verify)
@@ -411,9 +415,11 @@ def logged_client(server: ServerProcess) -> str:
 
 
 @pytest.mark.parametrize(("trusted", "seen"), [("127.0.0.1", "203.0.113.7"), ("192.0.2.1", "127.0.0.1")])
-def test_forwarded_for_is_believed_from_trusted_proxies_only(tmp_path: Path, trusted: str, seen: str) -> None:
+def test_forwarded_for_is_believed_from_trusted_proxies_only(
+    tmp_path: Path, store: StoreDatabase, trusted: str, seen: str
+) -> None:
     """The address the login throttle counts failures against is the one the access log shows."""
-    with running_server(tmp_path / "data", {"FORWARDED_ALLOW_IPS": trusted}) as server:
+    with running_server(tmp_path / "data", {**store.environment, "FORWARDED_ALLOW_IPS": trusted}) as server:
         httpx.get(f"{server.base_url}/health?probe", headers={"X-Forwarded-For": "203.0.113.7"})
         assert logged_client(server) == seen
 
@@ -426,10 +432,10 @@ def _answered(connection: socket.socket) -> bytes:
         return b""
 
 
-def test_a_body_that_stops_arriving_is_408_and_connections_are_capped(tmp_path: Path) -> None:
+def test_a_body_that_stops_arriving_is_408_and_connections_are_capped(tmp_path: Path, store: StoreDatabase) -> None:
     """A trickled or stalled body cannot hold a connection forever, and stalled connections cannot
     pile up past MAX_CONNECTIONS (uvicorn answers 503 beyond it)."""
-    env = {"BODY_IDLE_TIMEOUT_SECONDS": "1", "MAX_CONNECTIONS": "3"}
+    env = {**store.environment, "BODY_IDLE_TIMEOUT_SECONDS": "1", "MAX_CONNECTIONS": "3"}
     with running_server(tmp_path / "data", env) as server:
         form = b"Content-Type: application/x-www-form-urlencoded\r\n"
         head = b"POST /auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n" + form + b"Content-Length: 1000\r\n\r\nusername=a"

@@ -19,6 +19,7 @@ from service.videos.models import Video
 from tests.conftest import SPEECH_VIDEO, serving, upload
 from tests.media import write_raw_video, write_tone
 from tests.server import running_server
+from tests.store import StoreDatabase
 
 SECRET = "m" * 48
 MISSING = "0123456789abcdef01234567"
@@ -133,12 +134,12 @@ async def test_media_of_an_unknown_video_or_a_missing_file_is_404(
 
 
 async def test_media_through_a_real_server_streams_and_survives_clients_that_leave(
-    tmp_path: Path, large_video: Path
+    tmp_path: Path, store: StoreDatabase, large_video: Path
 ) -> None:
     """uvicorn, not the test transport: ranges, HEAD, and downloads cut off part way, whose files
     must be closed (the server's open descriptors come back to where they were)."""
     content = large_video.read_bytes()
-    with running_server(tmp_path / "data") as server:
+    with running_server(tmp_path / "data", store.environment) as server:
         with large_video.open("rb") as file:
             video_id = httpx.post(f"{server.base_url}/videos", files={"file": file}, timeout=30).json()["id"]
         url = f"{server.base_url}/videos/{video_id}/media"
@@ -228,9 +229,15 @@ class Users:
 
 
 @pytest.fixture
-async def users(tmp_path: Path) -> AsyncIterator[Users]:
+async def users(tmp_path: Path, store: StoreDatabase) -> AsyncIterator[Users]:
     settings = Settings(
-        _env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8, auth_enabled=True, secret_key=SECRET
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        workers=0,
+        max_upload_mb=8,
+        auth_enabled=True,
+        secret_key=SECRET,
+        **store.settings,
     )
     async with serving(settings) as http:
         tokens = {}
@@ -315,8 +322,8 @@ async def test_without_users_the_token_route_answers_and_media_needs_nothing(cli
     assert (await client.get(f"/videos/{video_id}/thumbnail")).status_code == 200
 
 
-def test_media_tokens_stay_out_of_the_access_log(tmp_path: Path) -> None:
-    env = {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET}
+def test_media_tokens_stay_out_of_the_access_log(tmp_path: Path, store: StoreDatabase) -> None:
+    env = {**store.environment, "AUTH_ENABLED": "true", "SECRET_KEY": SECRET}
     with running_server(tmp_path / "data", env) as server:
         token = "secret-looking-media-token-value"
         response = httpx.get(f"{server.base_url}/videos/{MISSING}/media", params={"token": token, "x": "1"})

@@ -28,6 +28,7 @@ from service.users.service import register
 from service.videos.models import Video
 from tests.conftest import SPEECH_VIDEO, sha256_of
 from tests.legacy_sqlite import CHAT, CHAT_ORDER, FORMS, ORPHAN_CHAT_IDS, VIDEOS, build_legacy_db
+from tests.store import StoreDatabase, Stores
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,7 +166,9 @@ async def test_a_second_run_changes_nothing(settings: Settings, legacy_dir: Path
     assert await stored(settings) == first, "a run without --copy-files must keep the files copied before"
 
 
-async def test_a_run_killed_mid_way_resumes_to_the_same_result(tmp_path: Path, legacy_dir: Path) -> None:
+async def test_a_run_killed_mid_way_resumes_to_the_same_result(
+    tmp_path: Path, legacy_dir: Path, store: StoreDatabase, stores: Stores
+) -> None:
     videos = [
         {
             "id": n,
@@ -194,7 +197,7 @@ async def test_a_run_killed_mid_way_resumes_to_the_same_result(tmp_path: Path, l
     process = subprocess.Popen(
         command,
         cwd=REPO,
-        env={**os.environ, "DATA_DIR": str(data_dir)},
+        env={**os.environ, **store.environment, "DATA_DIR": str(data_dir)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -203,14 +206,14 @@ async def test_a_run_killed_mid_way_resumes_to_the_same_result(tmp_path: Path, l
     process.wait(timeout=30)
     os.close(writer)
 
-    killed = Settings(_env_file=None, data_dir=data_dir)
+    killed = Settings(_env_file=None, data_dir=data_dir, **store.settings)
     assert [document["legacy"]["id"] for document in await stored(killed)] == [1, 2]
     fifo.unlink()
     shutil.copy(SPEECH_VIDEO, fifo)
     resumed = subprocess.run(
         [sys.executable, "scripts/migrate_sqlite.py", str(source), "--copy-files", "--batch-size", "2"],
         cwd=REPO,
-        env={**os.environ, "DATA_DIR": str(data_dir)},
+        env={**os.environ, **store.environment, "DATA_DIR": str(data_dir)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -218,10 +221,11 @@ async def test_a_run_killed_mid_way_resumes_to_the_same_result(tmp_path: Path, l
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "OK: every row read is accounted for" in resumed.stdout
 
-    clean = Settings(_env_file=None, data_dir=tmp_path / "clean")
-    assert (await migrate(clean, source, copy_files=True, batch_size=2)).ok
-    without_ids = [{k: v for k, v in d.items() if k != "_id"} for d in await stored(killed)]
-    assert without_ids == [{k: v for k, v in d.items() if k != "_id"} for d in await stored(clean)]
+    with stores.database("clean") as clean_store:
+        clean = Settings(_env_file=None, data_dir=tmp_path / "clean", **clean_store.settings)
+        assert (await migrate(clean, source, copy_files=True, batch_size=2)).ok
+        without_ids = [{k: v for k, v in d.items() if k != "_id"} for d in await stored(killed)]
+        assert without_ids == [{k: v for k, v in d.items() if k != "_id"} for d in await stored(clean)]
     assert len(without_ids) == 6 and sum(len(d["chat"]) for d in without_ids) == 12
     assert all(d["status"] == "queued" for d in without_ids)
     assert stored_files(killed) == stored_files(clean)
@@ -357,7 +361,7 @@ async def test_a_document_over_16_mb_loses_nothing(settings: Settings, legacy_di
 
 
 def test_counts_that_disagree_exit_non_zero(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: StoreDatabase, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = tmp_path / "odd.db"
     connection = sqlite3.connect(source)
@@ -372,6 +376,7 @@ def test_counts_that_disagree_exit_non_zero(
     )
     connection.commit()
     connection.close()
+    store.set_in(monkeypatch)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     with pytest.raises(SystemExit) as exited:
         main(["migrate-sqlite", str(source)])
@@ -407,10 +412,16 @@ def test_counts_that_disagree_exit_non_zero(
     ids=["missing", "not-sqlite", "missing-columns", "missing-table"],
 )
 def test_bad_sources_are_clear_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, make: Any, message: str
+    tmp_path: Path,
+    store: StoreDatabase,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    make: Any,
+    message: str,
 ) -> None:
     source = tmp_path / "legacy.db"
     make(source)
+    store.set_in(monkeypatch)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     with pytest.raises(SystemExit) as exited:
         main(["migrate-sqlite", str(source)])

@@ -38,6 +38,7 @@ from service.videos.models import Transcript, Video
 from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
 from tests.openai_server import Reply, fake_openai_server
 from tests.server import free_port, running_server
+from tests.store import StoreDatabase
 
 SECRET = "s" * 48
 MISSING_VIDEO = "0123456789abcdef01234567"
@@ -176,10 +177,17 @@ async def test_transcription_and_language_model_metrics_move_with_the_work(setti
     assert moved("video_analyzer_language_model_seconds_count", provider="local", operation="answer") == 2
 
 
-async def test_language_model_failures_are_counted_by_error(tmp_path: Path, speech_transcript: Transcript) -> None:
+async def test_language_model_failures_are_counted_by_error(
+    tmp_path: Path, store: StoreDatabase, speech_transcript: Transcript
+) -> None:
     with fake_openai_server() as fake:
         settings = Settings(
-            _env_file=None, data_dir=tmp_path / "data", workers=0, openai_base_url=fake.base_url, llm_max_retries=0
+            _env_file=None,
+            data_dir=tmp_path / "data",
+            workers=0,
+            openai_base_url=fake.base_url,
+            llm_max_retries=0,
+            **store.settings,
         )
         async with serving(settings) as http:
             video = await insert_completed_video(speech_transcript)
@@ -197,6 +205,7 @@ async def test_language_model_failures_are_counted_by_error(tmp_path: Path, spee
     assert moved("video_analyzer_language_model_seconds_count", **answer) == 3
 
 
+@pytest.mark.embedded_only
 async def test_a_scrape_without_the_store_still_answers(settings: Settings) -> None:
     """The store's outage shows in the metrics instead of failing them."""
     async with serving(settings) as http:
@@ -274,10 +283,18 @@ def test_worker_metrics_port_must_be_a_port(port: str, capsys: pytest.CaptureFix
 
 
 @asynccontextmanager
-async def users_on(tmp_path: Path, **overrides: object) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, dict]]]:
+async def users_on(
+    tmp_path: Path, store: StoreDatabase, **overrides: object
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, dict]]]:
     """The app with users on, an admin and a user; the credentials each can send."""
     settings = Settings(
-        _env_file=None, data_dir=tmp_path / "data", workers=0, auth_enabled=True, secret_key=SECRET, **overrides
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        workers=0,
+        auth_enabled=True,
+        secret_key=SECRET,
+        **store.settings,
+        **overrides,
     )
     async with serving(settings) as http:
         credentials: dict[str, dict] = {"anonymous": {}}
@@ -294,16 +311,16 @@ async def users_on(tmp_path: Path, **overrides: object) -> AsyncIterator[tuple[h
         yield http, credentials
 
 
-async def test_metrics_are_an_admins_with_users_on(tmp_path: Path) -> None:
-    async with users_on(tmp_path) as (http, credentials):
+async def test_metrics_are_an_admins_with_users_on(tmp_path: Path, store: StoreDatabase) -> None:
+    async with users_on(tmp_path, store) as (http, credentials):
         answers = {who: (await http.get("/metrics", headers=sent)).status_code for who, sent in credentials.items()}
         ready = await http.get("/ready")
     assert answers == {"anonymous": 401, "alice": 403, "admin": 200, "admin key": 200}
     assert ready.status_code == 200
 
 
-async def test_metrics_public_lets_anyone_scrape(tmp_path: Path) -> None:
-    async with users_on(tmp_path, metrics_public=True) as (http, credentials):
+async def test_metrics_public_lets_anyone_scrape(tmp_path: Path, store: StoreDatabase) -> None:
+    async with users_on(tmp_path, store, metrics_public=True) as (http, credentials):
         assert (await http.get("/metrics")).status_code == 200
         assert (await http.get("/metrics", headers=credentials["alice"])).status_code == 200
         assert (await http.get(f"/videos/{MISSING_VIDEO}")).status_code == 401
@@ -346,9 +363,11 @@ async def test_every_answer_carries_its_request_id(client: httpx.AsyncClient) ->
     assert len(set(ids)) == len(ids)
 
 
-async def test_a_page_from_another_origin_may_send_and_read_the_request_id(tmp_path: Path) -> None:
+async def test_a_page_from_another_origin_may_send_and_read_the_request_id(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
     origin = "http://localhost:3000"
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, cors_origins=origin)
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, cors_origins=origin, **store.settings)
     async with serving(settings) as http:
         preflight = await http.options(
             "/health",
@@ -444,12 +463,12 @@ def json_lines(log: str) -> list[dict]:
     return [json.loads(line) for line in log.splitlines()]
 
 
-def test_json_log_of_a_real_server_names_requests_videos_and_errors(tmp_path: Path) -> None:
+def test_json_log_of_a_real_server_names_requests_videos_and_errors(tmp_path: Path, store: StoreDatabase) -> None:
     """A real server with LOG_FORMAT=json and a worker: every line is a JSON object; a request's
     lines (uvicorn's access line included) carry its id; the worker's carry the video's; and a 500's
     error id finds its exception in the log."""
     data_dir = tmp_path / "data"
-    with running_server(data_dir, env={"LOG_FORMAT": "json", "WORKERS": "1"}) as server:
+    with running_server(data_dir, env={**store.environment, "LOG_FORMAT": "json", "WORKERS": "1"}) as server:
         with httpx.Client(base_url=server.base_url, timeout=30) as http:
             with SPEECH_VIDEO.open("rb") as file:
                 uploaded = http.post("/videos", files={"file": file}, data={"language": "en"})
@@ -491,12 +510,13 @@ def test_json_log_of_a_real_server_names_requests_videos_and_errors(tmp_path: Pa
 # Readiness
 
 
-async def test_ready_when_the_store_answers(client: httpx.AsyncClient) -> None:
+async def test_ready_when_the_store_answers(client: httpx.AsyncClient, store: StoreDatabase) -> None:
     answer = await client.get("/ready")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ready", "database": "embedded"}
+    assert answer.json() == {"status": "ready", "database": store.kind}
 
 
+@pytest.mark.embedded_only
 def test_ready_is_503_while_another_program_holds_the_stores_write_lock(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with running_server(data_dir) as server:
@@ -539,6 +559,7 @@ async def test_mongodb_that_does_not_answer_is_unreachable_within_the_timeout(pe
     assert time.monotonic() - started < 2.0
 
 
+@pytest.mark.embedded_only
 async def test_a_closed_embedded_store_is_not_ready(settings: Settings) -> None:
     async with serving(settings) as http:
         Video.get_motor_collection()._embedded.close()
@@ -547,6 +568,7 @@ async def test_a_closed_embedded_store_is_not_ready(settings: Settings) -> None:
     assert answer.json() == {"detail": "not ready: the embedded store is closed"}
 
 
+@pytest.mark.embedded_only
 async def test_an_embedded_store_busy_past_the_timeout_is_unreachable(settings: Settings) -> None:
     """Its one thread, held by a long operation, does not answer in time; then it does again."""
     database = await connect(settings)

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, expect
 from tests.browser import collect_console_errors
 from tests.conftest import FIXTURES, SPEECH_VIDEO
 from tests.server import ServerProcess, free_port, running_server
+from tests.store import Stores
 
 OLD_PAGE = FIXTURES / "old_page"
 POLLING_TIMEOUT_MS = 120_000
@@ -42,10 +43,12 @@ def old_page_origin() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, old_page_origin: str) -> Iterator[ServerProcess]:
-    env = {"CORS_ORIGINS": old_page_origin, "WORKERS": "1", "LLM_PROVIDER": "local"}
-    with running_server(tmp_path_factory.mktemp("old-page") / "data", env) as running:
-        yield running
+def server(tmp_path_factory: pytest.TempPathFactory, stores: Stores, old_page_origin: str) -> Iterator[ServerProcess]:
+    """A database of its own on a MongoDB server."""
+    with stores.database("old_page") as store:
+        env = {**store.environment, "CORS_ORIGINS": old_page_origin, "WORKERS": "1", "LLM_PROVIDER": "local"}
+        with running_server(tmp_path_factory.mktemp("old-page") / "data", env) as running:
+            yield running
 
 
 def test_the_old_page_runs_end_to_end(browser: Browser, server: ServerProcess, old_page_origin: str) -> None:

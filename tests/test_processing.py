@@ -1,4 +1,4 @@
-"""The pipeline end to end on the embedded store: upload, queue, transcribe, read back."""
+"""The pipeline end to end on the store under test: upload, queue, transcribe, read back."""
 
 import re
 import threading
@@ -14,6 +14,7 @@ from service.config import Settings
 from service.processing.transcription import Transcriber
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
 from tests.media import remux
+from tests.store import StoreDatabase
 
 
 def normalized_words(text: str) -> str:
@@ -21,10 +22,11 @@ def normalized_words(text: str) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, store: StoreDatabase) -> Settings:
     return Settings(
         _env_file=None,
         data_dir=tmp_path / "data",
+        **store.settings,
         workers=1,
         worker_poll_seconds=0.05,
         job_lease_seconds=3,
@@ -123,8 +125,8 @@ async def test_a_missing_file_is_retried_with_backoff_then_fails(client: httpx.A
     assert "missing" in video["job"]["error"]
 
 
-async def test_transcript_is_409_until_completed(tmp_path: Path) -> None:
-    async with serving(Settings(_env_file=None, data_dir=tmp_path / "idle", workers=0)) as http:
+async def test_transcript_is_409_until_completed(tmp_path: Path, store: StoreDatabase) -> None:
+    async with serving(Settings(_env_file=None, data_dir=tmp_path / "idle", workers=0, **store.settings)) as http:
         video_id = (await upload(http, SPEECH_VIDEO)).json()["id"]
         response = await http.get(f"/videos/{video_id}/transcript", params={"format": "srt"})
         assert response.status_code == 409

@@ -23,6 +23,7 @@ from service.storage.service import LocalStorage
 from service.videos.models import FileInfo, Job, MediaMetadata, Transcript, Video
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO, serving
 from tests.server import ServerProcess, running_server
+from tests.store import StoreDatabase
 
 T = TypeVar("T")
 
@@ -41,8 +42,10 @@ class RecordingWorker(Worker):
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[tuple[Settings, LocalStorage]]:
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", job_lease_seconds=0.5, worker_poll_seconds=0.01)
+async def queue_store(tmp_path: Path, store: StoreDatabase) -> AsyncIterator[tuple[Settings, LocalStorage]]:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", job_lease_seconds=0.5, worker_poll_seconds=0.01, **store.settings
+    )
     database = await connect(settings)
     storage = LocalStorage(settings.files_dir)
     storage.prepare()
@@ -66,8 +69,8 @@ async def queued_silent_videos(storage: LocalStorage, count: int) -> list[str]:
     return ids
 
 
-async def test_two_workers_racing_process_each_video_exactly_once(store: tuple[Settings, LocalStorage]) -> None:
-    settings, storage = store
+async def test_two_workers_racing_process_each_video_exactly_once(queue_store: tuple[Settings, LocalStorage]) -> None:
+    settings, storage = queue_store
     ids = await queued_silent_videos(storage, 10)
     processed: list[str] = []
     transcriber = Transcriber(settings)
@@ -89,9 +92,9 @@ async def test_two_workers_racing_process_each_video_exactly_once(store: tuple[S
 
 
 async def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_write(
-    store: tuple[Settings, LocalStorage],
+    queue_store: tuple[Settings, LocalStorage],
 ) -> None:
-    settings, storage = store
+    settings, storage = queue_store
     [video_id] = await queued_silent_videos(storage, 1)
     stalled = await queue.claim("stalled-worker", lease_seconds=0.3, max_attempts=3)
     assert stalled is not None and str(stalled.id) == video_id
@@ -122,9 +125,9 @@ async def expire_lease(video_id: PydanticObjectId) -> None:
 
 
 async def test_a_job_whose_worker_dies_max_attempts_times_fails(
-    store: tuple[Settings, LocalStorage], caplog: pytest.LogCaptureFixture
+    queue_store: tuple[Settings, LocalStorage], caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, storage = store
+    _, storage = queue_store
     [video_id] = await queued_silent_videos(storage, 1)
     for attempt in (1, 2, 3):
         claimed = await queue.claim(f"doomed-{attempt}", lease_seconds=60, max_attempts=3)
@@ -147,9 +150,9 @@ async def test_a_job_whose_worker_dies_max_attempts_times_fails(
 
 
 async def test_a_job_that_failed_once_then_lost_its_last_attempt_keeps_both_reasons(
-    store: tuple[Settings, LocalStorage],
+    queue_store: tuple[Settings, LocalStorage],
 ) -> None:
-    _, storage = store
+    _, storage = queue_store
     [video_id] = await queued_silent_videos(storage, 1)
     first = await queue.claim("unlucky", lease_seconds=60, max_attempts=2)
     assert await queue.fail(first, "unlucky", "OSError: disk full", 2, retry_base_seconds=0, permanent=False)
@@ -166,6 +169,7 @@ async def test_a_job_that_failed_once_then_lost_its_last_attempt_keeps_both_reas
     )
 
 
+@pytest.mark.embedded_only
 async def test_start_up_on_the_embedded_store_takes_back_what_the_previous_process_held(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -218,11 +222,11 @@ def finished_over_http(server: ServerProcess, video_id: str, timeout: float) -> 
     )
 
 
-def test_a_worker_killed_mid_job_loses_nothing(tmp_path: Path) -> None:
+def test_a_worker_killed_mid_job_loses_nothing(tmp_path: Path, store: StoreDatabase) -> None:
     """A real server process is SIGKILLed while transcribing; after a restart the video is
     finished, once, with the whole transcript."""
     data_dir = tmp_path / "data"
-    env = {"WORKERS": "1", "JOB_LEASE_SECONDS": "2", "WORKER_POLL_SECONDS": "0.1"}
+    env = {**store.environment, "WORKERS": "1", "JOB_LEASE_SECONDS": "2", "WORKER_POLL_SECONDS": "0.1"}
     with running_server(data_dir, env) as server:
         video_id = upload_speech_until_processing(server)
         started = time.perf_counter()
@@ -242,6 +246,7 @@ def test_a_worker_killed_mid_job_loses_nothing(tmp_path: Path) -> None:
         assert video["transcript"]["text"].count("My name is") == 1
 
 
+@pytest.mark.embedded_only
 def test_a_restart_on_the_embedded_store_takes_back_the_killed_job_at_once(tmp_path: Path) -> None:
     """The killed process's lease (600 s) is not waited out: the restart takes the video back at once."""
     data_dir = tmp_path / "data"
@@ -258,8 +263,9 @@ def test_a_restart_on_the_embedded_store_takes_back_the_killed_job_at_once(tmp_p
     assert "took back 1 video(s) left processing by the previous process: 1 queued again, 0 failed" in restarted.log()
 
 
-def test_events_stream_over_http_until_completed(tmp_path: Path) -> None:
-    with running_server(tmp_path / "data", {"WORKERS": "1", "WORKER_POLL_SECONDS": "0.1"}) as server:
+def test_events_stream_over_http_until_completed(tmp_path: Path, store: StoreDatabase) -> None:
+    env = {**store.environment, "WORKERS": "1", "WORKER_POLL_SECONDS": "0.1"}
+    with running_server(tmp_path / "data", env) as server:
         with SPEECH_VIDEO.open("rb") as file:
             video_id = httpx.post(f"{server.base_url}/videos", files={"file": ("s.mp4", file)}, timeout=30).json()["id"]
         events = []

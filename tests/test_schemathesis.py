@@ -24,6 +24,7 @@ from service.users.schemas import Registration
 from service.users.service import register
 from service.videos.models import Video
 from tests.conftest import NO_AUDIO_VIDEO, SHORT_TRANSCRIPT, insert_completed_video
+from tests.store import StoreDatabase
 
 SECRET = "s" * 48
 CHECKS = ["not_a_server_error", "status_code_conformance", "response_schema_conformance", "content_type_conformance"]
@@ -106,7 +107,7 @@ def _use_seeded(api: BaseSchema, shared: str, own: dict[str, str]) -> None:
 
 
 @pytest.fixture(params=["users-off", "users-on"])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> BaseSchema:
+def api(request: pytest.FixtureRequest, tmp_path: Path, store: StoreDatabase) -> BaseSchema:
     # Schemathesis 4.32's lazy loader renames the test node through `_nodeid`, which pytest 9.2's nodes no longer have.
     request.node._nodeid = request.node.nodeid
     users = request.param == "users-on"
@@ -117,6 +118,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> BaseSchema:
         max_upload_mb=1,
         auth_enabled=users,
         secret_key=SECRET if users else None,
+        **store.settings,
     )
     bearer, (shared, *own) = asyncio.run(_seed(settings))
     credentials = {"headers": {"Authorization": f"Bearer {bearer}"}} if bearer else {}  # the docs need a user

@@ -1,4 +1,4 @@
-"""Search: MongoDB's documented `$text` semantics on the embedded store, and matching moments."""
+"""Search: MongoDB's documented `$text` semantics on the store under test, and matching moments."""
 
 import random
 from datetime import timedelta

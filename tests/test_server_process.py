@@ -5,11 +5,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import SPEECH_VIDEO, sha256_of
 from tests.server import ServerProcess, running_server
 
 
+@pytest.mark.embedded_only
 def test_a_video_survives_sigkill_and_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     server = ServerProcess(data_dir)
@@ -32,6 +34,7 @@ def test_a_video_survives_sigkill_and_restart(tmp_path: Path) -> None:
     assert [sha256_of(path) for path in stored] == [sha256_of(SPEECH_VIDEO)]
 
 
+@pytest.mark.embedded_only
 def test_the_log_says_which_store_and_where_first(tmp_path: Path) -> None:
     with running_server(tmp_path / "data") as server:
         first_lines = server.log().splitlines()[:3]

@@ -17,6 +17,8 @@ from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO
 from tests.server import ServerProcess, running_server
 from tests.test_queue import wait_for
 
+pytestmark = pytest.mark.embedded_only
+
 FAST_WORKER = {"WORKERS": "1", "WORKER_POLL_SECONDS": "0.1"}
 
 

@@ -12,6 +12,8 @@ import pytest
 from service.db.durable import DATABASE_NAME, WAL_LIMIT_BYTES, StoreDamaged, StoreWriteFailed, read_snapshot
 from service.db.embedded import EmbeddedClient, EmbeddedStore
 
+pytestmark = pytest.mark.embedded_only
+
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD_FORMAT_STORE = FIXTURES / "store_v1"
 

@@ -1,4 +1,4 @@
-"""The videos API through httpx against the app on the embedded store."""
+"""The videos API through httpx against the app on the store under test."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,17 +11,18 @@ from service.config import Settings
 from service.main import create_app
 from service.videos.models import Video
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_VIDEO, sha256_of, upload
+from tests.store import StoreDatabase
 
 
 def stored_files(settings: Settings) -> list[Path]:
     return sorted(p for p in settings.files_dir.rglob("*") if p.is_file())
 
 
-async def test_health_names_the_embedded_store(client: httpx.AsyncClient) -> None:
+async def test_health_names_the_store_in_use(client: httpx.AsyncClient, store: StoreDatabase) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
-    assert response.json()["database"] == "embedded"
+    assert response.json()["database"] == store.kind
 
 
 async def test_upload_queues_the_video_with_its_media_metadata(client: httpx.AsyncClient) -> None:

@@ -14,16 +14,19 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser import collect_console_errors, current_time, wait_until_shown
 from tests.conftest import SPEECH_VIDEO, sha256_of
 from tests.server import ServerProcess, running_server
+from tests.store import Stores
 
 PROCESSING_TIMEOUT_MS = 120_000
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"WORKERS": "1", "LLM_PROVIDER": "local"}
-    with running_server(tmp_path_factory.mktemp("web") / "data", env) as running:
-        yield running
+def server(tmp_path_factory: pytest.TempPathFactory, stores: Stores) -> Iterator[ServerProcess]:
+    """One server for the module's tests, in a database of its own on a MongoDB server."""
+    with stores.database("web_app") as store:
+        env = {**store.environment, "WORKERS": "1", "LLM_PROVIDER": "local"}
+        with running_server(tmp_path_factory.mktemp("web") / "data", env) as running:
+            yield running
 
 
 def api(server: ServerProcess, path: str, **params: str) -> dict:

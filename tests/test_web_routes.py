@@ -11,6 +11,7 @@ import pytest
 from service.config import Settings
 from service.web.service import PAGE_POLICY, STATIC_DIR
 from tests.conftest import serving
+from tests.store import StoreDatabase
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 IMPORT = re.compile(r'from "\./([\w-]+\.js)"')
@@ -97,8 +98,10 @@ async def test_files_are_read_only(client: httpx.AsyncClient) -> None:
     assert response.json()["detail"]
 
 
-async def test_the_page_needs_no_user_when_users_are_on(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, auth_enabled=True, secret_key="k" * 48)
+async def test_the_page_needs_no_user_when_users_are_on(tmp_path: Path, store: StoreDatabase) -> None:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", workers=0, auth_enabled=True, secret_key="k" * 48, **store.settings
+    )
     async with serving(settings) as client:
         assert (await client.get("/", headers={"accept": "text/html"})).status_code == 200
         assert (await client.get("/")).status_code == 200

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from tests.browser import collect_console_errors, wait_until_shown
 from tests.conftest import SPEECH_VIDEO
 from tests.server import ServerProcess, running_server
+from tests.store import Stores
 
 SECRET = "w" * 48
 USERNAME = "alice"
@@ -22,19 +23,22 @@ USERS_ON = {"AUTH_ENABLED": "true", "SECRET_KEY": SECRET}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, stores: Stores) -> Iterator[ServerProcess]:
+    """One server for the module's tests, in a database of its own on a MongoDB server."""
     data_dir = tmp_path_factory.mktemp("web-users") / "data"
     account = ["create-user", "--username", USERNAME, "--email", "alice@example.com", "--password-stdin"]
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", *account],
-        input=f"{PASSWORD}\n",
-        env={**os.environ, "DATA_DIR": str(data_dir), **USERS_ON},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    with running_server(data_dir, USERS_ON) as running:
-        yield running
+    with stores.database("web_sign_in") as store:
+        service = {**store.environment, **USERS_ON}
+        subprocess.run(
+            [sys.executable, "-m", "service.cli", *account],
+            input=f"{PASSWORD}\n",
+            env={**os.environ, "DATA_DIR": str(data_dir), **service},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        with running_server(data_dir, service) as running:
+            yield running
 
 
 def sign_in(page: Page, password: str) -> None:

@@ -236,20 +236,23 @@ class _Checkpointer:
         self.path = path
         self.wal = path.with_name(path.name + "-wal")
         self._wake = threading.Event()
+        self._copying = threading.Lock()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="embedded-store-checkpoint", daemon=True)
         self._thread.start()
 
     def after_commit(self, connection: sqlite3.Connection) -> None:
         """Wake the checkpoint thread once the WAL is large; past WAL_LIMIT_BYTES (writes that never
-        pause, so the thread never catches up) the writer checkpoints itself, keeping the WAL bounded."""
+        pause, so the thread never catches up) the writer checkpoints itself, keeping the WAL bounded.
+        Only then does a write wait: for the thread's checkpoint to end, and for its own."""
         try:
             size = self.wal.stat().st_size
         except FileNotFoundError:
             return
         if size > WAL_LIMIT_BYTES:
             try:
-                connection.execute("PRAGMA wal_checkpoint(RESTART)")
+                with self._copying:  # SQLite runs one checkpoint at a time: a second one would just fail
+                    connection.execute("PRAGMA wal_checkpoint(RESTART)")
             except sqlite3.Error as error:  # the write is committed; the next one tries again
                 logger.warning("store: a checkpoint failed and will be tried again: %s", error)
         elif size > CHECKPOINT_WAL_BYTES:
@@ -264,7 +267,8 @@ class _Checkpointer:
                 if self._stopping:
                     return
                 try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    with self._copying:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error as error:
                     logger.warning("store: a checkpoint failed and will be tried again: %s", error)
         finally:

@@ -26,6 +26,10 @@ UPLOAD_BODY = {
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         "language": {"type": "string", "default": "auto"},
+                        "summary_language": {
+                            "type": "string",
+                            "description": "the language of summaries and, by default, answers; default: the transcript's",
+                        },
                     },
                 }
             }
@@ -43,7 +47,8 @@ UPLOAD_BODY = {
 async def upload_video(
     request: Request, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer
 ) -> VideoOut:
-    """Upload a video (multipart field `file`, optional `language`); it is queued for processing."""
+    """Upload a video (multipart field `file`, optional `language` spoken and `summary_language` for
+    summaries and answers); it is queued for processing."""
     video = await service.upload_video(
         context,
         viewer,
