@@ -36,14 +36,16 @@ from tests.conftest import (
     upload,
 )
 from tests.server import ServerProcess, free_port, running_server
+from tests.store import StoreDatabase
 from tests.webhook_receiver import Receiver, webhook_receiver
 
 GLOBAL_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 """The secret of the specification's own example: 24 bytes."""
 
 
-def webhook_settings(data_dir: Path, **changes: object) -> Settings:
-    """One worker; receivers on loopback (WEBHOOK_ALLOW_PRIVATE); retries within a fraction of a second."""
+def webhook_settings(data_dir: Path, store: StoreDatabase, **changes: object) -> Settings:
+    """On the store under test: one worker; receivers on loopback (WEBHOOK_ALLOW_PRIVATE); retries
+    within a fraction of a second."""
     defaults: dict[str, object] = {
         "workers": 1,
         "max_upload_mb": 8,
@@ -51,7 +53,7 @@ def webhook_settings(data_dir: Path, **changes: object) -> Settings:
         "webhook_retry_base_seconds": 0.05,
         "webhook_retry_max_seconds": 0.2,
     }
-    return Settings(_env_file=None, data_dir=data_dir, **{**defaults, **changes})
+    return Settings(_env_file=None, data_dir=data_dir, **store.settings, **{**defaults, **changes})
 
 
 @pytest.fixture
@@ -76,8 +78,10 @@ async def subscribe(
     return created
 
 
-async def test_processing_events_arrive_signed_for_the_receiver_to_verify(tmp_path: Path, receiver: Receiver) -> None:
-    settings = webhook_settings(tmp_path, webhook_url=receiver.url("/global"), webhook_secret=GLOBAL_SECRET)
+async def test_processing_events_arrive_signed_for_the_receiver_to_verify(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    settings = webhook_settings(tmp_path, store, webhook_url=receiver.url("/global"), webhook_secret=GLOBAL_SECRET)
     receiver.secrets["/global"] = GLOBAL_SECRET
     async with serving(settings) as http:
         subscription = await subscribe(http, receiver, "/mine")
@@ -131,10 +135,12 @@ async def delivery_log(
             await asyncio.sleep(0.05)
 
 
-async def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(tmp_path: Path, receiver: Receiver) -> None:
+async def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
     receiver.script(500, 500)
     before = outcomes()
-    async with serving(webhook_settings(tmp_path)) as http:
+    async with serving(webhook_settings(tmp_path, store)) as http:
         subscription = await subscribe(http, receiver, event_types=["video.completed"])
         video = (await upload(http, NO_AUDIO_VIDEO)).json()
         tries = await receiver.wait_for(3)
@@ -161,11 +167,13 @@ async def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(tmp_p
     assert after["rejected"] - before["rejected"] == 2
 
 
-async def test_a_receiver_too_slow_or_not_listening_is_tried_again(tmp_path: Path, receiver: Receiver) -> None:
+async def test_a_receiver_too_slow_or_not_listening_is_tried_again(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
     """A receiver that answers after WEBHOOK_TIMEOUT_SECONDS has failed that attempt (and gets the
     event again, with the same id); one with nothing listening stays pending with the reason."""
     receiver.delays.append(3.0)
-    settings = webhook_settings(tmp_path, webhook_timeout_seconds=0.5)
+    settings = webhook_settings(tmp_path, store, webhook_timeout_seconds=0.5)
     async with serving(settings) as http:
         slow = await subscribe(http, receiver, "/slow", event_types=["video.completed"])
         closed = (
@@ -213,9 +221,9 @@ async def test_a_receiver_too_slow_or_not_listening_is_tried_again(tmp_path: Pat
     ],
 )
 async def test_a_subscription_to_an_address_that_is_not_public_is_refused(
-    tmp_path: Path, url: str, refused: str
+    tmp_path: Path, store: StoreDatabase, url: str, refused: str
 ) -> None:
-    async with serving(webhook_settings(tmp_path, workers=0, webhook_allow_private=False)) as http:
+    async with serving(webhook_settings(tmp_path, store, workers=0, webhook_allow_private=False)) as http:
         answer = await http.post("/webhooks", json={"url": url})
         assert answer.status_code == 422, answer.text
         assert refused in answer.json()["detail"]
@@ -223,13 +231,15 @@ async def test_a_subscription_to_an_address_that_is_not_public_is_refused(
         assert (await http.get("/webhooks")).json() == {"items": [], "next_cursor": None}
 
 
-async def test_an_address_that_turned_private_is_refused_at_delivery(tmp_path: Path, receiver: Receiver) -> None:
+async def test_an_address_that_turned_private_is_refused_at_delivery(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
     """Subscribed while private addresses were allowed; once they are not, the receiver's name is
     resolved and checked again at each attempt, and nothing is sent to where it points."""
-    async with serving(webhook_settings(tmp_path, workers=0)) as http:
+    async with serving(webhook_settings(tmp_path, store, workers=0)) as http:
         subscription = await subscribe(http, receiver, host="localhost")
     before = outcomes()
-    async with serving(webhook_settings(tmp_path, webhook_allow_private=False)) as http:
+    async with serving(webhook_settings(tmp_path, store, webhook_allow_private=False)) as http:
         video = (await upload(http, NO_AUDIO_VIDEO)).json()
         await finished(http, video["id"])
         async with asyncio.timeout(30):
@@ -249,18 +259,22 @@ async def test_an_address_that_turned_private_is_refused_at_delivery(tmp_path: P
     assert outcomes()["refused"] - before["refused"] >= 2 * len(items)
 
 
-async def test_a_restart_between_the_event_and_its_delivery_still_delivers(tmp_path: Path, receiver: Receiver) -> None:
+async def test_a_restart_between_the_event_and_its_delivery_still_delivers(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
     """The receiver is down (503) when the video completes; the server is killed (SIGKILL) with the
     delivery pending, and the restarted server delivers it, with the same webhook-id."""
     receiver.script(*[503] * 10_000)
     receiver.secrets["/"] = GLOBAL_SECRET
     environment = {
+        **store.environment,
         "WORKERS": "1",
         "WEBHOOK_URL": receiver.url(),
         "WEBHOOK_SECRET": GLOBAL_SECRET,
         "WEBHOOK_ALLOW_PRIVATE": "true",
         "WEBHOOK_RETRY_BASE_SECONDS": "0.2",
         "WEBHOOK_RETRY_MAX_SECONDS": "0.5",
+        "WEBHOOK_TIMEOUT_SECONDS": "2",  # a lease (this and 30 s) that a kill mid-attempt leaves runs out within the wait
     }
     data_dir = tmp_path / "data"
     server = ServerProcess(data_dir, environment)
@@ -285,8 +299,10 @@ async def test_a_restart_between_the_event_and_its_delivery_still_delivers(tmp_p
     assert same_event[0].message["data"]["id"] == video["id"]
 
 
-async def test_each_user_gets_the_events_of_their_own_videos_only(tmp_path: Path, receiver: Receiver) -> None:
-    settings = webhook_settings(tmp_path, auth_enabled=True, secret_key="s" * 48)
+async def test_each_user_gets_the_events_of_their_own_videos_only(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    settings = webhook_settings(tmp_path, store, auth_enabled=True, secret_key="s" * 48)
     async with serving(settings) as http:
         alice, bob = await users(http, settings, "alice", "bob")
         alices = await subscribe(http, receiver, "/alice", headers=alice)
@@ -326,9 +342,9 @@ async def users(http: httpx.AsyncClient, settings: Settings, *names: str) -> lis
     return signed_in
 
 
-async def test_failed_videos_raise_video_failed(tmp_path: Path, receiver: Receiver) -> None:
+async def test_failed_videos_raise_video_failed(tmp_path: Path, store: StoreDatabase, receiver: Receiver) -> None:
     """A job failing for good, and one whose worker died on its last attempt, each raise `video.failed`."""
-    async with serving(webhook_settings(tmp_path, workers=0)) as http:
+    async with serving(webhook_settings(tmp_path, store, workers=0)) as http:
         await subscribe(http, receiver, event_types=["video.failed"])
         undecodable = Video(filename="broken.mp4", job=Job(stage="queued", queued_at=utc_now()))
         await undecodable.insert()
@@ -358,11 +374,11 @@ async def test_failed_videos_raise_video_failed(tmp_path: Path, receiver: Receiv
 
 
 async def test_an_event_raised_just_before_its_video_is_deleted_is_still_delivered(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
 ) -> None:
     """The event is still in the video's outbox (no dispatcher has run) when the video is deleted:
     the deletion hands it to its delivery first, and a dispatcher started later sends it."""
-    settings = webhook_settings(tmp_path, workers=0)
+    settings = webhook_settings(tmp_path, store, workers=0)
     async with serving(settings) as http:
         subscription = await subscribe(http, receiver, event_types=["video.failed"])
     database = await connect(settings)
@@ -385,9 +401,9 @@ async def test_an_event_raised_just_before_its_video_is_deleted_is_still_deliver
     assert request.webhook_id == delivery["webhook_id"]
 
 
-async def test_the_delivery_log_pages_and_filters(tmp_path: Path, receiver: Receiver) -> None:
+async def test_the_delivery_log_pages_and_filters(tmp_path: Path, store: StoreDatabase, receiver: Receiver) -> None:
     receiver.script(200, 200, 200, 410)
-    async with serving(webhook_settings(tmp_path, workers=0, webhook_retry_base_seconds=60)) as http:
+    async with serving(webhook_settings(tmp_path, store, workers=0, webhook_retry_base_seconds=60)) as http:
         subscription = await subscribe(http, receiver, event_types=["video.failed"])
         for number in range(4):
             await Video(filename=f"{number}.mp4", job=Job(stage="queued", queued_at=utc_now())).insert()
@@ -431,8 +447,10 @@ async def test_the_delivery_log_pages_and_filters(tmp_path: Path, receiver: Rece
     assert unknown.status_code == 404 and malformed.status_code == 404
 
 
-async def test_a_given_secret_signs_and_no_answer_shows_it_again(tmp_path: Path, receiver: Receiver) -> None:
-    async with serving(webhook_settings(tmp_path, workers=0)) as http:
+async def test_a_given_secret_signs_and_no_answer_shows_it_again(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    async with serving(webhook_settings(tmp_path, store, workers=0)) as http:
         created = await http.post(
             "/webhooks",
             json={
@@ -493,8 +511,12 @@ async def test_a_public_address_is_accepted_without_sending_anything(client: htt
     assert len(base64.b64decode(answer.json()["secret"].removeprefix("whsec_"))) == 32
 
 
-async def test_two_nodes_never_claim_the_same_attempt_and_a_lost_lease_is_claimed_again(tmp_path: Path) -> None:
-    settings = webhook_settings(tmp_path, workers=0, webhook_url="https://93.184.215.14/", webhook_secret=GLOBAL_SECRET)
+async def test_two_nodes_never_claim_the_same_attempt_and_a_lost_lease_is_claimed_again(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
+    settings = webhook_settings(
+        tmp_path, store, workers=0, webhook_url="https://93.184.215.14/", webhook_secret=GLOBAL_SECRET
+    )
     database = await connect(settings)
     try:
         for number in range(12):
@@ -536,8 +558,10 @@ def test_retries_back_off_exponentially_with_jitter_until_the_window_ends() -> N
     assert dispatcher.retry_at(delivery, window_end) is None
 
 
-async def test_summarizing_again_raises_summary_completed(tmp_path: Path, receiver: Receiver) -> None:
-    async with serving(webhook_settings(tmp_path, workers=0)) as http:
+async def test_summarizing_again_raises_summary_completed(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    async with serving(webhook_settings(tmp_path, store, workers=0)) as http:
         await subscribe(http, receiver, event_types=["summary.completed"])
         video = await insert_completed_video(SHORT_TRANSCRIPT)
         answer = await http.post(f"/videos/{video.id}/summarize")
