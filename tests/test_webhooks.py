@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from beanie import PydanticObjectId
 from prometheus_client import REGISTRY
 
 from service.ai.providers.local import LocalModel
@@ -24,6 +25,7 @@ from service.users.schemas import Registration
 from service.users.service import register
 from service.videos.models import Job, Video
 from service.videos.service import delete_video
+from service.webhooks import events
 from service.webhooks.delivery import Dispatcher, relay
 from service.webhooks.models import WebhookDelivery
 from tests.conftest import (
@@ -575,3 +577,18 @@ async def test_summarizing_again_raises_summary_completed(
         "model": "local-extractive",
         "language": "en",
     }
+
+
+async def test_a_stop_that_meets_a_wake_up_still_stops(tmp_path: Path, store: StoreDatabase) -> None:
+    """An event raised just as the service stops wakes the dispatcher in the same turn as the stop
+    cancels it; the stop must win."""
+    database = await connect(webhook_settings(tmp_path, store, workers=0))
+    try:
+        dispatcher = Dispatcher(webhook_settings(tmp_path, store, workers=0))
+        dispatcher.start()
+        await asyncio.sleep(0.5)  # past its first round, waiting to be woken
+        events.announce(PydanticObjectId())
+        async with asyncio.timeout(10):
+            await dispatcher.stop()
+    finally:
+        database.close()

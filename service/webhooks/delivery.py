@@ -210,8 +210,9 @@ class Dispatcher:
             except Exception:
                 logger.exception("webhooks: a delivery round failed; trying again shortly")
                 wait = self.settings.webhook_poll_seconds
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            try:  # not asyncio.wait_for: on Python 3.11 it loses a cancellation that meets a wake-up
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
