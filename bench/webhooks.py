@@ -4,11 +4,13 @@ its arrival at a receiver, through a real server process.
     python -m bench.webhooks [--videos 50] [--workers 1]
 
 Starts `video-analyzer serve` on the embedded store with WORKERS in-process workers, and a
-receiver on loopback that verifies every signature with the `standardwebhooks` package;
-subscribes it to `video.completed` through POST /webhooks, then uploads tests/fixtures/no_audio.mp4
-VIDEOS times, one after the other, as the workers process them. Prints the uploads' times (POST
-/videos, to its 202) and the events' latencies: the payload's `timestamp`, written by the update
-that completed the video, to the request's arrival (one clock: both on this machine).
+receiver on loopback that verifies every signature with the `standardwebhooks` package, subscribed
+to `video.completed` through POST /webhooks. Then uploads tests/fixtures/no_audio.mp4 VIDEOS times
+twice: paced (each upload once the previous video's event has arrived: one event at a time) and
+back to back (the events come while uploads, processing and other deliveries share the store).
+Prints the uploads' times (POST /videos, to its 202) and the events' latencies: the payload's
+`timestamp`, written by the update that completed the video, to the request's arrival (one clock:
+both on this machine).
 """
 
 import argparse
@@ -31,25 +33,43 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {cuts[49] * 1000:.1f} ms, p95 {cuts[94] * 1000:.1f} ms, max {max(values) * 1000:.1f} ms"
 
 
-async def measure(receiver: Receiver, base_url: str, videos: int) -> tuple[list[float], list[float]]:
+async def upload(http: httpx.AsyncClient, number: int) -> float:
+    began = time.perf_counter()
+    with NO_AUDIO_VIDEO.open("rb") as file:
+        answer = await http.post("/videos", files={"file": (f"clip-{number}.mp4", file)})
+    assert answer.status_code == 202, answer.text
+    return time.perf_counter() - began
+
+
+async def measure(
+    receiver: Receiver, http: httpx.AsyncClient, videos: int, paced: bool
+) -> tuple[list[float], list[float]]:
     """The uploads' seconds, and each event's seconds from its timestamp to its arrival."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-        created = await http.post("/webhooks", json={"url": receiver.url(), "event_types": ["video.completed"]})
-        receiver.secrets["/"] = created.json()["secret"]
-        uploads = []
-        for number in range(videos):
-            began = time.perf_counter()
-            with NO_AUDIO_VIDEO.open("rb") as file:
-                answer = await http.post("/videos", files={"file": (f"clip-{number}.mp4", file)})
-            uploads.append(time.perf_counter() - began)
-            assert answer.status_code == 202, answer.text
-    arrived = await receiver.wait_for(videos, timeout=300)
+    already = len(receiver.received)
+    uploads = []
+    for number in range(videos):
+        uploads.append(await upload(http, number))
+        if paced:
+            await receiver.wait_for(already + number + 1)
+    arrived = (await receiver.wait_for(already + videos, timeout=300))[already:]
     if not all(request.verified for request in arrived):
         raise SystemExit("a webhook's signature did not verify")
     latencies = [
         request.arrived - datetime.fromisoformat(request.message["timestamp"]).timestamp() for request in arrived
     ]
     return uploads, latencies
+
+
+async def run(receiver: Receiver, base_url: str, videos: int) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        created = await http.post("/webhooks", json={"url": receiver.url(), "event_types": ["video.completed"]})
+        receiver.secrets["/"] = created.json()["secret"]
+        for paced in (True, False):
+            uploads, latencies = await measure(receiver, http, videos, paced)
+            how = "paced" if paced else "back to back"
+            size = NO_AUDIO_VIDEO.stat().st_size
+            print(f"{how}: {videos} uploads of {NO_AUDIO_VIDEO.name} ({size} bytes): {percentiles(uploads)}")
+            print(f"{how}: video.completed, event to receiver: {percentiles(latencies)}")
 
 
 def main() -> None:
@@ -60,11 +80,7 @@ def main() -> None:
     environment = {"WORKERS": str(args.workers), "WEBHOOK_ALLOW_PRIVATE": "true"}
     with tempfile.TemporaryDirectory() as directory, webhook_receiver() as receiver:
         with running_server(Path(directory) / "data", environment) as server:
-            uploads, latencies = asyncio.run(measure(receiver, server.base_url, args.videos))
-    print(
-        f"{args.videos} uploads of {NO_AUDIO_VIDEO.name} ({NO_AUDIO_VIDEO.stat().st_size} bytes): {percentiles(uploads)}"
-    )
-    print(f"video.completed, event to receiver, {len(latencies)} deliveries: {percentiles(latencies)}")
+            asyncio.run(run(receiver, server.base_url, args.videos))
 
 
 if __name__ == "__main__":

@@ -269,6 +269,8 @@ class Dispatcher:
         return min(poll, max(0.0, (next_due["next_attempt_at"] - utc_now()).total_seconds()))
 
     async def _deliver(self, delivery: WebhookDelivery) -> None:
+        """One attempt and its outcome; after a failure, the dispatcher is woken to plan for the
+        retry (its wait was reckoned while this delivery was leased)."""
         try:
             endpoint = await self._endpoint(delivery)
             if endpoint is None:  # its subscription was deleted, and its deliveries with it
@@ -277,6 +279,8 @@ class Dispatcher:
             attempt, outcome = await self._attempt(delivery, *endpoint)
             observe_webhook_attempt(outcome)
             await self._record(delivery, attempt)
+            if attempt.error is not None:
+                self._wake.set()
         except asyncio.CancelledError:
             await self._release(delivery)
             raise
@@ -284,7 +288,6 @@ class Dispatcher:
             logger.exception("webhooks: delivery %s of %s failed unexpectedly", delivery.id, delivery.message_id)
         finally:
             self._slots.release()
-            self._wake.set()
 
     async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | None:
         """Where the delivery goes and the key that signs it, as they are now."""
