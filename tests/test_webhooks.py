@@ -5,7 +5,7 @@ users kept apart, and the delivery log."""
 import asyncio
 import base64
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -592,3 +592,23 @@ async def test_a_stop_that_meets_a_wake_up_still_stops(tmp_path: Path, store: St
             await dispatcher.stop()
     finally:
         database.close()
+
+
+async def test_a_delivery_still_failing_when_its_retry_window_ends_is_given_up(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    receiver.script(*[500] * 10_000)
+    before = REGISTRY.get_sample_value("video_analyzer_webhook_deliveries_abandoned_total") or 0.0
+    settings = webhook_settings(tmp_path, store, webhook_retry_hours=1 / 3600)  # a window of one second
+    async with serving(settings) as http:
+        subscription = await subscribe(http, receiver, event_types=["video.completed"])
+        await upload(http, NO_AUDIO_VIDEO)
+        [delivery] = await delivery_log(http, subscription["id"], until="failed")
+        tried = len(receiver.received)
+        await asyncio.sleep(0.5)
+        assert len(receiver.received) == tried, "nothing is sent once it is given up"
+    assert delivery["next_attempt_at"] is None and delivery["delivered_at"] is None
+    assert delivery["attempts"] == tried >= 2
+    window_end = datetime.fromisoformat(delivery["created_at"]) + timedelta(seconds=1)
+    assert datetime.fromisoformat(delivery["last_attempts"][-1]["at"]) >= window_end - timedelta(milliseconds=1)
+    assert REGISTRY.get_sample_value("video_analyzer_webhook_deliveries_abandoned_total") - before == 1
