@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.webhooks.addresses import check_url
+from service.webhooks.signing import secret_bytes
+
 MIN_SECRET_KEY_BYTES = 32
 ANY_ORIGIN = "*"
 ORIGIN_PATTERN = re.compile(r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(:(?P<port>[1-9][0-9]{0,4}))?")
@@ -85,6 +88,18 @@ class Settings(BaseSettings):
     media_token_minutes: int = Field(default=60, ge=1)
     metrics_public: bool = False
 
+    # Webhooks
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    webhook_concurrency: int = Field(default=8, ge=1)
+    webhook_poll_seconds: float = Field(default=5.0, gt=0)
+    webhook_log_days: int = Field(default=30, ge=1)
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -128,6 +143,23 @@ class Settings(BaseSettings):
                     )
             else:
                 _check_origin(origin)
+        return self
+
+    @model_validator(mode="after")
+    def _check_webhook_endpoint(self) -> "Settings":
+        """The global receiver needs its secret, both in the forms deliveries use."""
+        if self.webhook_url is None:
+            return self
+        try:
+            check_url(self.webhook_url)
+        except ValueError as error:
+            raise ValueError(f"WEBHOOK_URL: {error}") from None
+        if self.webhook_secret is None:
+            raise ValueError("WEBHOOK_URL needs a WEBHOOK_SECRET (whsec_ and the base64 of 24 to 64 random bytes)")
+        try:
+            secret_bytes(self.webhook_secret.get_secret_value())
+        except ValueError as error:
+            raise ValueError(f"WEBHOOK_SECRET: {error}") from None
         return self
 
     @property

@@ -46,6 +46,8 @@ from service.users.router import router as users_router
 from service.videos.router import router as videos_router
 from service.web.router import router as web_router
 from service.web.service import STATIC_PATH, app_files
+from service.webhooks import delivery
+from service.webhooks.router import router as webhooks_router
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = await connect(settings)
         if settings.uses_embedded_store:  # on MongoDB, live workers elsewhere may hold leases
             await queue.take_back(settings.job_max_attempts)
+            await delivery.take_back()
         storage = open_storage(settings, database)
         await storage.prepare()
         logger.info("files: %s storage: %s", storage.kind, storage.describe())
@@ -164,10 +167,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workers = WorkerPool(settings, storage, language_model)
         workers.start()
         logger.info("workers: %d in this process", len(workers.workers))
+        webhooks = delivery.Dispatcher(settings)
+        webhooks.start()
         try:
             yield
         finally:
             await workers.stop()
+            await webhooks.stop()
             await language_model.close()
             database.close()
 
@@ -203,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_router,
         web_router,
         observability_router,
+        webhooks_router,
     ):
         app.include_router(router)
     app.mount(STATIC_PATH, app_files())

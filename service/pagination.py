@@ -4,6 +4,9 @@ import base64
 import binascii
 import re
 
+from bson import ObjectId
+from bson.errors import InvalidId
+
 from service.errors import InvalidInput
 
 MAX_PAGE_SIZE = 100
@@ -56,3 +59,16 @@ def decode_offset(cursor: str | None, maximum: int = MAX_OFFSET) -> int:
     if kind != "offset":
         raise InvalidInput(_NOT_OURS)
     return decode_int(raw, 0, maximum)
+
+
+def encode_id_cursor(last_id: ObjectId) -> str:
+    """For lists ordered by `_id`, newest first: the last id of the page."""
+    return encode_cursor(last_id)
+
+
+def decode_id_cursor(cursor: str) -> ObjectId:
+    (raw,) = decode_cursor(cursor, 1)
+    try:
+        return ObjectId(raw)
+    except (InvalidId, TypeError):
+        raise InvalidInput(_NOT_OURS) from None

@@ -13,7 +13,7 @@ from service.config import Settings
 from service.main import create_app
 from service.processing.transcription import Transcriber
 from service.text import text_search_language
-from service.videos.models import FileInfo, Transcript, Video
+from service.videos.models import FileInfo, Segment, Transcript, Video
 from tests.browser import ChromiumMissing, chromium
 from tests.media import write_raw_video
 
@@ -26,6 +26,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SPEECH_VIDEO = FIXTURES / "speech.mp4"
 SPEECH_SCRIPT = FIXTURES / "speech.txt"
 NO_AUDIO_VIDEO = FIXTURES / "no_audio.mp4"
+SHORT_TRANSCRIPT = Transcript(
+    language="en",
+    text="Clara lives by the sea. She bakes pancakes on Sundays.",
+    segments=[
+        Segment(start=0.0, end=2.5, text="Clara lives by the sea."),
+        Segment(start=2.5, end=5.0, text="She bakes pancakes on Sundays."),
+    ],
+)
+"""Two sentences, as a processed video's transcript."""
 
 
 def sha256_of(path: Path) -> str:

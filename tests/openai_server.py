@@ -17,7 +17,6 @@ so a test can read what the service sent. The server also behaves as real ones d
 import asyncio
 import json
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -33,7 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.config import Settings
-from tests.server import free_port
+from tests.server import app_on_loopback, free_port
 from tests.store import StoreDatabase
 
 _LINE_TIMES = re.compile(r"^\[(\d+\.\d)-(\d+\.\d)\]", re.MULTILINE)
@@ -249,17 +247,5 @@ def openai_settings(tmp_path: Path, store: StoreDatabase, base_url: str, **overr
 def fake_openai_server(single_slot: bool = False, port: int | None = None) -> Iterator[FakeOpenAI]:
     port = port or free_port()
     fake = FakeOpenAI(base_url=f"http://127.0.0.1:{port}/v1", single_slot=single_slot)
-    config = uvicorn.Config(_counting(fake, _app(fake)), host="127.0.0.1", port=port, log_level="critical")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake OpenAI server did not start")
-        time.sleep(0.01)
-    try:
+    with app_on_loopback(_counting(fake, _app(fake)), port, "the fake OpenAI server", log_level="critical"):
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

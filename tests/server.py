@@ -1,4 +1,4 @@
-"""The service as a real process on a free loopback port."""
+"""The service as a real process on a free loopback port, and the peers tests run beside it."""
 
 import os
 import signal
@@ -6,18 +6,39 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import uvicorn
+from starlette.types import ASGIApp
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def app_on_loopback(app: ASGIApp, port: int, name: str, log_level: str = "warning") -> Iterator[None]:
+    """A peer of the service (`app`) served by uvicorn on 127.0.0.1:`port`, from a thread of its own."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 class ServerProcess:

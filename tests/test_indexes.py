@@ -24,6 +24,7 @@ PINNED = [
     ("videos", "filename", (("filename", 1),), {}),
     ("videos", "sha256", (("file.sha256", 1),), {}),
     ("videos", "legacy_id", (("legacy.id", 1),), {"unique": True, "sparse": True}),
+    ("videos", "webhook_outbox", (("webhook_outbox.at", 1),), {}),
     (
         "videos",
         "search",
@@ -40,6 +41,11 @@ PINNED = [
     ("api_keys", "key_hash_1", (("key_hash", 1),), {"unique": True}),
     ("api_keys", "by_user", (("user_id", 1), ("created_at", 1)), {}),
     ("login_throttle", "expires", (("expires_at", 1),), {"expireAfterSeconds": 0}),
+    ("webhooks", "by_owner", (("owner_id", 1), ("_id", -1)), {}),
+    ("webhook_deliveries", "one_per_receiver", (("message_id", 1), ("subscription_id", 1)), {"unique": True}),
+    ("webhook_deliveries", "due", (("status", 1), ("next_attempt_at", 1)), {}),
+    ("webhook_deliveries", "log", (("subscription_id", 1), ("_id", -1)), {}),
+    ("webhook_deliveries", "expires", (("expires_at", 1),), {"expireAfterSeconds": 0}),
 ]
 
 

@@ -53,6 +53,8 @@ FAMILIES = {
     "video_analyzer_transcription_real_time_factor": "histogram",
     "video_analyzer_language_model_seconds": "histogram",
     "video_analyzer_language_model_failures": "counter",
+    "video_analyzer_webhook_deliveries": "counter",
+    "video_analyzer_webhook_deliveries_abandoned": "counter",
     "process_resident_memory_bytes": "gauge",
 }
 

@@ -22,8 +22,8 @@ from service.main import create_app
 from service.users import security
 from service.users.schemas import Registration
 from service.users.service import register
-from service.videos.models import Segment, Transcript, Video
-from tests.conftest import NO_AUDIO_VIDEO, insert_completed_video
+from service.videos.models import Video
+from tests.conftest import NO_AUDIO_VIDEO, SHORT_TRANSCRIPT, insert_completed_video
 from tests.store import StoreDatabase
 
 SECRET = "s" * 48
@@ -32,14 +32,6 @@ MAX_EXAMPLES = 40
 """Per operation, for fuzzing; the schema's examples and the coverage phase's boundary cases come on top."""
 OWN_VIDEO = ("DELETE /videos/{video_id}", "POST /videos/{video_id}/reprocess")
 """Operations that take a video from the others (deleted, queued again): each gets a seeded video of its own."""
-TRANSCRIPT = Transcript(
-    language="en",
-    text="Clara lives by the sea. She bakes pancakes on Sundays.",
-    segments=[
-        Segment(start=0.0, end=2.5, text="Clara lives by the sea."),
-        Segment(start=2.5, end=5.0, text="She bakes pancakes on Sundays."),
-    ],
-)
 
 
 def _config(bearer: str | None) -> SchemathesisConfig:
@@ -74,7 +66,7 @@ async def _seed(settings: Settings) -> tuple[str | None, list[str]]:
                 username="admin", email="admin@example.com", password="admin-password-1", is_admin=True
             )
             admin = await register(settings, registration)
-        videos = [await insert_completed_video(TRANSCRIPT, f"seeded-{n}.mp4") for n in range(1 + len(OWN_VIDEO))]
+        videos = [await insert_completed_video(SHORT_TRANSCRIPT, f"seeded-{n}.mp4") for n in range(1 + len(OWN_VIDEO))]
         for video in videos:
             await _store_file(settings, video)
     finally:

@@ -13,6 +13,7 @@ from service.observability.metrics import language_model_call
 from service.users.models import User
 from service.videos.models import Summary, Video
 from service.videos.service import ensure_owner, get_completed_video
+from service.webhooks import events
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +51,20 @@ async def resummarize(
     raw_id: str, viewer: User | None, language_model: LanguageModel, options: SummarizeOptions | None
 ) -> Summary:
     """A new summary for a completed video, in `summary_language` when given (kept with the video
-    for later summaries and answers); a provider failure leaves the stored one as it was."""
+    for later summaries and answers), with its `summary.completed` event; a provider failure leaves
+    the stored one as it was."""
     video = await get_completed_video(raw_id, viewer, "it can be summarized")
     ensure_owner(video, viewer)
     chosen = output_language(options.summary_language, "summary_language") if options else None
     video.summary_language = chosen or video.summary_language
     summary = await summarize(video, language_model)
-    changes = {"summary": summary.model_dump(), "summary_language": video.summary_language, "updated_at": utc_now()}
-    result = await Video.get_motor_collection().update_one({"_id": video.id}, {"$set": changes})
+    now = utc_now()
+    changes = {"summary": summary.model_dump(), "summary_language": video.summary_language, "updated_at": now}
+    result = await Video.get_motor_collection().update_one(
+        {"_id": video.id},
+        {"$set": changes, **events.outbox_push(events.summary_completed(video, summary, now))},
+    )
     if result.matched_count == 0:
         raise NotFound(f"video {video.id} was deleted while it was summarized")
+    events.announce(video.id)
     return summary

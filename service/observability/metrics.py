@@ -9,6 +9,7 @@ grow the number of series.
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Literal, get_args
 
 from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -60,6 +61,20 @@ LANGUAGE_MODEL_FAILURES = Counter(
     ["provider", "operation", "error"],
 )
 
+WebhookOutcome = Literal["delivered", "rejected", "unreachable", "refused"]
+WEBHOOK_DELIVERIES = Counter(
+    "video_analyzer_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered (a 2xx answer), rejected (any other status), "
+    "unreachable (no answer: DNS, connection, TLS or timeout), refused (the receiver's address is not public)",
+    ["outcome"],
+)
+WEBHOOK_ABANDONED = Counter(
+    "video_analyzer_webhook_deliveries_abandoned",
+    "Webhook deliveries given up: still failing when their retry window (WEBHOOK_RETRY_HOURS) ended",
+)
+for _outcome in get_args(WebhookOutcome):
+    WEBHOOK_DELIVERIES.labels(_outcome)
+
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     method = method if method in KNOWN_METHODS else OTHER_METHOD
@@ -72,6 +87,14 @@ def observe_transcription(seconds: float, media_seconds: float | None) -> None:
     TRANSCRIPTION_SECONDS.observe(seconds)
     if media_seconds:
         TRANSCRIPTION_REAL_TIME_FACTOR.observe(seconds / media_seconds)
+
+
+def observe_webhook_attempt(outcome: WebhookOutcome) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+def observe_webhook_abandoned() -> None:
+    WEBHOOK_ABANDONED.inc()
 
 
 class LanguageModelCall:

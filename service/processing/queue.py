@@ -18,6 +18,7 @@ from service.clock import utc_now
 from service.processing.schemas import QueueDepth
 from service.text import text_search_language
 from service.videos.models import Summary, Transcript, Video
+from service.webhooks import events
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +98,9 @@ async def _fail_lost_jobs(max_attempts: int, lease: dict[str, Any]) -> int:
     a worker in another process that meanwhile extended or failed it is left alone. Returns the count."""
     lost = {"status": "processing", "job.attempts": {"$gte": max_attempts}, **lease}
     failed = 0
-    for document in await _collection().find(lost, {"job": 1}).to_list(None):
-        job = document["job"]
-        error = _death_error(job, max_attempts)
-        if await _fail_if_unchanged(document["_id"], job, error):
+    for document in await _collection().find(lost, {"job": 1, "filename": 1}).to_list(None):
+        error = _death_error(document["job"], max_attempts)
+        if await _fail_if_unchanged(document, error):
             logger.warning("video %s failed: %s", document["_id"], error)
             failed += 1
     return failed
@@ -116,10 +116,11 @@ def _death_error(job: dict[str, Any], max_attempts: int) -> str:
     )
 
 
-async def _fail_if_unchanged(video_id: PydanticObjectId, job: dict[str, Any], error: str) -> bool:
+async def _fail_if_unchanged(document: dict[str, Any], error: str) -> bool:
     now = utc_now()
+    job = document["job"]
     unchanged = {
-        "_id": video_id,
+        "_id": document["_id"],
         "status": "processing",
         "job.worker": job.get("worker"),
         "job.lease_until": job.get("lease_until"),
@@ -133,8 +134,16 @@ async def _fail_if_unchanged(video_id: PydanticObjectId, job: dict[str, Any], er
         "job.finished_at": now,
         "updated_at": now,
     }
-    result = await _collection().update_one(unchanged, {"$set": failed})
-    return result.modified_count == 1
+    event = events.video_failed(document["_id"], document["filename"], error, job["attempts"], now)
+    result = await _collection().update_one(unchanged, {"$set": failed, **events.outbox_push(event)})
+    return _announced(result.modified_count == 1, document["_id"])
+
+
+def _announced(written: bool, video_id: PydanticObjectId) -> bool:
+    """`written`, after telling this process's webhook dispatcher when the write raised events."""
+    if written:
+        events.announce(video_id)
+    return written
 
 
 async def heartbeat(video_id: PydanticObjectId, worker: str, lease_seconds: float, progress: float) -> bool:
@@ -171,10 +180,14 @@ async def store_transcript(video_id: PydanticObjectId, worker: str, transcript: 
     return result.matched_count == 1
 
 
-async def complete(video_id: PydanticObjectId, worker: str, summary: Summary) -> bool:
+async def complete(video: Video, worker: str, summary: Summary) -> bool:
+    """Store the summary and complete the video; `video.transcript` is the one stored."""
     now = utc_now()
+    raised = [events.video_completed(video, now)]
+    if summary.error is None:
+        raised.append(events.summary_completed(video, summary, now))
     result = await _collection().update_one(
-        _held_by(video_id, worker),
+        _held_by(video.id, worker),
         {
             "$set": {
                 "status": "completed",
@@ -186,10 +199,11 @@ async def complete(video_id: PydanticObjectId, worker: str, summary: Summary) ->
                 "job.finished_at": now,
                 "processed_at": now,
                 "updated_at": now,
-            }
+            },
+            **events.outbox_push(*raised),
         },
     )
-    return result.matched_count == 1
+    return _announced(result.matched_count == 1, video.id)
 
 
 async def fail(
@@ -201,11 +215,13 @@ async def fail(
     fields: dict[str, Any] = {"job.error": error, "job.lease_until": None, "job.finished_at": now, "updated_at": now}
     if permanent or attempts >= max_attempts:
         fields.update({"status": "failed", "job.stage": "failed"})
-    else:
-        backoff = retry_base_seconds * 2 ** (attempts - 1)
-        fields.update(
-            {"status": "queued", "job.stage": "queued", "job.next_attempt_at": now + timedelta(seconds=backoff)}
+        event = events.video_failed(video.id, video.filename, error, attempts, now)
+        result = await _collection().update_one(
+            _held_by(video.id, worker), {"$set": fields, **events.outbox_push(event)}
         )
+        return _announced(result.matched_count == 1, video.id)
+    backoff = retry_base_seconds * 2 ** (attempts - 1)
+    fields.update({"status": "queued", "job.stage": "queued", "job.next_attempt_at": now + timedelta(seconds=backoff)})
     result = await _collection().update_one(_held_by(video.id, worker), {"$set": fields})
     return result.matched_count == 1
 

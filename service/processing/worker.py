@@ -28,6 +28,7 @@ from service.processing.transcription import (
 )
 from service.storage.service import Storage, open_storage
 from service.videos.models import Summary, Video
+from service.webhooks.delivery import Dispatcher
 
 T = TypeVar("T")
 
@@ -103,7 +104,7 @@ class Worker:
             return
         video.transcript = result.transcript
         summary = await self._with_lease(video, cancelled, progress, self._summarize(video))
-        if await queue.complete(video.id, self.name, summary):
+        if await queue.complete(video, self.name, summary):
             logger.info("worker %s: video %s completed", self.name, video.id)
         else:
             logger.warning("worker %s: video %s was taken over or deleted; summary dropped", self.name, video.id)
@@ -214,14 +215,17 @@ async def _work_until_stopped(settings: Settings) -> None:
     storage = open_storage(settings, database)
     language_model = create_language_model(settings)
     pool = WorkerPool(settings, storage, language_model)
+    webhooks = Dispatcher(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stopping.set)
     pool.start()
+    webhooks.start()
     try:
         await stopping.wait()
     finally:
         await pool.stop()
+        await webhooks.stop()
         await language_model.close()
         database.close()

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
 from service.clock import utc_now
+from service.webhooks.models import WebhookEvent
 
 VideoStatus = Literal["queued", "processing", "completed", "failed"]
 
@@ -157,6 +158,8 @@ class Video(Document):
     ui_language: str | None = None
     """The old page's interface language at upload (`ui_language` of POST /upload-video/); None when not given."""
     search_language: str = TEXT_SEARCH_DEFAULT_LANGUAGE
+    webhook_outbox: list[WebhookEvent] = Field(default_factory=list)
+    """Events raised with a state change and not yet handed to their deliveries (service/webhooks/)."""
     uploaded_at: datetime = Field(default_factory=utc_now)
     processed_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utc_now)
@@ -170,6 +173,7 @@ class Video(Document):
             IndexModel([("filename", pymongo.ASCENDING)], name="filename"),
             IndexModel([("file.sha256", pymongo.ASCENDING)], name="sha256"),
             IndexModel([("legacy.id", pymongo.ASCENDING)], name="legacy_id", unique=True, sparse=True),
+            IndexModel([("webhook_outbox.at", pymongo.ASCENDING)], name="webhook_outbox"),
             IndexModel(
                 [("filename", pymongo.TEXT), ("summary.text", pymongo.TEXT), ("transcript.text", pymongo.TEXT)],
                 name="search",

@@ -20,6 +20,8 @@ from service.users.models import User
 from service.videos.models import FileInfo, Job, Video, VideoStatus
 from service.videos.schemas import VideoListItem, VideoPage
 from service.videos.upload import MultipartUploadReceiver, UploadLimits
+from service.webhooks.delivery import relay
+from service.webhooks.events import NO_PENDING_EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -182,9 +184,23 @@ async def delete_video(context: AppContext, raw_id: str, viewer: User | None) ->
     """Remove the document, then its file: a crash between them leaves a stray file, never a
     document pointing at nothing."""
     video = await get_own_video(raw_id, viewer)
-    result = await Video.get_motor_collection().delete_one({"_id": video.id})
-    if result.deleted_count and video.file is not None:
+    if await _delete_document(context, video.id) and video.file is not None:
         await context.storage.delete(video.file.key)
+
+
+async def _delete_document(context: AppContext, video_id: PydanticObjectId) -> bool:
+    """Delete the document once the webhook events in its outbox are handed to their deliveries,
+    so that an event raised just before the deletion is still sent. An event raised between the
+    hand-over and the deletion keeps the document; the loop hands it over too (a video raises
+    at most two at a time). False when the document was already gone."""
+    collection = Video.get_motor_collection()
+    while True:
+        await relay(context.settings, {"_id": video_id})
+        result = await collection.delete_one({"_id": video_id, **NO_PENDING_EVENTS})
+        if result.deleted_count:
+            return True
+        if await collection.count_documents({"_id": video_id}, limit=1) == 0:
+            return False
 
 
 async def update_video(raw_id: str, viewer: User | None, changes: dict[str, Any]) -> Video:

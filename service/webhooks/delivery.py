@@ -1,0 +1,377 @@
+"""Delivering webhooks: from the videos' outboxes to one delivery per receiver, then each one
+claimed under a lease, signed, sent, and retried with exponential backoff for WEBHOOK_RETRY_HOURS.
+
+Every process that serves the API or runs workers runs one Dispatcher with one httpx client.
+A delivery is claimed with one atomic find_one_and_update that moves its `next_attempt_at` to the
+end of a lease longer than an attempt can last, so that two nodes never send the same attempt at
+once; a node that dies mid-attempt loses nothing: the lease runs out and the delivery is due again.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpcore
+import httpx
+from beanie import PydanticObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from service import __version__
+from service.clock import utc_now
+from service.config import Settings
+from service.observability.metrics import WebhookOutcome, observe_webhook_abandoned, observe_webhook_attempt
+from service.videos.models import Video
+from service.webhooks import events
+from service.webhooks.addresses import AddressRefused, HostUnresolved, public_addresses
+from service.webhooks.models import KEPT_ATTEMPTS, DeliveryAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
+from service.webhooks.signing import secret_bytes, signed_headers
+
+logger = logging.getLogger(__name__)
+
+LEASE_MARGIN_SECONDS = 30.0
+"""A claim outlasts the longest attempt (WEBHOOK_TIMEOUT_SECONDS) by this much."""
+RELAY_BATCH = 100
+MAX_BACKOFF_EXPONENT = 60
+MAX_ERROR_CHARS = 300
+USER_AGENT = f"video-analyzer/{__version__}"
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, opening each connection only to an address it has just resolved
+    and found public (addresses.py): the check and the connection use the same resolution, so a
+    name that DNS points elsewhere in between cannot reach an internal address. TLS still checks
+    the certificate against the host name (httpcore passes it as the SNI name)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, resolve_timeout: float) -> None:
+        self.inner = inner
+        self.resolve_timeout = resolve_timeout
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        failure: Exception | None = None
+        for address in await public_addresses(host, port, self.resolve_timeout):
+            try:
+                return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                failure = error
+        raise failure or httpcore.ConnectError(f"no address for {host}")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def webhook_client(settings: Settings) -> httpx.AsyncClient:
+    """The process's one client for deliveries: WEBHOOK_TIMEOUT_SECONDS on every phase, no
+    redirects followed (a redirect could lead anywhere), no proxy from the environment (it would
+    connect in our place, unchecked), and with WEBHOOK_ALLOW_PRIVATE=false the GuardedBackend.
+    httpx 0.28 takes no network backend of its own, so the one of its transport's httpcore pool is
+    wrapped in place."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    if not settings.webhook_allow_private:
+        pool = transport._pool
+        pool._network_backend = GuardedBackend(pool._network_backend, settings.webhook_timeout_seconds)
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"user-agent": USER_AGENT, "content-type": "application/json"},
+    )
+
+
+def payload(event: WebhookEvent) -> str:
+    """The body every receiver gets for `event`, as signed: `{"type", "timestamp", "data"}`."""
+    document = {"type": event.type, "timestamp": events.iso(event.at), "data": event.data}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+async def relay(settings: Settings, video_filter: dict[str, Any]) -> int:
+    """Hand each pending event of the videos matching `video_filter` to one delivery per receiver,
+    then take it out of the outbox; returns how many videos had events.
+
+    Idempotent (one delivery per event and receiver, a unique index), so a crash between the two
+    steps, or two nodes relaying the same video at once, send nothing twice."""
+    videos = Video.get_motor_collection()
+    found = await (
+        videos.find({**video_filter, **events.HAS_PENDING_EVENTS}, {"owner_id": 1, events.OUTBOX_FIELD: 1})
+        .limit(RELAY_BATCH)
+        .to_list(None)
+    )
+    for document in found:
+        relayed = [WebhookEvent.model_validate(entry) for entry in document[events.OUTBOX_FIELD]]
+        for event in relayed:
+            await _fan_out(settings, event, document.get("owner_id"))
+        taken = {"$pull": {events.OUTBOX_FIELD: {"id": {"$in": [event.id for event in relayed]}}}}
+        await videos.update_one({"_id": document["_id"]}, taken)
+    return len(found)
+
+
+async def _fan_out(settings: Settings, event: WebhookEvent, owner_id: PydanticObjectId | None) -> None:
+    """One delivery of `event` to each receiver that was listening for it when it happened: the
+    owner's subscriptions to its type, and WEBHOOK_URL."""
+    subscribed = WebhookSubscription.find(
+        {"owner_id": owner_id, "event_types": event.type, "created_at": {"$lte": event.at}}
+    )
+    receivers: list[PydanticObjectId | None] = [subscription.id for subscription in await subscribed.to_list()]
+    if settings.webhook_url is not None:
+        receivers.append(None)
+    body = payload(event)
+    for receiver in receivers:
+        fields = WebhookDelivery(
+            message_id=event.id,
+            subscription_id=receiver,
+            owner_id=owner_id,
+            type=event.type,
+            body=body,
+            created_at=event.at,
+            next_attempt_at=event.at,
+        ).model_dump(exclude={"id", "message_id", "subscription_id"})
+        try:
+            await WebhookDelivery.get_motor_collection().update_one(
+                {"message_id": event.id, "subscription_id": receiver}, {"$setOnInsert": fields}, upsert=True
+            )
+        except DuplicateKeyError:
+            pass  # another node inserted it between our match and our insert
+
+
+async def take_back() -> None:
+    """Make due at once every delivery left claimed: only for a store that no other process can
+    use (the embedded store), where the previous process died holding them."""
+    result = await WebhookDelivery.get_motor_collection().update_many(
+        {"status": "pending", "leased_by": {"$ne": None}}, {"$set": {"leased_by": None, "next_attempt_at": utc_now()}}
+    )
+    if result.modified_count:
+        logger.info("webhooks: took back %d delivery attempt(s) the previous process left", result.modified_count)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or error.__class__.__name__
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+class Dispatcher:
+    """This process's deliveries: relays outboxes and sends what is due, WEBHOOK_CONCURRENCY at
+    once; woken at once by an event raised in this process (whose video alone it then relays),
+    otherwise when the next retry is due, and every WEBHOOK_POLL_SECONDS to relay every outbox
+    (the events other processes raised, or left behind when they died)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = f"{socket.gethostname()}:{os.getpid()}:webhooks"
+        self._wake = asyncio.Event()
+        self._raised: set[PydanticObjectId] = set()
+        self._next_full_relay = 0.0
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._sending: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._unlisten = lambda: None
+        self._receivers = {} if settings.webhook_url is not None else {"subscription_id": {"$ne": None}}
+        """A node without WEBHOOK_URL leaves the global receiver's deliveries to nodes with it."""
+
+    def start(self) -> None:
+        self._client = webhook_client(self.settings)
+        self._unlisten = events.listen(self._raised_in)
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop sending; an attempt cut short is handed back, due at once, to be sent again."""
+        self._unlisten()
+        tasks = [task for task in (self._task, *self._sending) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    def _raised_in(self, video_id: PydanticObjectId) -> None:
+        self._raised.add(video_id)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                wait = await self._round()
+            except Exception:
+                logger.exception("webhooks: a delivery round failed; trying again shortly")
+                wait = self.settings.webhook_poll_seconds
+            try:  # not asyncio.wait_for: on Python 3.11 it loses a cancellation that meets a wake-up
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _round(self) -> float:
+        """Relay the outboxes, start every due attempt there is a slot for; returns the seconds to
+        wait before the next round (unless woken)."""
+        await self._relay()
+        while True:
+            await self._slots.acquire()
+            try:
+                delivery = await self.claim()
+            except BaseException:
+                self._slots.release()
+                raise
+            if delivery is None:
+                self._slots.release()
+                return await self._seconds_until_due()
+            task = asyncio.create_task(self._deliver(delivery))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _relay(self) -> None:
+        """The outboxes of the videos that raised events here since the last round (found by `_id`,
+        no scan), and every outbox each WEBHOOK_POLL_SECONDS."""
+        raised, self._raised = self._raised, set()
+        if time.monotonic() >= self._next_full_relay:
+            self._next_full_relay = time.monotonic() + self.settings.webhook_poll_seconds
+            video_filter: dict[str, Any] = {}
+        elif raised:
+            video_filter = {"_id": {"$in": list(raised)}}
+        else:
+            return
+        while await relay(self.settings, video_filter) == RELAY_BATCH:
+            pass
+
+    async def claim(self) -> WebhookDelivery | None:
+        now = utc_now()
+        lease = timedelta(seconds=self.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
+        document = await WebhookDelivery.get_motor_collection().find_one_and_update(
+            {"status": "pending", "next_attempt_at": {"$lte": now}, **self._receivers},
+            {"$set": {"leased_by": self.name, "next_attempt_at": now + lease}, "$inc": {"attempts": 1}},
+            sort=[("next_attempt_at", 1), ("_id", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if document is None else WebhookDelivery.model_validate(document)
+
+    async def _seconds_until_due(self) -> float:
+        poll = self.settings.webhook_poll_seconds
+        next_due = await WebhookDelivery.get_motor_collection().find_one(
+            {"status": "pending", **self._receivers}, {"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
+        )
+        if next_due is None:
+            return poll
+        return min(poll, max(0.0, (next_due["next_attempt_at"] - utc_now()).total_seconds()))
+
+    async def _deliver(self, delivery: WebhookDelivery) -> None:
+        """One attempt and its outcome; after a failure, the dispatcher is woken to plan for the
+        retry (its wait was reckoned while this delivery was leased)."""
+        try:
+            endpoint = await self._endpoint(delivery)
+            if endpoint is None:  # its subscription was deleted, and its deliveries with it
+                await WebhookDelivery.get_motor_collection().delete_one({"_id": delivery.id})
+                return
+            attempt, outcome = await self._attempt(delivery, *endpoint)
+            observe_webhook_attempt(outcome)
+            await self._record(delivery, attempt)
+            if attempt.error is not None:
+                self._wake.set()
+        except asyncio.CancelledError:
+            await self._release(delivery)
+            raise
+        except Exception:
+            logger.exception("webhooks: delivery %s of %s failed unexpectedly", delivery.id, delivery.message_id)
+        finally:
+            self._slots.release()
+
+    async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | None:
+        """Where the delivery goes and the key that signs it, as they are now."""
+        if delivery.subscription_id is None:
+            assert self.settings.webhook_url is not None and self.settings.webhook_secret is not None
+            return self.settings.webhook_url, secret_bytes(self.settings.webhook_secret.get_secret_value())
+        subscription = await WebhookSubscription.get(delivery.subscription_id)
+        return None if subscription is None else (subscription.url, secret_bytes(subscription.secret))
+
+    async def _attempt(self, delivery: WebhookDelivery, url: str, key: bytes) -> tuple[DeliveryAttempt, WebhookOutcome]:
+        """One signed POST; the whole of it, resolving the address included, within WEBHOOK_TIMEOUT_SECONDS."""
+        assert self._client is not None
+        at = utc_now()
+        started = time.perf_counter()
+        headers = signed_headers(key, delivery.message_id, int(time.time()), delivery.body)
+        status: int | None = None
+        outcome: WebhookOutcome
+        try:
+            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                async with self._client.stream("POST", url, content=delivery.body.encode(), headers=headers) as answer:
+                    status = answer.status_code
+            delivered = 200 <= status < 300
+            outcome, error = ("delivered", None) if delivered else ("rejected", f"the receiver answered {status}")
+        except HostUnresolved as unresolved:
+            outcome, error = "unreachable", _describe(unresolved)
+        except AddressRefused as refused:
+            outcome, error = "refused", f"refused: {_describe(refused)}"
+        except TimeoutError:
+            timeout = self.settings.webhook_timeout_seconds
+            outcome, error = "unreachable", f"no answer within {timeout:g} s (WEBHOOK_TIMEOUT_SECONDS)"
+        except (httpx.HTTPError, OSError) as failure:
+            outcome, error = "unreachable", f"{failure.__class__.__name__}: {_describe(failure)}"
+        seconds = round(time.perf_counter() - started, 4)
+        return DeliveryAttempt(at=at, status_code=status, error=error, seconds=seconds), outcome
+
+    async def _record(self, delivery: WebhookDelivery, attempt: DeliveryAttempt) -> None:
+        """Keep the attempt and what follows from it, if the claim is still this node's."""
+        now = utc_now()
+        fields: dict[str, Any] = {"leased_by": None}
+        if attempt.error is None:
+            fields.update(status="delivered", delivered_at=now, next_attempt_at=None, expires_at=self._expiry(now))
+        else:
+            next_attempt_at = self.retry_at(delivery, now)
+            fields["next_attempt_at"] = next_attempt_at
+            if next_attempt_at is None:
+                fields.update(status="failed", expires_at=self._expiry(now))
+                observe_webhook_abandoned()
+            level = logging.ERROR if next_attempt_at is None else logging.WARNING
+            logger.log(
+                level,
+                "webhooks: attempt %d of %s to %s failed (%s); %s",
+                delivery.attempts,
+                delivery.message_id,
+                delivery.subscription_id or "WEBHOOK_URL",
+                attempt.error,
+                "given up" if next_attempt_at is None else f"next at {events.iso(next_attempt_at)}",
+            )
+        kept = {"$each": [attempt.model_dump()], "$slice": -KEPT_ATTEMPTS}
+        await WebhookDelivery.get_motor_collection().update_one(
+            self._held(delivery), {"$set": fields, "$push": {"last_attempts": kept}}
+        )
+
+    def retry_at(self, delivery: WebhookDelivery, now: datetime) -> datetime | None:
+        """After a failed attempt: exponential backoff (WEBHOOK_RETRY_BASE_SECONDS doubling, at
+        most WEBHOOK_RETRY_MAX_SECONDS) with jitter (a random half to all of it), so that receivers
+        coming back are not met by every retry at once; a last attempt when the retry window ends;
+        None once it has."""
+        settings = self.settings
+        deadline = delivery.created_at + timedelta(hours=settings.webhook_retry_hours)
+        if now >= deadline:
+            return None
+        exponent = min(delivery.attempts - 1, MAX_BACKOFF_EXPONENT)
+        backoff = min(settings.webhook_retry_max_seconds, settings.webhook_retry_base_seconds * 2**exponent)
+        return min(now + timedelta(seconds=random.uniform(backoff / 2, backoff)), deadline)
+
+    def _expiry(self, now: datetime) -> datetime:
+        return now + timedelta(days=self.settings.webhook_log_days)
+
+    def _held(self, delivery: WebhookDelivery) -> dict[str, Any]:
+        return {"_id": delivery.id, "leased_by": self.name, "attempts": delivery.attempts}
+
+    async def _release(self, delivery: WebhookDelivery) -> None:
+        """Hand back an attempt cut short by a stop; it does not count."""
+        await WebhookDelivery.get_motor_collection().update_one(
+            self._held(delivery),
+            {"$set": {"leased_by": None, "next_attempt_at": utc_now()}, "$inc": {"attempts": -1}},
+        )

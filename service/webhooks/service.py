@@ -1,0 +1,105 @@
+"""Webhook subscriptions: each user's own receivers, their events, and their delivery logs."""
+
+from typing import Any
+
+from beanie import PydanticObjectId
+from bson.errors import InvalidId
+
+from service.config import Settings
+from service.errors import Conflict, InvalidInput, NotFound
+from service.pagination import decode_id_cursor, encode_id_cursor
+from service.users.models import User
+from service.webhooks.addresses import AddressRefused, check_receiver
+from service.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+from service.webhooks.schemas import (
+    DeliveryOut,
+    DeliveryPage,
+    SubscriptionCreated,
+    SubscriptionOut,
+    SubscriptionPage,
+    SubscriptionRequest,
+)
+from service.webhooks.signing import new_secret
+
+MAX_SUBSCRIPTIONS = 25
+"""Per user: each event is written once per subscription, so their number bounds that work."""
+
+
+def _owner(viewer: User | None) -> PydanticObjectId | None:
+    """Whose subscriptions these are: the user's own (admins' too); with users off, the one user's."""
+    return None if viewer is None else viewer.id
+
+
+async def create_subscription(
+    settings: Settings, viewer: User | None, request: SubscriptionRequest
+) -> SubscriptionCreated:
+    """A new receiver for the viewer's own videos' events, its secret shown this once; 422 for a
+    receiver on an address that is not public (it is checked again at each delivery)."""
+    if not settings.webhook_allow_private:
+        try:
+            await check_receiver(request.url, settings.webhook_timeout_seconds)
+        except AddressRefused as refused:
+            raise InvalidInput(f"url: {refused} (WEBHOOK_ALLOW_PRIVATE=false)") from None
+    owner = _owner(viewer)
+    if await WebhookSubscription.find({"owner_id": owner}).count() >= MAX_SUBSCRIPTIONS:
+        raise Conflict(f"a user has at most {MAX_SUBSCRIPTIONS} webhook subscriptions; delete one first")
+    subscription = WebhookSubscription(
+        owner_id=owner,
+        url=request.url,
+        secret=request.secret or new_secret(),
+        event_types=request.event_types,
+        description=request.description,
+    )
+    await subscription.insert()
+    return SubscriptionCreated(**SubscriptionOut.of(subscription).model_dump(), secret=subscription.secret)
+
+
+async def get_subscription(raw_id: str, viewer: User | None) -> WebhookSubscription:
+    """The viewer's own subscription; anyone else's is as unknown as a missing one (404)."""
+    try:
+        subscription_id = PydanticObjectId(raw_id)
+    except (InvalidId, TypeError):
+        raise NotFound(f"no webhook subscription with id {raw_id!r}") from None
+    subscription = await WebhookSubscription.find_one({"_id": subscription_id, "owner_id": _owner(viewer)})
+    if subscription is None:
+        raise NotFound(f"no webhook subscription with id {raw_id!r}")
+    return subscription
+
+
+async def delete_subscription(raw_id: str, viewer: User | None) -> None:
+    """The subscription, then its deliveries: nothing more is sent to it. A delivery left by a crash
+    between the two is dropped when it next comes due."""
+    subscription = await get_subscription(raw_id, viewer)
+    await WebhookSubscription.get_motor_collection().delete_one({"_id": subscription.id})
+    await WebhookDelivery.get_motor_collection().delete_many({"subscription_id": subscription.id})
+
+
+async def _newest_first(
+    collection: Any, query: dict[str, Any], limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of `query` by `_id`, newest first, and the cursor of the next."""
+    if cursor is not None:
+        query = {**query, "_id": {"$lt": decode_id_cursor(cursor)}}
+    found = await collection.find(query).sort("_id", -1).limit(limit + 1).to_list(None)
+    next_cursor = encode_id_cursor(found[limit - 1]["_id"]) if len(found) > limit else None
+    return found[:limit], next_cursor
+
+
+async def list_subscriptions(viewer: User | None, limit: int, cursor: str | None) -> SubscriptionPage:
+    collection = WebhookSubscription.get_motor_collection()
+    found, next_cursor = await _newest_first(collection, {"owner_id": _owner(viewer)}, limit, cursor)
+    items = [SubscriptionOut.of(WebhookSubscription.model_validate(document)) for document in found]
+    return SubscriptionPage(items=items, next_cursor=next_cursor)
+
+
+async def list_deliveries(
+    raw_id: str, viewer: User | None, limit: int, cursor: str | None, status: DeliveryStatus | None
+) -> DeliveryPage:
+    """The subscription's deliveries, newest event first, each with its last attempts."""
+    subscription = await get_subscription(raw_id, viewer)
+    query: dict[str, Any] = {"subscription_id": subscription.id}
+    if status is not None:
+        query["status"] = status
+    found, next_cursor = await _newest_first(WebhookDelivery.get_motor_collection(), query, limit, cursor)
+    items = [DeliveryOut.of(WebhookDelivery.model_validate(document)) for document in found]
+    return DeliveryPage(items=items, next_cursor=next_cursor)
