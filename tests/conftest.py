@@ -13,7 +13,7 @@ from service.config import Settings
 from service.main import create_app
 from service.processing.transcription import Transcriber
 from service.text import text_search_language
-from service.videos.models import FileInfo, Transcript, Video
+from service.videos.models import FileInfo, Transcript, TranscriptionOptions, Video
 from tests.browser import ChromiumMissing, chromium
 from tests.media import write_raw_video
 
@@ -74,7 +74,9 @@ async def upload(
 def speech_transcript() -> Transcript:
     """The committed speech fixture, transcribed once per test session by the real transcriber."""
     settings = Settings(_env_file=None)
-    result = Transcriber(settings).transcribe(SPEECH_VIDEO, "en", 34.894, lambda _: None, threading.Event())
+    result = Transcriber(settings).transcribe(
+        SPEECH_VIDEO, "en", TranscriptionOptions(), 34.894, lambda _: None, threading.Event()
+    )
     return result.transcript
 
 

@@ -12,6 +12,7 @@ import webvtt
 
 from service.config import Settings
 from service.processing.transcription import Transcriber
+from service.videos.models import TranscriptionOptions
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
 from tests.media import remux
 from tests.store import StoreDatabase
@@ -155,7 +156,9 @@ async def test_events_for_an_unknown_video_are_404(client: httpx.AsyncClient) ->
 
 def test_word_timings_when_enabled_fall_inside_their_segments(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path, whisper_word_timestamps=True)
-    result = Transcriber(settings).transcribe(SPEECH_VIDEO, "en", 34.894, lambda _: None, threading.Event())
+    result = Transcriber(settings).transcribe(
+        SPEECH_VIDEO, "en", TranscriptionOptions(), 34.894, lambda _: None, threading.Event()
+    )
     segments = result.transcript.segments
     assert all(segment.words for segment in segments)
     for segment in segments:

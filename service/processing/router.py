@@ -41,5 +41,16 @@ async def events(
     responses=error_responses(404, 409, *STORE_WRITE_FAILED),
 )
 async def reprocess(video_id: str, viewer: Viewer) -> VideoOut:
-    """Queue a completed or failed video again. 409 while it is queued or processing."""
+    """Queue a completed, failed or cancelled video again. 409 while it is queued or processing."""
     return VideoOut.of(await service.reprocess(video_id, viewer))
+
+
+@router.post(
+    "/{video_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(404, 409, *STORE_WRITE_FAILED),
+)
+async def cancel(video_id: str, viewer: Viewer) -> VideoOut:
+    """Stop a queued or processing video; it becomes `cancelled` (the worker stops within a
+    second) and POST /videos/{id}/reprocess queues it again. 409 when it is not queued or processing."""
+    return VideoOut.of(await service.cancel(video_id, viewer))

@@ -15,7 +15,7 @@ from service.users.models import User
 from service.videos.models import Video
 from service.videos.service import get_completed_video, get_own_video, visible_to
 
-FINAL_STATUSES = ("completed", "failed")
+FINAL_STATUSES = ("completed", "failed", "cancelled")
 _TEXT_FORMATS = {
     "txt": (to_txt, "text/plain; charset=utf-8"),
     "srt": (to_srt, "application/x-subrip; charset=utf-8"),
@@ -86,3 +86,11 @@ async def reprocess(raw_id: str, viewer: User | None) -> Video:
     if requeued is None:
         raise Conflict(f"the video is already {video.status}; it can be processed again once it completes or fails")
     return requeued
+
+
+async def cancel(raw_id: str, viewer: User | None) -> Video:
+    video = await get_own_video(raw_id, viewer)
+    cancelled = await queue.cancel(video.id)
+    if cancelled is None:
+        raise Conflict(f"the video is {video.status}; only a queued or processing video can be cancelled")
+    return cancelled
