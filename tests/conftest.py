@@ -94,11 +94,11 @@ async def insert_completed_video(transcript: Transcript, filename: str = "speech
 
 
 async def finished(http: httpx.AsyncClient, video_id: str, timeout: float = 120.0) -> dict:
-    """The video once its processing has completed or failed."""
+    """The video once its processing has completed, failed or was cancelled."""
     async with asyncio.timeout(timeout):
         while True:
             video = (await http.get(f"/videos/{video_id}")).json()
-            if video["status"] in ("completed", "failed"):
+            if video["status"] in ("completed", "failed", "cancelled"):
                 return video
             await asyncio.sleep(0.1)
 
