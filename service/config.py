@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     whisper_low_confidence_logprob: float = -1.0
     whisper_low_confidence_no_speech: float = Field(default=0.6, ge=0, le=1)
     openai_api_keep_uploads: bool = True
+    openai_api_wait_seconds: float = Field(default=3600.0, gt=0)
     workers: int = Field(default=1, ge=0)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)

@@ -73,6 +73,11 @@ def model_location(setting: str) -> str:
     return setting
 
 
+def model_name(settings: Settings) -> str:
+    """The model's name as transcripts and GET /v1/models show it: WHISPER_MODEL without `bundled:`."""
+    return settings.whisper_model.removeprefix(BUNDLED_PREFIX)
+
+
 def transcription_languages(setting: str) -> tuple[str, ...]:
     """The languages the model WHISPER_MODEL names can transcribe: English alone for an
     English-only model, every Whisper language otherwise. Blocking (it may read the model's
@@ -108,7 +113,7 @@ def _compute_type(setting: str, device: str) -> str:
 class Transcriber:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.model_name = settings.whisper_model.removeprefix(BUNDLED_PREFIX)
+        self.model_name = model_name(settings)
         self._model: WhisperModel | None = None
         self._batched: BatchedInferencePipeline | None = None
         self._lock = threading.Lock()
