@@ -27,8 +27,7 @@ from service.openai_api.schemas import (
     VerboseAnswer,
     WordOut,
 )
-from service.processing.formats import to_srt, to_vtt
-from service.processing.service import FINAL_STATUSES
+from service.processing.service import FINAL_STATUSES, SUBTITLE_FORMATS
 from service.processing.transcription import model_name
 from service.users.models import User
 from service.videos.models import Segment, TranscriptionOptions, TranscriptionTask, Video
@@ -148,10 +147,9 @@ def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask) -> R
     usage = Usage(seconds=round(duration, 3))
     if form.response_format == "text":
         return PlainTextResponse(transcript.text + "\n")
-    if form.response_format == "srt":
-        return PlainTextResponse(to_srt(transcript), media_type="application/x-subrip; charset=utf-8")
-    if form.response_format == "vtt":
-        return PlainTextResponse(to_vtt(transcript), media_type="text/vtt; charset=utf-8")
+    if form.response_format in SUBTITLE_FORMATS:
+        render, media_type = SUBTITLE_FORMATS[form.response_format]
+        return PlainTextResponse(render(transcript), media_type=media_type)
     if form.response_format == "json":
         return JSONResponse(TextAnswer(text=transcript.text, usage=usage).model_dump())
     verbose = VerboseAnswer(
