@@ -154,3 +154,21 @@ async def test_cancel_a_running_job_frees_its_worker_within_a_second(
     assert done["status"] == "completed"
     assert stopped["status"] == "cancelled"
     assert stopped["transcript"] is None
+
+
+async def test_language_detection_is_asked_over_several_windows(
+    worker_settings: Settings, whisper_calls: list[dict[str, Any]]
+) -> None:
+    """With `auto`, faster-whisper is asked to detect over WHISPER_LANGUAGE_DETECTION_SEGMENTS
+    windows with the threshold. The one model available offline is English-only, and faster-whisper
+    skips detection for such a model (English, probability 1); a multilingual model would detect."""
+    print("no multilingual model is available offline: detection over windows is checked by its arguments")
+    async with serving(worker_settings) as client:
+        video = await finished(client, (await upload(client, SPEECH_VIDEO)).json()["id"])
+    assert video["status"] == "completed", video["job"]
+    first = whisper_calls[0]
+    assert first["language"] is None
+    assert first["language_detection_segments"] == 3
+    assert first["language_detection_threshold"] == 0.5
+    assert video["transcript"]["language"] == "en"
+    assert video["transcript"]["language_probability"] == 1.0

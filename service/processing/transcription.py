@@ -41,8 +41,6 @@ VOCABULARY_JSON = "vocabulary.json"
 PARTIAL_DECODE_TOLERANCE_SECONDS = 1.0
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 """Greedy first; each higher temperature only for a window whose decoding failed Whisper's checks."""
-LOOP_RETRY_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
-"""A window that looped at temperature 0 is decoded again from the first fallback temperature."""
 LOOP_COMPRESSION_RATIO = 2.4
 """Whisper's own threshold: text that zlib shrinks more than this is taken for a repetition."""
 LOOP_NGRAM = 3
@@ -217,7 +215,7 @@ class Transcriber:
         self, audio: np.ndarray, looping: Segment, arguments: dict[str, Any], end_of_media: float
     ) -> list[Segment]:
         window = audio[int(looping.start * SAMPLE_RATE) : int(looping.end * SAMPLE_RATE)]
-        retry = {**arguments, "condition_on_previous_text": False, "temperature": LOOP_RETRY_TEMPERATURES}
+        retry = {**arguments, "condition_on_previous_text": False, "temperature": DEFAULT_TEMPERATURES}
         segments, _ = self.model().transcribe(window, **retry)
         redecoded = [
             _shifted(self._segment(segment, end_of_media - looping.start), looping.start) for segment in segments
