@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     whisper_vad_filter: bool = False
     whisper_word_timestamps: bool = False
     whisper_batch_size: int = Field(default=8, ge=0)
-    whisper_batch_min_seconds: float = Field(default=120.0, ge=0)
+    whisper_batch_min_seconds: float = Field(default=60.0, ge=0)
     whisper_cpu_threads: int = Field(default=0, ge=0)
     whisper_language_detection_segments: int = Field(default=3, ge=1)
     whisper_language_detection_threshold: float = Field(default=0.5, ge=0, le=1)
