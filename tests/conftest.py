@@ -37,6 +37,21 @@ def settings(tmp_path: Path, store: StoreDatabase) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8, **store.settings)
 
 
+@pytest.fixture
+def worker_settings(tmp_path: Path, store: StoreDatabase) -> Settings:
+    """One worker that polls often, with a short lease and quick retries."""
+    return Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        **store.settings,
+        workers=1,
+        worker_poll_seconds=0.05,
+        job_lease_seconds=3,
+        job_retry_base_seconds=0,
+        job_max_attempts=2,
+    )
+
+
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run (store, workers), and an httpx client talking to it."""

@@ -23,17 +23,8 @@ def normalized_words(text: str) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, store: StoreDatabase) -> Settings:
-    return Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        **store.settings,
-        workers=1,
-        worker_poll_seconds=0.05,
-        job_lease_seconds=3,
-        job_retry_base_seconds=0,
-        job_max_attempts=2,
-    )
+def settings(worker_settings: Settings) -> Settings:
+    return worker_settings
 
 
 async def test_speech_fixture_is_transcribed_end_to_end(client: httpx.AsyncClient) -> None:

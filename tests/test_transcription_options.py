@@ -7,25 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from service.config import Settings
 from tests.conftest import SPEECH_VIDEO, finished, serving, upload
 from tests.media import loop_media
-from tests.store import StoreDatabase
-
-
-@pytest.fixture
-def worker_settings(tmp_path: Path, store: StoreDatabase) -> Settings:
-    return Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        **store.settings,
-        workers=1,
-        worker_poll_seconds=0.05,
-        job_lease_seconds=3,
-        whisper_batch_size=0,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +31,20 @@ def whisper_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return original(model, audio, **arguments)
 
     monkeypatch.setattr(WhisperModel, "transcribe", recording)
+    return calls
+
+
+@pytest.fixture
+def batched_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The arguments of every BatchedInferencePipeline.transcribe call, which still runs as it would."""
+    calls: list[dict[str, Any]] = []
+    original = BatchedInferencePipeline.transcribe
+
+    def recording(pipeline: BatchedInferencePipeline, audio: Any, **arguments: Any) -> Any:
+        calls.append(arguments)
+        return original(pipeline, audio, **arguments)
+
+    monkeypatch.setattr(BatchedInferencePipeline, "transcribe", recording)
     return calls
 
 
@@ -131,8 +131,12 @@ async def test_cancel_of_an_unknown_video_is_404(client: httpx.AsyncClient) -> N
 
 
 async def test_cancel_a_running_job_frees_its_worker_within_a_second(
-    worker_settings: Settings, long_speech: Path
+    worker_settings: Settings,
+    long_speech: Path,
+    whisper_calls: list[dict[str, Any]],
+    batched_calls: list[dict[str, Any]],
 ) -> None:
+    """The long file goes through the batched pipeline, the short one sequentially."""
     async with serving(worker_settings) as client:
         running_id = (await upload(client, long_speech, language="en")).json()["id"]
         async with asyncio.timeout(60):
@@ -154,6 +158,9 @@ async def test_cancel_a_running_job_frees_its_worker_within_a_second(
     assert done["status"] == "completed"
     assert stopped["status"] == "cancelled"
     assert stopped["transcript"] is None
+    assert len(batched_calls) == 1 and len(whisper_calls) == 1
+    assert batched_calls[0]["batch_size"] == worker_settings.whisper_batch_size
+    assert batched_calls[0]["vad_filter"] is True
 
 
 async def test_language_detection_is_asked_over_several_windows(

@@ -129,11 +129,14 @@ class Transcriber:
                 self._batched = BatchedInferencePipeline(self._model)
             return self._model
 
-    def batched(self, decoded_seconds: float) -> BatchedInferencePipeline | None:
-        """The batched pipeline for audio long enough to gain from it (WHISPER_BATCH_MIN_SECONDS);
-        None for shorter audio, or with WHISPER_BATCH_SIZE=0."""
+    def batched(self, decoded_seconds: float, options: TranscriptionOptions) -> BatchedInferencePipeline | None:
+        """The batched pipeline (which cuts the audio with VAD) for audio long enough to gain from it
+        (WHISPER_BATCH_MIN_SECONDS); None for shorter audio, with WHISPER_BATCH_SIZE=0, or when the
+        request turned VAD off."""
         settings = self.settings
-        if settings.whisper_batch_size == 0 or decoded_seconds < settings.whisper_batch_min_seconds:
+        if settings.whisper_batch_size == 0 or options.vad is False:
+            return None
+        if decoded_seconds < settings.whisper_batch_min_seconds:
             return None
         self.model()
         return self._batched
@@ -167,7 +170,7 @@ class Transcriber:
         audio = _decode(path)
         decoded_seconds = len(audio) / SAMPLE_RATE
         arguments = self.decoding_arguments(language, options)
-        batched = self.batched(decoded_seconds)
+        batched = self.batched(decoded_seconds, options)
         if batched is None:
             segments, info = self.model().transcribe(audio, **arguments)
         else:
