@@ -68,8 +68,14 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
-    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    llm_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
+    llm_max_output_tokens: int = Field(default=1024, ge=64)
+    llm_concurrency: int = Field(default=4, ge=1)
+    llm_queue_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto"
+    llm_system_role: bool = True
     llm_context_chars: int = Field(default=12_000, ge=1_000)
     chat_history_turns: int = Field(default=3, ge=0)
     chat_excerpts: int = Field(default=6, ge=1)

@@ -67,15 +67,6 @@ async def test_a_follow_up_question_leans_on_the_previous_one(
     assert unrelated["citations"] == []
 
 
-async def test_the_answer_language_is_the_requested_one_else_the_transcripts(
-    client: httpx.AsyncClient, speech_transcript: Transcript
-) -> None:
-    video = await insert_completed_video(speech_transcript)
-    spanish = (await ask(client, str(video.id), "What is the capital of Australia?", language="es")).json()
-    assert spanish["language"] == "es"
-    assert spanish["answer"].startswith("El vídeo no parece")
-
-
 async def test_twenty_concurrent_questions_all_land(client: httpx.AsyncClient, speech_transcript: Transcript) -> None:
     video = await insert_completed_video(speech_transcript)
     questions = [f"Question {n}: where does Clara live?" for n in range(20)]

@@ -9,10 +9,9 @@ import pytest
 
 from service.ai.providers.openai_compatible import OpenAICompatibleModel
 from service.ai.schemas import SummaryRequest
-from service.config import Settings
 from service.videos.models import Segment, Transcript
 from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
-from tests.openai_server import FakeOpenAI, Reply, fake_openai_server
+from tests.openai_server import FakeOpenAI, Reply, fake_openai_server, openai_settings
 from tests.server import free_port
 from tests.store import StoreDatabase
 
@@ -29,11 +28,6 @@ SUMMARY_JSON = json.dumps(
 def fake() -> Iterator[FakeOpenAI]:
     with fake_openai_server() as server:
         yield server
-
-
-def openai_settings(tmp_path: Path, store: StoreDatabase, base_url: str, **overrides: object) -> Settings:
-    values = {"llm_timeout_seconds": 5, "llm_max_retries": 2, "llm_model": "test-model", "workers": 0, **overrides}
-    return Settings(_env_file=None, data_dir=tmp_path / "data", openai_base_url=base_url, **store.settings, **values)
 
 
 @pytest.fixture
@@ -61,6 +55,7 @@ async def test_auto_picks_openai_when_a_base_url_is_set(
     assert len(entry["citations"]) == 1 and "Lisbon" in entry["citations"][0]["text"]
     [request] = fake.requests
     assert request["model"] == "test-model"
+    assert request["stream"] is True and request["max_tokens"] == 768 and "response_format" not in request
     system = request["messages"][0]
     assert system["role"] == "system" and "untrusted" in system["content"] and "English" in system["content"]
     assert "<question>Where does Clara live?</question>" in request["messages"][-1]["content"]
@@ -149,13 +144,13 @@ async def test_a_server_that_never_answers_times_out_with_503(
     tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI, speech_transcript: Transcript
 ) -> None:
     fake.script(Reply("hang", seconds=3))
-    settings = openai_settings(tmp_path, store, fake.base_url, llm_timeout_seconds=0.5, llm_max_retries=0)
-    async with serving(settings) as http:
+    async with serving(openai_settings(tmp_path, store, fake.base_url, llm_timeout_seconds=0.5)) as http:
         video = await insert_completed_video(speech_transcript)
         response = await chat(http, str(video.id), "Where does Clara live?")
         assert response.status_code == 503
-        assert "did not answer within 0.5 s" in response.json()["detail"]
+        assert "did not finish within 0.5 s" in response.json()["detail"]
         assert await stored_chat(http, str(video.id)) == []
+    assert len(fake.requests) == 1, "a request the server may be working on is never sent again"
 
 
 async def test_an_unreachable_server_is_503(
@@ -194,15 +189,102 @@ async def test_summarize_endpoint_stores_the_models_summary(
     assert "[0.0-" in fake.user_messages()[0]
 
 
-async def test_a_summary_that_is_not_json_is_502_and_keeps_the_old_one(
+async def test_a_summary_is_asked_for_as_json_schema_with_bounded_output(
     openai_client: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
 ) -> None:
     video = await insert_completed_video(speech_transcript)
-    fake.script(Reply("content", SUMMARY_JSON), Reply("content", "Sorry, I cannot do JSON."))
+    fake.script(Reply("content", SUMMARY_JSON))
+    assert (await openai_client.post(f"/videos/{video.id}/summarize")).status_code == 200
+    [request] = fake.requests
+    assert request["stream"] is True and request["max_tokens"] == 1024
+    response_format = request["response_format"]
+    assert response_format["type"] == "json_schema"
+    schema = response_format["json_schema"]["schema"]
+    assert schema["required"] == ["summary", "key_points", "chapters"]
+    assert schema["properties"]["chapters"]["items"]["required"] == ["start", "end", "title", "summary"]
+
+
+@pytest.mark.parametrize("refusal", [400, 422, 500], ids=["400", "422", "500-naming-response_format"])
+async def test_a_server_refusing_json_schema_gets_json_object_then_plain_text_and_keeps_to_it(
+    openai_client: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript, refusal: int
+) -> None:
+    video = await insert_completed_video(speech_transcript)
+    fake.response_formats = {"json_object"}
+    fake.format_refusal_status = refusal
+    fake.script(Reply("content", SUMMARY_JSON), Reply("content", SUMMARY_JSON))
+    assert (await openai_client.post(f"/videos/{video.id}/summarize")).status_code == 200
+    assert (await openai_client.post(f"/videos/{video.id}/summarize")).status_code == 200
+    kinds = [r["response_format"]["type"] for r in fake.requests]
+    assert kinds == ["json_schema", "json_object", "json_object"]
+    assert fake.requests[1]["response_format"]["schema"]["required"] == ["summary", "key_points", "chapters"]
+
+    fake.response_formats = set()
+    fake.script(Reply("content", SUMMARY_JSON))
+    assert (await openai_client.post(f"/videos/{video.id}/summarize")).status_code == 200
+    assert "response_format" not in fake.requests[-1]
+    summary = (await openai_client.get(f"/videos/{video.id}")).json()["summary"]
+    assert summary["key_points"] == ["The Falcon phone launches in March", "It will rain for three days"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "text"),
+    [
+        (
+            "Clara lives in Lisbon and her company launches a phone.",
+            "Clara lives in Lisbon and her company launches a phone.",
+        ),
+        (
+            '```json\n{"summary": "Clara lives in Lisbon and talks about a pho',
+            "Clara lives in Lisbon and talks about a pho",
+        ),
+        (
+            '{"summary": "Clara \\"the speaker\\" lives in Lisbon.", "key_points": ["Lis',
+            'Clara "the speaker" lives in Lisbon.',
+        ),
+        ('{"title": "not the shape asked for"}', '{"title": "not the shape asked for"}'),
+    ],
+    ids=["prose", "json-cut-at-the-limit", "json-cut-with-escapes", "other-json"],
+)
+async def test_a_summary_that_is_not_the_json_asked_for_is_kept_as_plain_text(
+    openai_client: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript, reply: str, text: str
+) -> None:
+    video = await insert_completed_video(speech_transcript)
+    fake.script(Reply("content", reply))
+    response = await openai_client.post(f"/videos/{video.id}/summarize")
+    assert response.status_code == 200
+    stored = (await openai_client.get(f"/videos/{video.id}")).json()["summary"]
+    assert stored["text"] == text
+    assert stored["key_points"] == [] and stored["chapters"] == [] and stored["error"] is None
+
+
+async def test_chapters_a_small_model_gets_wrong_are_dropped(
+    openai_client: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    video = await insert_completed_video(speech_transcript)
+    chapters = [
+        {"start": 0, "end": 12.5, "title": "Launch", "summary": "The Falcon phone."},
+        {"start": 20, "end": 10, "title": "Backwards", "summary": ""},
+        {"start": 500, "end": 600, "title": "Past the end", "summary": ""},
+        {"start": "0:30", "end": "0:40", "title": "Clock times", "summary": ""},
+        {"title": "No times"},
+        "not an object",
+    ]
+    fake.script(Reply("content", json.dumps({"summary": "Clara.", "key_points": ["a", 3, ""], "chapters": chapters})))
+    assert (await openai_client.post(f"/videos/{video.id}/summarize")).status_code == 200
+    stored = (await openai_client.get(f"/videos/{video.id}")).json()["summary"]
+    assert [c["title"] for c in stored["chapters"]] == ["Launch"]
+    assert stored["key_points"] == ["a"]
+
+
+async def test_a_blank_summary_reply_is_502_and_keeps_the_old_summary(
+    openai_client: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    video = await insert_completed_video(speech_transcript)
+    fake.script(Reply("content", SUMMARY_JSON), Reply("content", "  "))
     await openai_client.post(f"/videos/{video.id}/summarize")
     response = await openai_client.post(f"/videos/{video.id}/summarize")
     assert response.status_code == 502
-    assert "not the JSON asked for" in response.json()["detail"]
+    assert "empty or malformed" in response.json()["detail"]
     assert (await openai_client.get(f"/videos/{video.id}")).json()["summary"]["text"].startswith("Clara from Lisbon")
 
 
@@ -213,13 +295,9 @@ async def test_a_long_transcript_is_summarized_in_chunks_then_combined(
         Segment(start=i * 10.0, end=i * 10.0 + 10, text=f"Sentence number {i} about topic {i % 7}.") for i in range(300)
     ]
     model = OpenAICompatibleModel(openai_settings(tmp_path, store, fake.base_url, llm_context_chars=2000))
-    partial = json.dumps(
-        {"summary": "part", "key_points": ["p"], "chapters": [{"start": 0, "end": 10, "title": "t", "summary": "s"}]}
-    )
-    fake.script(
-        *[Reply("content", partial)] * 8, Reply("content", json.dumps({"summary": "whole", "key_points": ["k"]}))
-    )
-    draft = await model.summarize(SummaryRequest(title="long", language="en", segments=segments))
+    fake.script(*[Reply("part-summary")] * 8, Reply("content", json.dumps({"summary": "whole", "key_points": ["k"]})))
+    request = SummaryRequest(title="long", language="en", transcript_language="en", segments=segments)
+    draft = await model.summarize(request)
     await model.close()
     chunk_messages = fake.user_messages()[:-1]
     assert len(chunk_messages) == 8
@@ -228,8 +306,12 @@ async def test_a_long_transcript_is_summarized_in_chunks_then_combined(
         assert sum(line in message for message in chunk_messages) == 1
     assert all(len(m) < 2000 + 200 for m in chunk_messages)
     assert "<partial>" in fake.user_messages()[-1]
+    assert [r["max_tokens"] for r in fake.requests] == [1024] * 8 + [512]
+    assert fake.requests[-1]["response_format"]["json_schema"]["schema"]["required"] == ["summary", "key_points"]
     assert draft.text == "whole"
     assert len(draft.chapters) == 8
+    assert draft.chapters[0].start == 0 and draft.chapters[-1].end == 3000
+    assert all(a.end <= b.start for a, b in zip(draft.chapters, draft.chapters[1:], strict=False))
 
 
 async def test_a_summary_failure_keeps_the_transcript_and_can_be_retried(
@@ -250,3 +332,24 @@ async def test_a_summary_failure_keeps_the_transcript_and_can_be_retried(
         summary = (await http.get(f"/videos/{video_id}")).json()["summary"]
         assert summary["error"] is None
         assert summary["key_points"] == ["The Falcon phone launches in March", "It will rain for three days"]
+
+
+async def test_without_a_system_role_the_instructions_lead_the_first_user_message(
+    tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    """For chat templates that drop system messages (Gemma's in llama-cpp-python's server)."""
+    fake.script(Reply("content", SUMMARY_JSON), Reply("content", "Robert [1]."), Reply("content", "It is black [1]."))
+    async with serving(openai_settings(tmp_path, store, fake.base_url, llm_system_role=False)) as http:
+        video = await insert_completed_video(speech_transcript)
+        assert (await http.post(f"/videos/{video.id}/summarize")).status_code == 200
+        await chat(http, str(video.id), "Who owns a cat?")
+        await chat(http, str(video.id), "What colour is it?")
+    assert fake.system_messages() == []
+    summary, first, follow_up = fake.requests
+    assert summary["messages"][0]["content"].startswith("You summarize the transcript of a video.")
+    assert "<transcript>" in summary["messages"][0]["content"]
+    assert [m["role"] for m in follow_up["messages"]] == ["user", "assistant", "user"]
+    assert follow_up["messages"][0]["content"].startswith("You answer questions about one video")
+    assert follow_up["messages"][0]["content"].endswith("<question>Who owns a cat?</question>")
+    assert follow_up["messages"][-1]["content"].endswith("<question>What colour is it?</question>")
+    assert first["messages"][0]["content"].startswith("You answer questions about one video")

@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel, Field
 
+from service.ai.languages import LANGUAGE_PATTERN
 from service.text import TimedText
 from service.videos.models import Chapter, ChatEntry, Citation, Segment
 
@@ -25,7 +26,8 @@ class Excerpt(BaseModel):
 
 class SummaryRequest(BaseModel):
     title: str
-    language: str | None
+    language: str | None = Field(description="the language to write in; None: the transcript's")
+    transcript_language: str | None
     segments: list[Segment]
 
 
@@ -33,16 +35,46 @@ class SummaryDraft(BaseModel):
     text: str
     key_points: list[str] = Field(default_factory=list)
     chapters: list[Chapter] = Field(default_factory=list)
+    language: str | None = Field(default=None, description="the language it is written in, when the provider knows")
+    note: str | None = None
+
+
+class KeyPoint(BaseModel):
+    text: str
+    start: float | None = None
+    end: float | None = None
+    """Where the transcript says it, when the key point is one of its sentences."""
+
+
+class Overview(BaseModel):
+    """The video's stored summary, for requests about the whole video ("10 key points")."""
+
+    text: str
+    key_points: list[KeyPoint] = Field(default_factory=list)
+    chapters: list[Chapter] = Field(default_factory=list)
+    language: str | None = None
 
 
 class AnswerRequest(BaseModel):
     title: str
     question: str
-    language: str | None
+    language: str | None = Field(description="the language to answer in")
+    transcript_language: str | None = None
     excerpts: list[Excerpt]
     history: list[ChatEntry] = Field(default_factory=list)
+    overview: Overview | None = None
 
 
 class AnswerDraft(BaseModel):
     text: str
     citations: list[Citation]
+    language: str | None = Field(default=None, description="the language it is written in, when not the one asked")
+    note: str | None = None
+
+
+class SummarizeOptions(BaseModel):
+    summary_language: str | None = Field(
+        default=None,
+        pattern=LANGUAGE_PATTERN,
+        description="the language to write the summary in (kept with the video); default: the video's, else the transcript's",
+    )

@@ -3,8 +3,9 @@
 import logging
 
 import service.ai.providers  # noqa: F401 - registers every provider
+from service.ai.languages import output_language
 from service.ai.providers.base import LanguageModel
-from service.ai.schemas import SummaryRequest
+from service.ai.schemas import SummarizeOptions, SummaryRequest
 from service.clock import utc_now
 from service.config import Settings
 from service.errors import NotFound
@@ -24,10 +25,13 @@ def create_language_model(settings: Settings) -> LanguageModel:
 
 
 async def summarize(video: Video, language_model: LanguageModel) -> Summary:
+    """A summary in the video's summary language (the transcript's when it has none)."""
     transcript = video.transcript
+    language = video.summary_language or transcript.language
     request = SummaryRequest(
         title=video.filename,
-        language=transcript.language,
+        language=language,
+        transcript_language=transcript.language,
         segments=transcript.timed_segments(video.metadata.duration),
     )
     with language_model_call(language_model.name, "summary"):
@@ -37,18 +41,23 @@ async def summarize(video: Video, language_model: LanguageModel) -> Summary:
         key_points=draft.key_points,
         chapters=draft.chapters,
         model=language_model.model,
-        language=transcript.language,
+        language=draft.language or language,
+        note=draft.note,
     )
 
 
-async def resummarize(raw_id: str, viewer: User | None, language_model: LanguageModel) -> Summary:
-    """A new summary for a completed video; a provider failure leaves the stored one as it was."""
+async def resummarize(
+    raw_id: str, viewer: User | None, language_model: LanguageModel, options: SummarizeOptions | None
+) -> Summary:
+    """A new summary for a completed video, in `summary_language` when given (kept with the video
+    for later summaries and answers); a provider failure leaves the stored one as it was."""
     video = await get_completed_video(raw_id, viewer, "it can be summarized")
     ensure_owner(video, viewer)
+    chosen = output_language(options.summary_language, "summary_language") if options else None
+    video.summary_language = chosen or video.summary_language
     summary = await summarize(video, language_model)
-    result = await Video.get_motor_collection().update_one(
-        {"_id": video.id}, {"$set": {"summary": summary.model_dump(), "updated_at": utc_now()}}
-    )
+    changes = {"summary": summary.model_dump(), "summary_language": video.summary_language, "updated_at": utc_now()}
+    result = await Video.get_motor_collection().update_one({"_id": video.id}, {"$set": changes})
     if result.matched_count == 0:
         raise NotFound(f"video {video.id} was deleted while it was summarized")
     return summary

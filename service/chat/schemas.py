@@ -1,14 +1,18 @@
 from pydantic import BaseModel, Field, field_validator
 
+from service.ai.languages import LANGUAGE_PATTERN
 from service.videos.models import ChatEntry
 
 MAX_QUESTION_CHARS = 2000
-LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 
 
 class ChatQuestion(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
+    language: str | None = Field(
+        default=None,
+        pattern=LANGUAGE_PATTERN,
+        description="the language to answer in; default: the video's summary language, else the transcript's",
+    )
 
     @field_validator("question")
     @classmethod

@@ -5,11 +5,13 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from fastapi.sse import format_sse_event
 
-from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt
+from service.ai.retrieval import TranscriptIndex
+from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt, KeyPoint, Overview
 from service.chat.schemas import ChatPage, ChatQuestion
 from service.clock import utc_now
 from service.context import AppContext
@@ -19,7 +21,7 @@ from service.observability.correlation import internal_error_detail
 from service.observability.metrics import language_model_call, measured_answer_stream
 from service.pagination import MAX_ARRAY_OFFSET, decode_offset, encode_offset
 from service.users.models import User
-from service.videos.models import ChatEntry, Video
+from service.videos.models import ChatEntry, Summary, Video
 from service.videos.service import ensure_owner, get_completed_video, parse_video_id, visible_to
 
 logger = logging.getLogger(__name__)
@@ -48,11 +50,28 @@ async def prepare(context: AppContext, raw_id: str, viewer: User | None, questio
     request = AnswerRequest(
         title=video.filename,
         question=question.question,
-        language=question.language or video.transcript.language,
+        language=question.language or video.summary_language or video.transcript.language,
+        transcript_language=video.transcript.language,
         excerpts=[Excerpt.of(n, m.passage, min(1.0, m.score / best)) for n, m in enumerate(matches, start=1)],
         history=history,
+        overview=_overview(video.summary, index),
     )
     return PreparedQuestion(video, request)
+
+
+def _overview(summary: Summary | None, index: TranscriptIndex) -> Overview | None:
+    """The stored summary, each key point with its moment when the transcript says it word for word."""
+    if summary is None or not (summary.text or summary.key_points or summary.chapters):
+        return None
+    moments = {passage.text: passage for passage in index.passages}
+    key_points = []
+    for point in summary.key_points:
+        moment = moments.get(point)
+        if moment is None:
+            key_points.append(KeyPoint(text=point))
+        else:
+            key_points.append(KeyPoint(text=point, start=moment.start, end=moment.end))
+    return Overview(text=summary.text, key_points=key_points, chapters=summary.chapters, language=summary.language)
 
 
 def _entry(context: AppContext, prepared: PreparedQuestion, draft: AnswerDraft) -> ChatEntry:
@@ -62,7 +81,8 @@ def _entry(context: AppContext, prepared: PreparedQuestion, draft: AnswerDraft) 
         answer=draft.text,
         citations=draft.citations,
         model=context.language_model.model,
-        language=prepared.request.language,
+        language=draft.language or prepared.request.language,
+        note=draft.note,
         created_at=utc_now(),
     )
 
@@ -93,14 +113,17 @@ def _event(event: str, data: object) -> bytes:
 async def answer_events(context: AppContext, prepared: PreparedQuestion) -> AsyncIterator[bytes]:
     """Server-sent `delta` events as the answer is written, then the stored `entry`, or one `error`."""
     try:
-        stream = context.language_model.answer_stream(prepared.request)
-        async for item in measured_answer_stream(context.language_model.name, stream):
-            if isinstance(item, AnswerDraft):
-                entry = _entry(context, prepared, item)
-                await _store(prepared.video, entry)
-                yield _event("entry", entry.model_dump(mode="json"))
-            else:
-                yield _event("delta", {"text": item})
+        async with (
+            aclosing(context.language_model.answer_stream(prepared.request)) as stream,
+            aclosing(measured_answer_stream(context.language_model.name, stream)) as items,
+        ):
+            async for item in items:
+                if isinstance(item, AnswerDraft):
+                    entry = _entry(context, prepared, item)
+                    await _store(prepared.video, entry)
+                    yield _event("entry", entry.model_dump(mode="json"))
+                else:
+                    yield _event("delta", {"text": item})
     except ServiceError as error:
         yield _event("error", {"status": error.status_code, "detail": error.detail})
     except Exception:

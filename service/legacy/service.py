@@ -136,10 +136,16 @@ async def upload(
     ui_language: str | None,
 ) -> LegacyUpload:
     """POST /upload-video/: the new upload (the `language` query parameter as its language), with
-    the `ui_language` kept with the video."""
+    the `ui_language` kept with the video, as its summary language too: summaries and answers follow it."""
     chosen_ui_language = _ui_language_code(ui_language)
     video = await videos.upload_video(
-        context, viewer, content_type, body, language=language, ui_language=chosen_ui_language
+        context,
+        viewer,
+        content_type,
+        body,
+        language=language,
+        summary_language=chosen_ui_language,
+        ui_language=chosen_ui_language,
     )
     return LegacyUpload(
         message="Video uploaded successfully. Processing started in background.",

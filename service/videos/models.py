@@ -126,6 +126,8 @@ class Summary(BaseModel):
     chapters: list[Chapter] = Field(default_factory=list)
     model: str | None = None
     language: str | None = None
+    note: str | None = None
+    """Why it is not what was asked: written in the transcript's language by a provider that cannot translate."""
     error: str | None = None
 
 
@@ -142,6 +144,8 @@ class ChatEntry(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     model: str | None = None
     language: str | None = None
+    note: str | None = None
+    """Why the answer is not in the language asked for (a provider that cannot translate)."""
     created_at: datetime = Field(default_factory=utc_now)
 
 
@@ -159,7 +163,10 @@ class Video(Document):
     chat: list[ChatEntry] = Field(default_factory=list)
     legacy: dict[str, Any] | None = None
     requested_language: str = "auto"
+    """The spoken language Whisper is told (`auto`: it detects it)."""
     options: TranscriptionOptions = Field(default_factory=TranscriptionOptions)
+    summary_language: str | None = None
+    """The language summaries and, by default, answers are written in; None: the transcript's."""
     ui_language: str | None = None
     """The old page's interface language at upload (`ui_language` of POST /upload-video/); None when not given."""
     search_language: str = "english"

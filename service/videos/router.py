@@ -31,6 +31,10 @@ UPLOAD_BODY = {
                         "word_timestamps": {"type": "boolean"},
                         "vad": {"type": "boolean"},
                         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+                        "summary_language": {
+                            "type": "string",
+                            "description": "the language of summaries and, by default, answers; default: the transcript's",
+                        },
                     },
                 }
             }
@@ -49,8 +53,9 @@ async def upload_video(
     request: Request, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer
 ) -> VideoOut:
     """Upload a video (multipart field `file`); it is queued for processing. Optional fields:
-    `language`, `task` (`translate`: into English, where the model can), `prompt` (names or hot
-    words), `word_timestamps`, `vad` and `temperature` (the server's settings when not given)."""
+    `language` spoken, `summary_language` for summaries and answers, `task` (`translate`: into
+    English, where the model can), `prompt` (names or hot words), `word_timestamps`, `vad` and
+    `temperature` (the server's settings when not given)."""
     video = await service.upload_video(
         context,
         viewer,

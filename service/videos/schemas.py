@@ -60,6 +60,9 @@ class VideoListItem(BaseModel):
     metadata: MediaMetadata
     transcript: TranscriptOverview | None
     summary: Summary | None
+    summary_language: str | None = Field(
+        description="the language asked for summaries and answers; null: the transcript's"
+    )
     uploaded_at: datetime
     processed_at: datetime | None
     updated_at: datetime
@@ -112,6 +115,7 @@ def _common_fields(video: Video) -> dict:
         "options": video.options,
         "metadata": video.metadata,
         "summary": video.summary,
+        "summary_language": video.summary_language,
         "uploaded_at": video.uploaded_at,
         "processed_at": video.processed_at,
         "updated_at": video.updated_at,

@@ -11,6 +11,7 @@ from bson.errors import InvalidId
 from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from pydantic import ValidationError
 
+from service.ai.languages import output_language
 from service.clock import utc_now
 from service.config import Settings
 from service.context import AppContext
@@ -77,15 +78,17 @@ async def upload_video(
     content_type: str,
     body: AsyncIterator[bytes],
     language: str | None = None,
+    summary_language: str | None = None,
     ui_language: str | None = None,
     read_options: Callable[[ReceivedUpload], TranscriptionOptions] | None = None,
 ) -> Video:
     """Stream an upload to storage, check it is media, and queue it; leave nothing behind on failure.
 
     A body too large to be an upload never gets here (service/http/limits.py refuses it first).
-    `language` overrides the form field of that name (the legacy route takes it from the query);
-    `ui_language` is the legacy upload's, checked by its caller; `read_options` reads the
-    transcription options from the form (by default its fields as UploadOptions names them)."""
+    `language` and `summary_language` override the form fields of those names (the legacy route
+    takes them from the query); `ui_language` is the legacy upload's, checked by its caller;
+    `read_options` reads the transcription options from the form (by default its fields as
+    UploadOptions names them)."""
     storage = context.storage
     receiver = MultipartUploadReceiver(storage.new_incoming_path(), UploadLimits.of(context.settings))
     received = await receiver.receive(content_type, body)
@@ -93,6 +96,10 @@ async def upload_video(
         language = requested_language(language if language is not None else received.fields.get("language"))
         options = (read_options or upload_options)(received)
         await _check_model_can(context.settings, options)
+        summary_language = output_language(
+            summary_language if summary_language is not None else received.fields.get("summary_language"),
+            "summary_language",
+        )
         metadata = await asyncio.to_thread(probe, received.path)
         key = storage.new_key()
         await storage.keep(received.path, key)
@@ -117,6 +124,7 @@ async def upload_video(
         updated_at=now,
         requested_language=language,
         options=options,
+        summary_language=summary_language,
         ui_language=ui_language,
     )
     try:

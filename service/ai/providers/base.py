@@ -2,20 +2,11 @@
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import ClassVar
 
 from service.ai.schemas import AnswerDraft, AnswerRequest, SummaryDraft, SummaryRequest
 from service.config import Settings
-
-LANGUAGE_NAMES = {
-    "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
-    "nl": "Dutch", "ja": "Japanese", "zh": "Chinese", "ko": "Korean", "ru": "Russian", "ar": "Arabic",
-    "hi": "Hindi", "pl": "Polish", "tr": "Turkish", "sv": "Swedish", "da": "Danish", "fi": "Finnish",
-}  # fmt: skip
-
-
-def language_name(code: str | None) -> str:
-    return LANGUAGE_NAMES.get((code or "en").lower(), code or "English")
 
 
 class LanguageModel(ABC):
@@ -44,9 +35,10 @@ class LanguageModel(ABC):
         """Text deltas as they come, then the finished AnswerDraft last."""
 
     async def answer(self, request: AnswerRequest) -> AnswerDraft:
-        async for item in self.answer_stream(request):
-            if isinstance(item, AnswerDraft):
-                return item
+        async with aclosing(self.answer_stream(request)) as items:
+            async for item in items:
+                if isinstance(item, AnswerDraft):
+                    return item
         raise RuntimeError(f"{self.name} ended its answer without a result")
 
     async def close(self) -> None:  # noqa: B027 - most providers hold nothing to release

@@ -3,7 +3,9 @@
 No network and no model download. A summary is the transcript's most central sentences (cosine
 similarity of each sentence's TF-IDF vector to the whole transcript's), in the order spoken; an
 answer quotes the passages retrieval found, with their timestamps, or says plainly that the
-video does not cover the question.
+video does not cover the question. A request about the whole video ("10 key points") is
+answered from the stored summary. It cannot translate: it writes in the transcript's language
+and says so in the entry's `note` when another language was asked for.
 """
 
 import asyncio
@@ -11,8 +13,11 @@ import math
 from collections import Counter
 from collections.abc import AsyncIterator
 
+from service.ai.intents import whole_video_request
+from service.ai.overview import clock, overview_answer
 from service.ai.providers.base import LanguageModel
 from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt, SummaryDraft, SummaryRequest
+from service.ai.wording import language_note, wording_language, words_in
 from service.text import TimedText, terms, text_search_language, timed_sentences, words
 from service.videos.models import Chapter
 
@@ -20,33 +25,6 @@ QUOTE_MIN_RELEVANCE = 0.6
 MAX_QUOTES = 3
 CHAPTER_SECONDS = 180.0
 MAX_CHAPTERS = 12
-
-NO_MATCH = {
-    "en": "The video does not seem to talk about that: nothing in its transcript matches the question.",
-    "es": "El vídeo no parece hablar de eso: nada en su transcripción coincide con la pregunta.",
-    "fr": "La vidéo ne semble pas en parler : rien dans sa transcription ne correspond à la question.",
-    "de": "Das Video scheint darüber nicht zu sprechen: Nichts im Transkript passt zur Frage.",
-    "it": "Il video non sembra parlarne: niente nella sua trascrizione corrisponde alla domanda.",
-    "pt": "O vídeo não parece falar disso: nada na sua transcrição corresponde à pergunta.",
-}
-FROM_THE_VIDEO = {
-    "en": "From the video",
-    "es": "Del vídeo",
-    "fr": "Dans la vidéo",
-    "de": "Aus dem Video",
-    "it": "Dal video",
-    "pt": "Do vídeo",
-}
-
-
-def clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _localized(table: dict[str, str], language: str | None) -> str:
-    return table.get((language or "en")[:2].lower(), table["en"])
 
 
 def _idf(sentence_terms: list[list[str]]) -> dict[str, float]:
@@ -105,10 +83,13 @@ def _chapters(
 
 
 def extractive_summary(request: SummaryRequest) -> SummaryDraft:
+    """The summary in the transcript's own words, so in its language whatever was asked."""
+    written = request.transcript_language or request.language
+    note = language_note(request.language, written)
     sentences = timed_sentences(request.segments)
     if not sentences:
-        return SummaryDraft(text="")
-    language = text_search_language(request.language)
+        return SummaryDraft(text="", language=written, note=note)
+    language = text_search_language(request.transcript_language)
     sentence_terms = [terms(s.text, language) for s in sentences]
     idf = _idf(sentence_terms)
     centrality = _centrality(sentence_terms, idf)
@@ -118,16 +99,31 @@ def extractive_summary(request: SummaryRequest) -> SummaryDraft:
         text=" ".join(sentences[i].text for i in sorted(ranked[:keep])),
         key_points=[sentences[i].text for i in ranked[: min(5, len(sentences))]],
         chapters=_chapters(sentences, centrality, idf, language),
+        language=written,
+        note=note,
     )
 
 
 def quoted_answer(request: AnswerRequest) -> AnswerDraft:
+    """The passages retrieval found, quoted with their moments; its own words in the language of
+    the quotes (the transcript's), or, when nothing matched, in the language asked for if it has it."""
     quoted: list[Excerpt] = [e for e in request.excerpts if e.relevance >= QUOTE_MIN_RELEVANCE][:MAX_QUOTES]
     if not quoted:
-        return AnswerDraft(text=_localized(NO_MATCH, request.language), citations=[])
-    lines = [f"{_localized(FROM_THE_VIDEO, request.language)}:"]
+        written = wording_language(request.language)
+        return AnswerDraft(text=words_in(written)["no_match"], citations=[], language=written)
+    written = request.transcript_language or request.language
+    lines = [f"{words_in(written)['from_the_video']}:"]
     lines += [f"[{clock(e.start)}–{clock(e.end)}] “{e.text}”" for e in quoted]
-    return AnswerDraft(text="\n".join(lines), citations=[e.citation() for e in quoted])
+    return AnswerDraft(text="\n".join(lines), citations=[e.citation() for e in quoted], language=written)
+
+
+def local_answer(request: AnswerRequest) -> AnswerDraft:
+    wanted = whole_video_request(request.question)
+    if wanted is None:
+        draft = quoted_answer(request)
+    else:
+        draft = overview_answer(request.overview, wanted, request.transcript_language or request.language)
+    return draft.model_copy(update={"note": language_note(request.language, draft.language)})
 
 
 class LocalModel(LanguageModel):
@@ -141,6 +137,6 @@ class LocalModel(LanguageModel):
         return await asyncio.to_thread(extractive_summary, request)
 
     async def answer_stream(self, request: AnswerRequest) -> AsyncIterator[str | AnswerDraft]:
-        draft = quoted_answer(request)
+        draft = local_answer(request)
         yield draft.text
         yield draft
