@@ -89,10 +89,11 @@ class _FormReader:
             raise InvalidInput(f"the model {self.form.model!r} does not exist; GET /v1/models lists the models")
         if granularities and self.form.response_format != "verbose_json":
             raise InvalidInput("timestamp_granularities needs response_format verbose_json")
+        # OpenAI's temperature 0 means: raise it where decoding fails, as Whisper's fallback does.
         return TranscriptionOptions(
             task=self.task,
             prompt=self.form.prompt,
-            temperature=self.form.temperature,
+            temperature=self.form.temperature or None,
             word_timestamps="word" in self.form.timestamp_granularities or None,
         )
 
