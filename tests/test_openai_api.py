@@ -129,6 +129,7 @@ def test_not_media_is_415_in_openai_shape(client: openai.OpenAI) -> None:
     assert raised.value.body["code"] == "unsupported_file"
 
 
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks translations deprecated
 def test_translation_needs_a_multilingual_model(client: openai.OpenAI) -> None:
     """The only model available offline here is English-only (tiny.en), so a translation is refused;
     with a multilingual WHISPER_MODEL the same route answers English text."""
