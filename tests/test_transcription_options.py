@@ -20,32 +20,27 @@ def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return loop_media(SPEECH_VIDEO, tmp_path_factory.mktemp("media") / "long.mkv", minutes=3)
 
 
+def recorded_calls(monkeypatch: pytest.MonkeyPatch, owner: type) -> list[dict[str, Any]]:
+    """The arguments of every `owner.transcribe` call, which still runs as it would."""
+    calls: list[dict[str, Any]] = []
+    original = owner.transcribe
+
+    def recording(self: Any, audio: Any, **arguments: Any) -> Any:
+        calls.append(arguments)
+        return original(self, audio, **arguments)
+
+    monkeypatch.setattr(owner, "transcribe", recording)
+    return calls
+
+
 @pytest.fixture
 def whisper_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The arguments of every WhisperModel.transcribe call, which still runs as it would."""
-    calls: list[dict[str, Any]] = []
-    original = WhisperModel.transcribe
-
-    def recording(model: WhisperModel, audio: Any, **arguments: Any) -> Any:
-        calls.append(arguments)
-        return original(model, audio, **arguments)
-
-    monkeypatch.setattr(WhisperModel, "transcribe", recording)
-    return calls
+    return recorded_calls(monkeypatch, WhisperModel)
 
 
 @pytest.fixture
 def batched_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The arguments of every BatchedInferencePipeline.transcribe call, which still runs as it would."""
-    calls: list[dict[str, Any]] = []
-    original = BatchedInferencePipeline.transcribe
-
-    def recording(pipeline: BatchedInferencePipeline, audio: Any, **arguments: Any) -> Any:
-        calls.append(arguments)
-        return original(pipeline, audio, **arguments)
-
-    monkeypatch.setattr(BatchedInferencePipeline, "transcribe", recording)
-    return calls
+    return recorded_calls(monkeypatch, BatchedInferencePipeline)
 
 
 async def test_upload_options_are_kept_and_reach_faster_whisper(
