@@ -12,7 +12,8 @@ import pytest
 import srt
 import webvtt
 
-from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO
+from service.config import Settings
+from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, serving
 from tests.server import ServerProcess, running_server
 
 PASSWORD = "a long enough password"
@@ -157,3 +158,29 @@ def test_the_upload_is_kept_as_a_video(server: ServerProcess, client: openai.Ope
     after = httpx.get(f"{server.base_url}/videos", headers={"X-API-Key": api_key}).json()["items"]
     assert len(after) == len(before) + 1
     assert after[0]["status"] == "completed" and after[0]["filename"] == "speech.mp4"
+
+
+async def test_with_keep_uploads_off_nothing_is_kept(worker_settings: Settings) -> None:
+    settings = worker_settings.model_copy(update={"openai_api_keep_uploads": False})
+    async with serving(settings) as http:
+        with SPEECH_VIDEO.open("rb") as file:
+            response = await http.post(
+                "/v1/audio/transcriptions",
+                files={"file": ("speech.mp4", file)},
+                data={"model": "tiny.en", "response_format": "text"},
+            )
+        assert response.status_code == 200, response.text
+        assert_close_to_the_script(response.text)
+        assert (await http.get("/videos")).json()["items"] == []
+    assert not any(path.is_file() for path in settings.files_dir.rglob("*"))
+
+
+async def test_a_request_waits_at_most_its_limit(settings: Settings) -> None:
+    """No workers run here: the upload stays queued, and the request ends with 504 and its video's id."""
+    async with serving(settings.model_copy(update={"openai_api_wait_seconds": 0.3})) as http:
+        with SPEECH_VIDEO.open("rb") as file:
+            response = await http.post("/v1/audio/transcriptions", files={"file": file}, data={"model": "whisper-1"})
+        assert response.status_code == 504
+        video_id = (await http.get("/videos")).json()["items"][0]["id"]
+    assert response.json()["error"]["type"] == "server_error"
+    assert f"GET /videos/{video_id}" in response.json()["error"]["message"]
