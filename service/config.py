@@ -10,8 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_KEY_BYTES = 32
 ANY_ORIGIN = "*"
-ORIGIN_PATTERN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
+ORIGIN_PATTERN = re.compile(r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(:(?P<port>[1-9][0-9]{0,4}))?")
 """An origin as browsers send it in `Origin`: scheme, host and port, lower case, no path."""
+DEFAULT_PORTS = {"http": 80, "https": 443}
+"""Ports a browser leaves out of `Origin` (its scheme's own)."""
+MAX_PORT = 65535
 UPLOAD_FRAMING_BYTES = 64 * 1024
 """Room in an upload's body, beyond MAX_UPLOAD_MB (file and form fields), for multipart boundaries and part headers."""
 
@@ -132,11 +135,8 @@ class Settings(BaseSettings):
                         "CORS_ORIGINS=* cannot be used with AUTH_ENABLED=true: any web page could then call the "
                         "service with a signed-in user's token; name the origins of your pages instead"
                     )
-            elif not ORIGIN_PATTERN.fullmatch(origin):
-                raise ValueError(
-                    f"CORS_ORIGINS: {origin!r} is not an origin; write scheme://host[:port] with no path, "
-                    "for example http://localhost:3000"
-                )
+            else:
+                _check_origin(origin)
         return self
 
     @property
@@ -176,3 +176,19 @@ class Settings(BaseSettings):
     @property
     def max_json_body_bytes(self) -> int:
         return self.max_json_body_kb * 1024
+
+
+def _check_origin(origin: str) -> None:
+    """Refuses what no browser would send as `Origin`, which would never match."""
+    match = ORIGIN_PATTERN.fullmatch(origin)
+    port = None if match is None or match["port"] is None else int(match["port"])
+    if match is None or (port is not None and port > MAX_PORT):
+        raise ValueError(
+            f"CORS_ORIGINS: {origin!r} is not an origin; write scheme://host[:port] with no path, "
+            "for example http://localhost:3000"
+        )
+    if port == DEFAULT_PORTS[match["scheme"]]:
+        raise ValueError(
+            f"CORS_ORIGINS: {origin!r} names its scheme's default port, which browsers leave out of "
+            f"Origin; write {match['scheme']}://{match['host']}"
+        )

@@ -22,11 +22,17 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(
-        self, data_dir: Path, env: dict[str, str] | None = None, args: Sequence[str] = (), ca: Path | None = None
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+        ca: Path | None = None,
+        port: int | None = None,
     ) -> None:
         """`args` are added to `video-analyzer serve`; with `ca`, the certificate the server presents,
-        it is reached over HTTPS, trusting that certificate alone (`verify` for httpx)."""
-        self.port = free_port()
+        it is reached over HTTPS, trusting that certificate alone (`verify` for httpx). `port`: a
+        free one unless given (a restart on the port of a server that stopped)."""
+        self.port = port or free_port()
         self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
         self.base_url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"server-{self.port}.log"

@@ -50,6 +50,17 @@ def test_cors_origins_are_checked_at_start_up() -> None:
     for refused in ("http://localhost:3000/", "localhost:3000", "ftp://example.com", "http://a.example/page", "null"):
         with pytest.raises(ValidationError, match="is not an origin"):
             Settings(_env_file=None, cors_origins=refused)
+    for refused in ("http://localhost:65536", "http://localhost:0", "http://localhost:03000", "http://localhost:"):
+        with pytest.raises(ValidationError, match="is not an origin"):
+            Settings(_env_file=None, cors_origins=refused)
+    assert Settings(_env_file=None, cors_origins="http://localhost:443").cors_origin_list == ["http://localhost:443"]
+    # A browser leaves its scheme's default port out of `Origin`, so an origin that names it never matches.
+    for refused, written in (
+        ("http://localhost:80", "http://localhost"),
+        ("https://a.example:443", "https://a.example"),
+    ):
+        with pytest.raises(ValidationError, match=f"default port.*write {written}"):
+            Settings(_env_file=None, cors_origins=refused)
     with pytest.raises(ValidationError, match="CORS_ORIGINS=\\* cannot be used with AUTH_ENABLED=true"):
         Settings(_env_file=None, cors_origins=f"{PAGE},*", auth_enabled=True, secret_key=SECRET)
 

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser import collect_console_errors, current_time, wait_until_shown
 from tests.conftest import SPEECH_VIDEO, sha256_of
 from tests.server import ServerProcess, running_server
-from tests.store import Stores
+from tests.store import StoreDatabase, Stores
 
 PROCESSING_TIMEOUT_MS = 120_000
 PHONE = {"width": 390, "height": 844}
@@ -209,8 +209,63 @@ def test_at_a_phones_width(browser: Browser, server: ServerProcess) -> None:
         player = page.locator("video").bounding_box()
         assert player is not None and player["width"] <= PHONE["width"]
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+        unbroken = "W" * 1500  # a word longer than any line: a pasted address, a key held down
+        asked = httpx.post(f"{server.base_url}/videos/{video_id}/chat", json={"question": unbroken}, timeout=30)
+        assert asked.status_code == 201
+        page.reload()
+        expect(page.locator(".chat-entry .question")).to_have_text(unbroken)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        page.get_by_label("Your question").fill("Where is the office?")
+        page.get_by_role("button", name="Ask").click()  # nothing covers it
+        expect(page.locator(".chat-entry:not(.pending) .question").last).to_have_text("Where is the office?")
+        searched = "X" * 400  # within the search box's 500 characters
+        page.goto(f"{server.base_url}/#/search?q={searched}")
+        expect(page.get_by_text(f"Nothing matches “{searched}”.")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     finally:
         context.close()
+
+
+def test_live_progress_carries_on_after_the_service_restarts(
+    page: Page, tmp_path_factory: pytest.TempPathFactory, store: StoreDatabase
+) -> None:
+    """A restart breaks the event stream (the browser sees a network error, not an end): the page
+    opens it again once the service is back, and follows the video to the end without a reload."""
+    data_dir = tmp_path_factory.mktemp("web-restart") / "data"
+    first = ServerProcess(data_dir, {**store.environment, "SHUTDOWN_GRACE_SECONDS": "0"})  # no workers: it stays queued
+    try:
+        video_id = upload_by_api(first, "restart.mp4")
+        with page.expect_request(f"{first.base_url}/videos/{video_id}/events"):
+            page.goto(first.base_url + "/")
+        card = page.locator(f'.card[data-video-id="{video_id}"]')
+        expect(card.locator('.status[data-status="queued"]')).to_be_visible()
+    finally:
+        first.stop()
+    page.wait_for_timeout(1000)  # the stream broke and reconnecting fails while the service is down
+    second = ServerProcess(data_dir, {**store.environment, "WORKERS": "1", "LLM_PROVIDER": "local"}, port=first.port)
+    try:
+        expect(card.locator('.status[data-status="completed"]')).to_be_visible(timeout=PROCESSING_TIMEOUT_MS)
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize(
+    ("address", "heading", "shown"),
+    [
+        ("#/videos/%", "Something went wrong", "no video with id '%'"),  # an escape that does not decode
+        ("#/videos/%E0%A4%A", "Something went wrong", "no video with id '%E0%A4%A'"),
+        ("#main", "Library", "Upload"),  # a fragment that is no route, as bookmarked from Skip to content
+    ],
+)
+def test_an_address_the_app_cannot_read_still_shows_a_page(
+    page: Page, server: ServerProcess, address: str, heading: str, shown: str
+) -> None:
+    errors = collect_console_errors(page)
+    page.goto(f"{server.base_url}/{address}")
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    expect(page.locator("main")).to_contain_text(shown)
+    assert [error for error in errors if "uncaught" in error] == []
 
 
 def test_the_event_stream_reader_joins_what_the_network_splits(page: Page, server: ServerProcess) -> None:

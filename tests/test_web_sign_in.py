@@ -106,3 +106,32 @@ def test_an_expired_session_asks_to_sign_in_again(page: Page, server: ServerProc
     expect(page.get_by_text("Your session has ended; sign in again.")).to_be_visible()
     sign_in(page, PASSWORD)
     expect(page.get_by_role("heading", name="Search: pancakes")).to_be_visible()
+
+
+def test_a_session_that_runs_out_while_the_page_is_open_asks_to_sign_in_again(
+    page: Page, server: ServerProcess
+) -> None:
+    """A token the page knows has run out ends the session at the next request, an action's as
+    well as a navigation's, instead of that request going out without it (a 401 shown as an error)."""
+    page.clock.install()
+    page.goto(server.base_url + "/")
+    sign_in(page, PASSWORD)
+    page.set_input_files("#file-input", SPEECH_VIDEO)
+    page.get_by_role("link", name="open speech.mp4").click()
+    expect(page.get_by_role("button", name="Make public")).to_be_visible()
+
+    page.clock.fast_forward("01:01:00")  # past ACCESS_TOKEN_MINUTES, as the page counts it
+    page.get_by_role("button", name="Make public").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_text("Your session has ended; sign in again.")).to_be_visible()
+    sign_in(page, PASSWORD)
+    expect(page.get_by_role("heading", name="speech.mp4")).to_be_visible()
+
+    page.goto(server.base_url + "/#/")
+    expect(page.get_by_role("heading", name="Library")).to_be_visible()
+    uploads: list[str] = []
+    page.on("request", lambda request: request.method == "POST" and uploads.append(request.url))
+    page.clock.fast_forward("01:01:00")
+    page.set_input_files("#file-input", SPEECH_VIDEO)  # an upload (XMLHttpRequest, not fetch)
+    expect(page.get_by_text("Your session has ended; sign in again.")).to_be_visible()
+    assert uploads == []  # the file is not sent only to be refused

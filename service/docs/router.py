@@ -3,11 +3,12 @@ with their assets from this service."""
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from service.docs.assets import ASSETS, ASSETS_PATH, asset_url
 from service.docs.dependencies import docs_reader
 from service.errors import NotFound
+from service.http.files import WholeFileResponse
 
 OPENAPI_PATH = "/openapi.json"
 DOCS_POLICY = (
@@ -57,7 +58,7 @@ async def redoc(request: Request) -> HTMLResponse:
 
 
 @router.get(f"{ASSETS_PATH}/{{name}}")
-async def asset(name: str) -> FileResponse:
+async def asset(name: str) -> WholeFileResponse:
     if name not in ASSETS:
         raise NotFound(f"no docs asset {name!r}")
-    return FileResponse(ASSETS[name])
+    return WholeFileResponse(ASSETS[name])

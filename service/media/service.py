@@ -23,7 +23,7 @@ from service.storage.service import LocalStorage, OpenedFile
 from service.users import service as users
 from service.users.models import User
 from service.videos.models import FileInfo, Video
-from service.videos.service import get_video
+from service.videos.service import get_video, parse_video_id
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ async def _media_viewer(settings: Settings, raw_id: str, caller: User | None, to
     if not settings.auth_enabled:
         return None
     if token is not None:
-        user = await users.user_from_media_token(settings, token, raw_id)
+        user = await users.user_from_media_token(settings, token, str(parse_video_id(raw_id)))
         if user is None:
             raise Unauthorized("the media token is invalid, expired, revoked, or for another video")
         return user

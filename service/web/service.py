@@ -5,12 +5,14 @@ import asyncio
 import os
 from pathlib import Path
 
-from starlette.responses import FileResponse, Response
-from starlette.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import Scope
 
 from service import __version__
 from service.config import Settings
+from service.http.files import WholeFileResponse
 from service.processing.transcription import transcription_languages
 from service.web.schemas import ServiceGreeting
 
@@ -26,13 +28,15 @@ that an upgrade of the service is seen at once."""
 
 
 class AppFiles(StaticFiles):
-    """The page's scripts, styles and icon, each revalidated before use rather than never stored."""
+    """The page's scripts, styles and icon, sent whole, each revalidated before use rather than never stored."""
 
     def file_response(
         self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
     ) -> Response:
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers["cache-control"] = REVALIDATE
+        headers = {"cache-control": REVALIDATE}
+        response = WholeFileResponse(full_path, status_code=status_code, headers=headers, stat_result=stat_result)
+        if self.is_not_modified(response.headers, Headers(scope=scope)):
+            return NotModifiedResponse(response.headers)
         return response
 
 
@@ -66,9 +70,9 @@ def _quality(parameters: list[str]) -> float:
     return 1.0
 
 
-def page() -> FileResponse:
+def page() -> WholeFileResponse:
     headers = {"content-security-policy": PAGE_POLICY, "cache-control": REVALIDATE, "vary": "Accept"}
-    return FileResponse(PAGE, media_type="text/html", headers=headers)
+    return WholeFileResponse(PAGE, media_type="text/html", headers=headers)
 
 
 async def greeting(settings: Settings) -> ServiceGreeting:

@@ -11,6 +11,7 @@ import { readEvents } from "./sse.js";
 const SESSION_KEY = "video-analyzer.session";
 const MEDIA_TOKEN_MARGIN_MS = 30_000;
 export const SIGNED_OUT = "video-analyzer:signed-out";
+const SESSION_EXPIRED = "the session has expired";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -24,6 +25,10 @@ export const session = {
   get token() {
     const saved = readSession();
     return saved && saved.expiresAt > Date.now() ? saved.token : null;
+  },
+  /** Whether this tab keeps a sign-in, its token in date or not. */
+  get kept() {
+    return readSession() !== null;
   },
   save(token, expiresInSeconds) {
     sessionStorage.setItem(SESSION_KEY, JSON.stringify({ token, expiresAt: Date.now() + expiresInSeconds * 1000 }));
@@ -42,9 +47,18 @@ function readSession() {
   }
 }
 
+/**
+ * The request's Authorization header. A sign-in whose token has run out ends here, before a
+ * request the service would refuse (an upload would send its whole file first).
+ */
 function credentials() {
   const token = session.token;
-  return token ? { Authorization: `Bearer ${token}` } : {};
+  if (token) return { Authorization: `Bearer ${token}` };
+  if (session.kept) {
+    endSession(SESSION_EXPIRED);
+    throw new ApiError(401, SESSION_EXPIRED);
+  }
+  return {};
 }
 
 /** The `{"detail": ...}` of a refusal. A 401 to a request that carried the token ends the session. */
@@ -150,7 +164,7 @@ const mediaTokens = new Map();
  */
 export async function mediaAddress(videoId, kind, { fresh = false } = {}) {
   const path = `/videos/${encodeURIComponent(videoId)}/${kind}`;
-  if (!session.token) return path;
+  if (!session.kept) return path;
   let pending = mediaTokens.get(videoId);
   const stale = pending && (await pending.catch(() => null))?.expiresAt - Date.now() < MEDIA_TOKEN_MARGIN_MS;
   if (fresh || !pending || stale) {

@@ -20,16 +20,28 @@ function parseRoute(fragment) {
   const video = path.match(/^\/videos\/([^/]+)$/);
   if (video) {
     const at = Number.parseFloat(parameters.get("t"));
-    return { view: "video", id: decodeURIComponent(video[1]), at: Number.isFinite(at) && at >= 0 ? at : null };
+    return { view: "video", id: decoded(video[1]), at: Number.isFinite(at) && at >= 0 ? at : null };
   }
   if (path === "/search") return { view: "search", q: parameters.get("q") ?? "" };
   return { view: "library" };
 }
 
+/** A segment of the address with its escapes decoded; as written when they do not decode (a
+ * mistyped or cut address), so that the service answers that there is no such video. */
+function decoded(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** Renders the route in the address. After a navigation (not at the first load, where the first Tab
- * stop is "Skip to content") the focus moves to the new page's heading, as a page load would. */
+ * stop is "Skip to content") the focus moves to the new page's heading, as a page load would. A
+ * fragment that is no route (`#main`) leaves the page shown as it is; with none shown yet, the
+ * library. */
 async function show({ moveFocus = true } = {}) {
-  if (location.hash && !location.hash.startsWith("#/")) return;
+  if (current && location.hash && !location.hash.startsWith("#/")) return;
   const route = parseRoute(location.hash);
   if (current?.view && route.view === "video" && current.route.view === "video" && current.route.id === route.id) {
     current.route = route;

@@ -56,15 +56,22 @@ async function streamOnce(videoId, onEvent, signal) {
 
 /**
  * Calls `onEvent` with each progress event of the video until it completes or fails, and
- * resolves with that last event. A stream that ends early (the service restarted, say) is
- * opened again; one the service refuses (the video was deleted or went private) rejects.
+ * resolves with that last event. A stream that ends early or breaks (the service restarted, the
+ * network dropped) is opened again, for as long as the service cannot be reached; one the service
+ * refuses (the video was deleted or went private) rejects.
  */
 export async function followProgress(videoId, onEvent, signal) {
   for (;;) {
-    const last = await streamOnce(videoId, onEvent, signal);
-    if (last === null || FINAL_STATUSES.has(last.status)) return last;
+    const last = await streamOnce(videoId, onEvent, signal).catch(unlessNetworkError);
+    if (last === null || FINAL_STATUSES.has(last?.status)) return last;
     await sleep(RECONNECT_MS, signal);
   }
+}
+
+/** fetch() and a body's reader reject with a TypeError when the connection fails or breaks. */
+function unlessNetworkError(error) {
+  if (error instanceof TypeError) return undefined;
+  throw error;
 }
 
 /** "Processing: transcribing 42%", for a status line. */
