@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     whisper_beam_size: int = Field(default=5, ge=1)
     whisper_vad_filter: bool = False
     whisper_word_timestamps: bool = False
+    whisper_batch_size: int = Field(default=8, ge=0)
+    whisper_batch_min_seconds: float = Field(default=60.0, ge=0)
+    whisper_cpu_threads: int = Field(default=0, ge=0)
+    whisper_language_detection_segments: int = Field(default=3, ge=1)
+    whisper_language_detection_threshold: float = Field(default=0.5, ge=0, le=1)
+    whisper_low_confidence_logprob: float = -1.0
+    whisper_low_confidence_no_speech: float = Field(default=0.6, ge=0, le=1)
+    openai_api_keep_uploads: bool = True
+    openai_api_wait_seconds: float = Field(default=3600.0, gt=0)
     workers: int = Field(default=1, ge=0)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)

@@ -89,6 +89,12 @@ class StoreUnavailable(ServiceError):
     status_code = 503
 
 
+class StillProcessing(ServiceError):
+    """A request that waits for its video's processing waited as long as it may."""
+
+    status_code = 504
+
+
 class TooManyAttempts(ServiceError):
     status_code = 429
 

@@ -35,6 +35,9 @@ from service.media.router import router as media_router
 from service.observability.correlation import internal_error_detail
 from service.observability.requests import ObservedRequests
 from service.observability.router import router as observability_router
+from service.openai_api.router import router as openai_router
+from service.openai_api.service import error_answer as openai_error_answer
+from service.openai_api.service import is_openai_path
 from service.openapi import describe_errors
 from service.processing import queue
 from service.processing.router import router as processing_router
@@ -57,7 +60,7 @@ BAD_VALUE = 2
 INSERT_TOO_LARGE = "object to insert too large"
 """MongoDB refuses an insert past 16 MiB with code 2 (BadValue) and this message; pymongo lets
 through a document up to 16 KiB past the limit, so the server's refusal is what arrives."""
-UPLOAD_PATHS = ("/videos", "/upload-video/")
+UPLOAD_PATHS = ("/videos", "/upload-video/", "/v1/audio/transcriptions", "/v1/audio/translations")
 """The routes that stream a multipart upload (service/videos/upload.py); every other body is small."""
 
 
@@ -76,24 +79,27 @@ class VideoAnalyzerApp(FastAPI):
         return ObservedRequests(SecurityHeaders(with_cors(limited, self.settings)))
 
 
-def _error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Every error answer: `{"detail": string}`, writable whatever client input the detail quotes."""
+def _error(request: Request, status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Every error answer: `{"detail": string}`, writable whatever client input the detail quotes;
+    on the OpenAI-compatible routes, OpenAI's `{"error": {...}}`."""
+    if is_openai_path(request.url.path):
+        return openai_error_answer(status_code, detail, headers)
     return JSONResponse(status_code=status_code, content={"detail": writable(detail)}, headers=headers)
 
 
 async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
-    return _error(error.status_code, error.detail, error.headers)
+    return _error(request, error.status_code, error.detail, error.headers)
 
 
 async def _request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
     """422 with one readable string; FastAPI's default list echoes the input, which may not even
     be writable as JSON (NaN, a lone surrogate, 1e400)."""
-    return _error(InvalidInput.status_code, describe_validation_errors(error.errors()))
+    return _error(request, InvalidInput.status_code, describe_validation_errors(error.errors()))
 
 
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
     """Starlette's and FastAPI's own refusals (unknown path, wrong method, an unparseable body)."""
-    return _error(error.status_code, str(error.detail), error.headers)
+    return _error(request, error.status_code, str(error.detail), error.headers)
 
 
 async def _write_error(request: Request, error: WriteError) -> JSONResponse:
@@ -112,6 +118,7 @@ def _document_too_large_error(error: WriteError) -> bool:
 async def _document_too_large(request: Request, error: Exception) -> JSONResponse:
     logger.warning("%s %s refused: %s", request.method, request.url.path, error)
     return _error(
+        request,
         DocumentFull.status_code,
         "the video's document would pass MongoDB's 16 MB limit; nothing was written",
     )
@@ -120,14 +127,16 @@ async def _document_too_large(request: Request, error: Exception) -> JSONRespons
 async def _store_write_failed(request: Request, error: StoreWriteFailed) -> JSONResponse:
     logger.error("%s %s: %s", request.method, request.url.path, error)
     status = HTTPStatus.INSUFFICIENT_STORAGE if error.disk_full else HTTPStatus.SERVICE_UNAVAILABLE
-    return _error(status, str(error))
+    return _error(request, status, str(error))
 
 
 async def _os_error(request: Request, error: OSError) -> JSONResponse:
     """A file write (an upload) that the disk refused is the server's condition, not a crash."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         logger.error("%s %s: %s", request.method, request.url.path, error)
-        return _error(HTTPStatus.INSUFFICIENT_STORAGE, "the server's disk is full; nothing of this request was kept")
+        return _error(
+            request, HTTPStatus.INSUFFICIENT_STORAGE, "the server's disk is full; nothing of this request was kept"
+        )
     return await _unexpected_error(request, error)
 
 
@@ -135,13 +144,13 @@ async def _client_disconnected(request: Request, error: ClientDisconnect) -> JSO
     """The client went away before its body was all in (or was cut off at a body limit): nobody
     reads this answer, and it is no fault of the service's."""
     logger.info("%s %s: the client disconnected before the request body was complete", request.method, request.url.path)
-    return _error(HTTPStatus.BAD_REQUEST, "the request body was cut short")
+    return _error(request, HTTPStatus.BAD_REQUEST, "the request body was cut short")
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     """500, with the request's id as the error id that finds the logged exception."""
     logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
-    return _error(500, internal_error_detail())
+    return _error(request, 500, internal_error_detail())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -210,6 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         web_router,
         observability_router,
         webhooks_router,
+        openai_router,
     ):
         app.include_router(router)
     app.mount(STATIC_PATH, app_files())

@@ -13,7 +13,7 @@ from service.config import Settings
 from service.main import create_app
 from service.processing.transcription import Transcriber
 from service.text import text_search_language
-from service.videos.models import FileInfo, Segment, Transcript, Video
+from service.videos.models import FileInfo, Segment, Transcript, TranscriptionOptions, Video
 from tests.browser import ChromiumMissing, chromium
 from tests.media import write_raw_video
 
@@ -44,6 +44,21 @@ def sha256_of(path: Path) -> str:
 @pytest.fixture
 def settings(tmp_path: Path, store: StoreDatabase) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path / "data", workers=0, max_upload_mb=8, **store.settings)
+
+
+@pytest.fixture
+def worker_settings(tmp_path: Path, store: StoreDatabase) -> Settings:
+    """One worker that polls often, with a short lease and quick retries."""
+    return Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        **store.settings,
+        workers=1,
+        worker_poll_seconds=0.05,
+        job_lease_seconds=3,
+        job_retry_base_seconds=0,
+        job_max_attempts=2,
+    )
 
 
 @asynccontextmanager
@@ -83,7 +98,9 @@ async def upload(
 def speech_transcript() -> Transcript:
     """The committed speech fixture, transcribed once per test session by the real transcriber."""
     settings = Settings(_env_file=None)
-    result = Transcriber(settings).transcribe(SPEECH_VIDEO, "en", 34.894, lambda _: None, threading.Event())
+    result = Transcriber(settings).transcribe(
+        SPEECH_VIDEO, "en", TranscriptionOptions(), 34.894, lambda _: None, threading.Event()
+    )
     return result.transcript
 
 
@@ -101,11 +118,11 @@ async def insert_completed_video(transcript: Transcript, filename: str = "speech
 
 
 async def finished(http: httpx.AsyncClient, video_id: str, timeout: float = 120.0) -> dict:
-    """The video once its processing has completed or failed."""
+    """The video once its processing has completed, failed or was cancelled."""
     async with asyncio.timeout(timeout):
         while True:
             video = (await http.get(f"/videos/{video_id}")).json()
-            if video["status"] in ("completed", "failed"):
+            if video["status"] in ("completed", "failed", "cancelled"):
                 return video
             await asyncio.sleep(0.1)
 

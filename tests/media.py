@@ -43,3 +43,32 @@ def write_tone(path: Path, seconds: float = 1.0, rate: int = 16_000) -> Path:
         for packet in [*stream.encode(frame), *stream.encode()]:
             container.mux(packet)
     return path
+
+
+def loop_media(source: Path, target: Path, minutes: float) -> Path:
+    """Repeat `source` (every stream, no re-encoding) until it lasts about `minutes`.
+
+    Each stream's copy starts where that stream's previous copy ended, so timestamps keep rising.
+    """
+    with av.open(str(source)) as probe:
+        seconds = probe.duration / av.time_base
+    repeats = max(1, round(minutes * 60 / seconds))
+    with av.open(str(source)) as template, av.open(str(target), "w", format="matroska") as writer:
+        streams = {s.index: writer.add_stream_from_template(s) for s in template.streams}
+        offsets = dict.fromkeys(streams, 0)
+        for _ in range(repeats):
+            ends = dict(offsets)
+            first_dts: dict[int, int] = {}
+            with av.open(str(source)) as reader:
+                for packet in reader.demux():
+                    if packet.dts is None:
+                        continue
+                    index = packet.stream.index
+                    start = offsets[index] - first_dts.setdefault(index, min(0, packet.dts))
+                    packet.pts += start
+                    packet.dts += start
+                    ends[index] = max(ends[index], packet.dts + (packet.duration or 0) + 1)
+                    packet.stream = streams[index]
+                    writer.mux(packet)
+            offsets = ends
+    return target

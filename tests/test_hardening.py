@@ -163,14 +163,17 @@ def operations(schema: dict) -> list[tuple[str, dict]]:
 
 
 def test_every_error_answer_is_documented_as_a_string_detail() -> None:
+    """Everywhere but the OpenAI-compatible routes, which answer OpenAI's `{"error": {...}}`."""
     schema = create_app().openapi()
     assert "HTTPValidationError" not in str(schema)
     for name, operation in operations(schema):
+        shape = "OpenAIError" if name.split(" ", 1)[1].startswith("/v1/") else "ErrorDetail"
         for status, response in operation["responses"].items():
             if int(status) >= 400:
                 content = response["content"]["application/json"]["schema"]
-                assert content == {"$ref": "#/components/schemas/ErrorDetail"}, (name, status)
+                assert content == {"$ref": f"#/components/schemas/{shape}"}, (name, status)
     assert schema["components"]["schemas"]["ErrorDetail"]["properties"]["detail"]["type"] == "string"
+    assert schema["components"]["schemas"]["ErrorBody"]["properties"]["message"]["type"] == "string"
 
 
 def test_statuses_that_follow_from_an_operation_are_documented() -> None:

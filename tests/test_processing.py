@@ -12,6 +12,7 @@ import webvtt
 
 from service.config import Settings
 from service.processing.transcription import Transcriber
+from service.videos.models import TranscriptionOptions
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
 from tests.media import remux
 from tests.store import StoreDatabase
@@ -22,17 +23,8 @@ def normalized_words(text: str) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, store: StoreDatabase) -> Settings:
-    return Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        **store.settings,
-        workers=1,
-        worker_poll_seconds=0.05,
-        job_lease_seconds=3,
-        job_retry_base_seconds=0,
-        job_max_attempts=2,
-    )
+def settings(worker_settings: Settings) -> Settings:
+    return worker_settings
 
 
 async def test_speech_fixture_is_transcribed_end_to_end(client: httpx.AsyncClient) -> None:
@@ -59,14 +51,14 @@ async def test_speech_fixture_is_transcribed_end_to_end(client: httpx.AsyncClien
     srt_response = await client.get(f"/videos/{video_id}/transcript", params={"format": "srt"})
     assert srt_response.status_code == 200
     cues = list(srt.parse(srt_response.text))
-    assert [cue.index for cue in cues] == list(range(1, len(segments) + 1))
-    assert [round(cue.start.total_seconds(), 3) for cue in cues] == [s["start"] for s in segments]
-    assert [cue.content for cue in cues] == [s["text"] for s in segments]
+    assert [cue.index for cue in cues] == list(range(1, len(cues) + 1))
+    assert round(cues[0].start.total_seconds(), 3) == segments[0]["start"]
+    assert " ".join(cue.content for cue in cues).split() == transcript["text"].split()
 
     vtt_response = await client.get(f"/videos/{video_id}/transcript", params={"format": "vtt"})
     assert vtt_response.headers["content-type"].startswith("text/vtt")
     captions = webvtt.from_string(vtt_response.text)
-    assert [c.text for c in captions] == [s["text"] for s in segments]
+    assert [c.text for c in captions] == [cue.content for cue in cues]
     assert re.fullmatch(r"\d{2}:\d{2}:\d{2}\.\d{3}", captions[-1].end)
 
     txt = (await client.get(f"/videos/{video_id}/transcript", params={"format": "txt"})).text
@@ -155,7 +147,9 @@ async def test_events_for_an_unknown_video_are_404(client: httpx.AsyncClient) ->
 
 def test_word_timings_when_enabled_fall_inside_their_segments(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path, whisper_word_timestamps=True)
-    result = Transcriber(settings).transcribe(SPEECH_VIDEO, "en", 34.894, lambda _: None, threading.Event())
+    result = Transcriber(settings).transcribe(
+        SPEECH_VIDEO, "en", TranscriptionOptions(), 34.894, lambda _: None, threading.Event()
+    )
     segments = result.transcript.segments
     assert all(segment.words for segment in segments)
     for segment in segments:

@@ -13,6 +13,7 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 import schemathesis
+from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import BaseSchema
 
@@ -30,6 +31,9 @@ SECRET = "s" * 48
 CHECKS = ["not_a_server_error", "status_code_conformance", "response_schema_conformance", "content_type_conformance"]
 MAX_EXAMPLES = 40
 """Per operation, for fuzzing; the schema's examples and the coverage phase's boundary cases come on top."""
+OPENAI_AUDIO_PATHS = "/v1/audio/"
+"""No workers run here, so a valid upload there waits OPENAI_API_WAIT_SECONDS and is answered 504
+(documented); any other server error still fails."""
 OWN_VIDEO = ("DELETE /videos/{video_id}", "POST /videos/{video_id}/reprocess")
 """Operations that take a video from the others (deleted, queued again): each gets a seeded video of its own."""
 
@@ -116,6 +120,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path, store: StoreDatabase) ->
         data_dir=tmp_path / "data",
         workers=0,
         max_upload_mb=1,
+        openai_api_wait_seconds=0.5,
         auth_enabled=users,
         secret_key=SECRET if users else None,
         **store.settings,
@@ -134,4 +139,8 @@ schema = schemathesis.pytest.from_fixture("api")
 
 @schema.parametrize()
 def test_generated_requests(case: schemathesis.Case) -> None:
-    case.call_and_validate()
+    if not case.path.startswith(OPENAI_AUDIO_PATHS):
+        case.call_and_validate()
+        return
+    response = case.call_and_validate(excluded_checks=[not_a_server_error])
+    assert response.status_code < 500 or response.status_code == 504, response.text

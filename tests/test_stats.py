@@ -24,7 +24,7 @@ async def test_stats_counts_with_aggregation(client: httpx.AsyncClient) -> None:
     assert response.json() == {
         "total_videos": 3,
         "videos_today": 2,
-        "by_status": {"queued": 1, "processing": 0, "completed": 2, "failed": 0},
+        "by_status": {"queued": 1, "processing": 0, "completed": 2, "failed": 0, "cancelled": 0},
         "total_chat_entries": 6,
         "average_processing_seconds": 6.0,
     }

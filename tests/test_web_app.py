@@ -142,6 +142,20 @@ def test_process_again_and_delete(page: Page, server: ServerProcess) -> None:
     assert httpx.get(f"{server.base_url}/videos/{video_id}", timeout=10).status_code == 404
 
 
+def test_segments_the_recognizer_was_unsure_of_say_so(page: Page, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With the bar set above any log-probability, every segment is low confidence."""
+    env = {"WORKERS": "1", "LLM_PROVIDER": "local", "WHISPER_LOW_CONFIDENCE_LOGPROB": "0"}
+    with running_server(tmp_path_factory.mktemp("unsure") / "data", env) as unsure_server:
+        video_id = upload_by_api(unsure_server, "unsure.mp4")
+        page.goto(f"{unsure_server.base_url}/#/videos/{video_id}")
+        status = page.locator(".video-page > .status")
+        expect(status).to_have_attribute("data-status", "completed", timeout=PROCESSING_TIMEOUT_MS)
+        segments = api(unsure_server, f"/videos/{video_id}")["transcript"]["segments"]
+        assert segments and all(segment["low_confidence"] for segment in segments)
+        expect(page.locator(".segments button.seek .unsure")).to_have_count(len(segments))
+        expect(page.locator(".segments button.seek").first).to_contain_text("(unsure)")
+
+
 def test_drop_a_file_on_the_upload_panel(page: Page, server: ServerProcess) -> None:
     page.goto(server.base_url + "/")
     zone = page.locator(".drop-zone")

@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
+from service.openai_api.service import error_answer as openai_error_answer
+from service.openai_api.service import is_openai_path
 
 CLOSE = "close"
 
@@ -130,5 +132,9 @@ class _LimitedExchange:
 
     async def _refuse(self, status: int, detail: str) -> None:
         self.cut_off = True
-        response = JSONResponse({"detail": detail}, status_code=status, headers={"connection": CLOSE})
+        headers = {"connection": CLOSE}
+        if is_openai_path(self.scope["path"]):
+            response = openai_error_answer(status, detail, headers)
+        else:
+            response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
         await response(self.scope, self._receive, self._send)

@@ -34,7 +34,13 @@ from service.videos.models import ChatEntry, Video
 
 logger = logging.getLogger(__name__)
 
-LEGACY_STATUS = {"queued": "pending", "processing": "processing", "completed": "completed", "failed": "failed"}
+LEGACY_STATUS = {
+    "queued": "pending",
+    "processing": "processing",
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "failed",
+}
 DEFAULT_UI_LANGUAGE = "en"
 """The SQLite service's default for ui_language, shown for videos that never had one."""
 REGIONAL_INDICATOR_A = 0x1F1E6

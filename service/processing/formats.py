@@ -1,5 +1,6 @@
 """A transcript as plain text, SubRip (SRT) and WebVTT."""
 
+from service.processing.subtitles import MAX_LINE_COUNT, MAX_LINE_WIDTH, Cue, cues
 from service.videos.models import Transcript
 
 
@@ -11,9 +12,9 @@ def _timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _cue_text(text: str) -> str:
+def _cue_text(cue: Cue) -> str:
     """Cue text may not hold a blank line (it would end the cue) or, in WebVTT, the arrow."""
-    lines = [line.strip() for line in text.replace("-->", "->").splitlines()]
+    lines = [line.replace("-->", "->").strip() for line in cue.lines]
     return "\n".join(line for line in lines if line) or "…"
 
 
@@ -21,17 +22,16 @@ def to_txt(transcript: Transcript) -> str:
     return "".join(f"{segment.text}\n" for segment in transcript.segments)
 
 
-def to_srt(transcript: Transcript) -> str:
-    cues = [
-        f"{number}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{_cue_text(s.text)}\n"
-        for number, s in enumerate(transcript.segments, start=1)
-    ]
-    return "\n".join(cues)
+def _numbered(transcript: Transcript, separator: str, max_line_width: int, max_line_count: int) -> str:
+    return "\n".join(
+        f"{number}\n{_timestamp(cue.start, separator)} --> {_timestamp(cue.end, separator)}\n{_cue_text(cue)}\n"
+        for number, cue in enumerate(cues(transcript, max_line_width, max_line_count), start=1)
+    )
 
 
-def to_vtt(transcript: Transcript) -> str:
-    cues = [
-        f"{number}\n{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{_cue_text(s.text)}\n"
-        for number, s in enumerate(transcript.segments, start=1)
-    ]
-    return "WEBVTT\n\n" + "\n".join(cues)
+def to_srt(transcript: Transcript, max_line_width: int = MAX_LINE_WIDTH, max_line_count: int = MAX_LINE_COUNT) -> str:
+    return _numbered(transcript, ",", max_line_width, max_line_count)
+
+
+def to_vtt(transcript: Transcript, max_line_width: int = MAX_LINE_WIDTH, max_line_count: int = MAX_LINE_COUNT) -> str:
+    return "WEBVTT\n\n" + _numbered(transcript, ".", max_line_width, max_line_count)

@@ -162,6 +162,33 @@ async def heartbeat(video_id: PydanticObjectId, worker: str, lease_seconds: floa
     return result.matched_count == 1
 
 
+async def holds(video_id: PydanticObjectId, worker: str) -> bool:
+    """Whether `worker` still holds the video: False once it was cancelled, deleted or taken over."""
+    return await _collection().find_one(_held_by(video_id, worker), {"_id": 1}) is not None
+
+
+async def cancel(video_id: PydanticObjectId) -> Video | None:
+    """Stop a queued or processing video: it becomes `cancelled`; the worker holding it sees that
+    it no longer does and stops. None when the video was not queued or processing."""
+    now = utc_now()
+    document = await _collection().find_one_and_update(
+        {"_id": video_id, "status": {"$in": ["queued", "processing"]}},
+        {
+            "$set": {
+                "status": "cancelled",
+                "job.stage": "cancelled",
+                "job.worker": None,
+                "job.lease_until": None,
+                "job.next_attempt_at": None,
+                "job.finished_at": now,
+                "updated_at": now,
+            }
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if document is None else Video.model_validate(document)
+
+
 async def store_transcript(video_id: PydanticObjectId, worker: str, transcript: Transcript, note: str | None) -> bool:
     """Keep the transcript as soon as it exists; the summary comes next (stage `summarizing`)."""
     result = await _collection().update_one(
@@ -244,10 +271,10 @@ async def release(video_id: PydanticObjectId, worker: str) -> None:
 
 
 async def requeue(video_id: PydanticObjectId) -> Video | None:
-    """Queue a finished (completed or failed) video again, with a fresh count of attempts."""
+    """Queue a finished (completed, failed or cancelled) video again, with a fresh count of attempts."""
     now = utc_now()
     document = await _collection().find_one_and_update(
-        {"_id": video_id, "status": {"$in": ["completed", "failed"]}},
+        {"_id": video_id, "status": {"$in": ["completed", "failed", "cancelled"]}},
         {
             "$set": {
                 "status": "queued",

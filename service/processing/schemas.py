@@ -6,6 +6,17 @@ from pydantic import BaseModel
 from service.videos.models import VideoStatus
 
 TranscriptFormat = Literal["json", "txt", "srt", "vtt"]
+MIN_LINE_WIDTH = 10
+MAX_LINE_WIDTH_LIMIT = 200
+MAX_LINE_COUNT_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class SubtitleLayout:
+    """How srt and vtt cues are laid out: lines per cue and characters per line."""
+
+    max_line_width: int
+    max_line_count: int
 
 
 class ProgressEvent(BaseModel):

@@ -10,26 +10,31 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from service.errors import Conflict
 from service.processing import queue
 from service.processing.formats import to_srt, to_txt, to_vtt
-from service.processing.schemas import ProgressEvent, TranscriptFormat
+from service.processing.schemas import ProgressEvent, SubtitleLayout, TranscriptFormat
 from service.users.models import User
 from service.videos.models import Video
 from service.videos.service import get_completed_video, get_own_video, visible_to
 
-FINAL_STATUSES = ("completed", "failed")
-_TEXT_FORMATS = {
-    "txt": (to_txt, "text/plain; charset=utf-8"),
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+TXT_MEDIA_TYPE = "text/plain; charset=utf-8"
+SUBTITLE_FORMATS = {
     "srt": (to_srt, "application/x-subrip; charset=utf-8"),
     "vtt": (to_vtt, "text/vtt; charset=utf-8"),
 }
 
 
-async def transcript_file(raw_id: str, viewer: User | None, format: TranscriptFormat) -> Response:
+async def transcript_file(
+    raw_id: str, viewer: User | None, format: TranscriptFormat, layout: SubtitleLayout
+) -> Response:
     video = await get_completed_video(raw_id, viewer, "its transcript is ready")
     disposition = {"content-disposition": f'attachment; filename="{video.id}.{format}"'}
     if format == "json":
         return JSONResponse(video.transcript.model_dump(mode="json"), headers=disposition)
-    render, media_type = _TEXT_FORMATS[format]
-    return PlainTextResponse(render(video.transcript), media_type=media_type, headers=disposition)
+    if format == "txt":
+        return PlainTextResponse(to_txt(video.transcript), media_type=TXT_MEDIA_TYPE, headers=disposition)
+    render, media_type = SUBTITLE_FORMATS[format]
+    text = render(video.transcript, layout.max_line_width, layout.max_line_count)
+    return PlainTextResponse(text, media_type=media_type, headers=disposition)
 
 
 PROGRESS_PROJECTION = {"status": 1, "job": 1}
@@ -86,3 +91,11 @@ async def reprocess(raw_id: str, viewer: User | None) -> Video:
     if requeued is None:
         raise Conflict(f"the video is already {video.status}; it can be processed again once it completes or fails")
     return requeued
+
+
+async def cancel(raw_id: str, viewer: User | None) -> Video:
+    video = await get_own_video(raw_id, viewer)
+    cancelled = await queue.cancel(video.id)
+    if cancelled is None:
+        raise Conflict(f"the video is {video.status}; only a queued or processing video can be cancelled")
+    return cancelled

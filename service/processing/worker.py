@@ -32,6 +32,9 @@ from service.webhooks.delivery import Dispatcher
 
 T = TypeVar("T")
 
+CANCEL_CHECK_SECONDS = 0.5
+"""How often a worker reads whether its video is still its own (cancelled, or taken over)."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -88,7 +91,9 @@ class Worker:
             await queue.release(video.id, self.name)
             if isinstance(stopped, asyncio.CancelledError):
                 raise
-            logger.warning("worker %s: lost the lease on video %s; left it to its new owner", self.name, video.id)
+            logger.warning(
+                "worker %s: video %s was cancelled, or its lease lost; stopped and left it", self.name, video.id
+            )
         except UndecodableMedia as error:
             await self._fail(video, str(error), permanent=True)
             logger.warning("worker %s: video %s failed: %s", self.name, video.id, error)
@@ -128,6 +133,7 @@ class Worker:
                 self.transcriber.transcribe,
                 source,
                 video.requested_language,
+                video.options,
                 video.metadata.duration,
                 on_progress,
                 cancelled,
@@ -146,15 +152,22 @@ class Worker:
     async def _with_lease(
         self, video: Video, cancelled: threading.Event, progress: list[float], work: Awaitable[T]
     ) -> T:
-        """Await `work` while extending the lease and recording progress every third of a lease."""
+        """Await `work` while extending the lease and recording progress every third of a lease (2 s
+        at most), and looking every CANCEL_CHECK_SECONDS whether the video was cancelled."""
         task = asyncio.ensure_future(work)
-        interval = min(self.settings.job_lease_seconds / 3, 2.0)
+        heartbeat_every = min(self.settings.job_lease_seconds / 3, 2.0)
+        last_heartbeat = time.monotonic()
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=interval)
+                done, _ = await asyncio.wait({task}, timeout=min(heartbeat_every, CANCEL_CHECK_SECONDS))
                 if done:
                     return task.result()
-                if not await queue.heartbeat(video.id, self.name, self.settings.job_lease_seconds, progress[0]):
+                if time.monotonic() - last_heartbeat >= heartbeat_every:
+                    held = await queue.heartbeat(video.id, self.name, self.settings.job_lease_seconds, progress[0])
+                    last_heartbeat = time.monotonic()
+                else:
+                    held = await queue.holds(video.id, self.name)
+                if not held:
                     cancelled.set()
                     raise JobCancelled()
         finally:

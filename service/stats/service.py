@@ -50,7 +50,9 @@ async def compute_stats(viewer: User | None) -> Stats:
     return Stats(
         total_videos=sum(by_status.values()),
         videos_today=_first(facets["today"], "count", 0),
-        by_status={name: by_status.get(name, 0) for name in ("queued", "processing", "completed", "failed")},
+        by_status={
+            name: by_status.get(name, 0) for name in ("queued", "processing", "completed", "failed", "cancelled")
+        },
         total_chat_entries=_first(facets["chat"], "count", 0),
         average_processing_seconds=None if millis is None else round(millis / 1000, 3),
     )

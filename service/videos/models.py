@@ -11,7 +11,9 @@ from pymongo import IndexModel
 from service.clock import utc_now
 from service.webhooks.models import WebhookEvent
 
-VideoStatus = Literal["queued", "processing", "completed", "failed"]
+VideoStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
+"""`cancelled`: POST /videos/{id}/cancel stopped it; POST /videos/{id}/reprocess queues it again."""
+TranscriptionTask = Literal["transcribe", "translate"]
 
 TEXT_SEARCH_LANGUAGE_FIELD = "search_language"
 """The text index reads its language from this field of ours, never from `transcript.language`
@@ -85,6 +87,25 @@ class Segment(BaseModel):
     end: float
     text: str
     words: list[Word] | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+    """The decoding temperature that produced the segment (above 0: a fallback was needed)."""
+    low_confidence: bool = False
+    """The model was unsure of this segment: a low average log-probability, or likely no speech."""
+
+
+class TranscriptionOptions(BaseModel):
+    """What one upload asked of transcription; None: the server's setting."""
+
+    task: TranscriptionTask = "transcribe"
+    prompt: str | None = None
+    """An initial prompt: names, terms or hot words the speech is likely to contain."""
+    word_timestamps: bool | None = None
+    vad: bool | None = None
+    temperature: float | None = None
+    """A fixed decoding temperature; None: 0, falling back to higher ones when a window fails."""
 
 
 class Transcript(BaseModel):
@@ -153,6 +174,7 @@ class Video(Document):
     legacy: dict[str, Any] | None = None
     requested_language: str = "auto"
     """The spoken language Whisper is told (`auto`: it detects it)."""
+    options: TranscriptionOptions = Field(default_factory=TranscriptionOptions)
     summary_language: str | None = None
     """The language summaries and, by default, answers are written in; None: the transcript's."""
     ui_language: str | None = None

@@ -8,7 +8,7 @@ from service.pagination import MAX_PAGE_SIZE
 from service.users.dependencies import Viewer
 from service.videos import service
 from service.videos.models import VideoStatus
-from service.videos.schemas import VideoOut, VideoPage, VideoPatch
+from service.videos.schemas import MAX_PROMPT_CHARS, VideoOut, VideoPage, VideoPatch
 
 router = APIRouter(prefix="/videos", tags=["videos"])
 
@@ -26,6 +26,11 @@ UPLOAD_BODY = {
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         "language": {"type": "string", "default": "auto"},
+                        "task": {"type": "string", "enum": ["transcribe", "translate"], "default": "transcribe"},
+                        "prompt": {"type": "string", "maxLength": MAX_PROMPT_CHARS},
+                        "word_timestamps": {"type": "boolean"},
+                        "vad": {"type": "boolean"},
+                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
                         "summary_language": {
                             "type": "string",
                             "description": "the language of summaries and, by default, answers; default: the transcript's",
@@ -47,8 +52,10 @@ UPLOAD_BODY = {
 async def upload_video(
     request: Request, context: Annotated[AppContext, Depends(get_context)], viewer: Viewer
 ) -> VideoOut:
-    """Upload a video (multipart field `file`, optional `language` spoken and `summary_language` for
-    summaries and answers); it is queued for processing."""
+    """Upload a video (multipart field `file`); it is queued for processing. Optional fields:
+    `language` spoken, `summary_language` for summaries and answers, `task` (`translate`: into
+    English, where the model can), `prompt` (names or hot words), `word_timestamps`, `vad` and
+    `temperature` (the server's settings when not given)."""
     video = await service.upload_video(
         context,
         viewer,

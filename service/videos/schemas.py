@@ -2,11 +2,37 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.videos.models import Job, MediaMetadata, Summary, Transcript, Video, VideoStatus
+from service.videos.models import (
+    Job,
+    MediaMetadata,
+    Summary,
+    Transcript,
+    TranscriptionOptions,
+    TranscriptionTask,
+    Video,
+    VideoStatus,
+)
 
 MAX_FILENAME_LENGTH = 255
+MAX_PROMPT_CHARS = 800
+"""Whisper reads at most 224 prompt tokens; 800 characters is about that much English."""
+
+
+class UploadOptions(BaseModel):
+    """The transcription options of an upload's form, beside `file` and `language`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task: TranscriptionTask = "transcribe"
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    word_timestamps: bool | None = None
+    vad: bool | None = None
+    temperature: float | None = Field(default=None, ge=0, le=1)
+
+    def options(self) -> TranscriptionOptions:
+        return TranscriptionOptions(**self.model_dump())
 
 
 class FileOut(BaseModel):
@@ -30,6 +56,7 @@ class VideoListItem(BaseModel):
     is_public: bool
     status: VideoStatus
     job: Job
+    options: TranscriptionOptions
     metadata: MediaMetadata
     transcript: TranscriptOverview | None
     summary: Summary | None
@@ -85,6 +112,7 @@ def _common_fields(video: Video) -> dict:
         "is_public": video.is_public,
         "status": video.status,
         "job": video.job,
+        "options": video.options,
         "metadata": video.metadata,
         "summary": video.summary,
         "summary_language": video.summary_language,

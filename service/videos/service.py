@@ -2,24 +2,27 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from beanie import PydanticObjectId
 from bson.errors import InvalidId
 from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
+from pydantic import ValidationError
 
 from service.ai.languages import output_language
 from service.clock import utc_now
+from service.config import Settings
 from service.context import AppContext
-from service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound, describe_validation_errors
 from service.pagination import INT64_MAX, decode_cursor, decode_int, encode_cursor
 from service.processing.media import content_type_of, probe
+from service.processing.transcription import transcription_languages
 from service.users.models import User
-from service.videos.models import FileInfo, Job, Video, VideoStatus
-from service.videos.schemas import VideoListItem, VideoPage
-from service.videos.upload import MultipartUploadReceiver, UploadLimits
+from service.videos.models import FileInfo, Job, TranscriptionOptions, Video, VideoStatus
+from service.videos.schemas import UploadOptions, VideoListItem, VideoPage
+from service.videos.upload import MultipartUploadReceiver, ReceivedUpload, UploadLimits
 from service.webhooks.delivery import relay
 from service.webhooks.events import NO_PENDING_EVENTS
 
@@ -79,17 +82,22 @@ async def upload_video(
     language: str | None = None,
     summary_language: str | None = None,
     ui_language: str | None = None,
+    read_options: Callable[[ReceivedUpload], TranscriptionOptions] | None = None,
 ) -> Video:
     """Stream an upload to storage, check it is media, and queue it; leave nothing behind on failure.
 
     A body too large to be an upload never gets here (service/http/limits.py refuses it first).
     `language` and `summary_language` override the form fields of those names (the legacy route
-    takes them from the query); `ui_language` is the legacy upload's, checked by its caller."""
+    takes them from the query); `ui_language` is the legacy upload's, checked by its caller;
+    `read_options` reads the transcription options from the form (by default its fields as
+    UploadOptions names them)."""
     storage = context.storage.writer
     receiver = MultipartUploadReceiver(context.storage.local.new_incoming_path(), UploadLimits.of(context.settings))
     received = await receiver.receive(content_type, body)
     try:
         language = requested_language(language if language is not None else received.fields.get("language"))
+        options = (read_options or upload_options)(received)
+        await _check_model_can(context.settings, options)
         summary_language = output_language(
             summary_language if summary_language is not None else received.fields.get("summary_language"),
             "summary_language",
@@ -117,6 +125,7 @@ async def upload_video(
         uploaded_at=now,
         updated_at=now,
         requested_language=language,
+        options=options,
         summary_language=summary_language,
         ui_language=ui_language,
     )
@@ -135,6 +144,21 @@ def requested_language(raw: str | None) -> str:
     if language != "auto" and language not in WHISPER_LANGUAGES:
         raise InvalidInput(f"language must be 'auto' or a Whisper language code, not {raw!r}")
     return language
+
+
+def upload_options(received: ReceivedUpload) -> TranscriptionOptions:
+    """The transcription options of an upload's form fields; 422 for one that is not valid."""
+    try:
+        return UploadOptions.model_validate(received.fields).options()
+    except ValidationError as error:
+        raise InvalidInput(describe_validation_errors(error.errors())) from None
+
+
+async def _check_model_can(settings: Settings, options: TranscriptionOptions) -> None:
+    if options.task == "translate" and await asyncio.to_thread(transcription_languages, settings.whisper_model) == (
+        "en",
+    ):
+        raise InvalidInput(f"the model {settings.whisper_model} is English-only: it cannot translate")
 
 
 def _encode_cursor(video: Video) -> str:

@@ -46,6 +46,9 @@ class ReceivedUpload:
     size: int
     sha256: str
     fields: dict[str, str]
+    """Each form field's last value."""
+    repeated_fields: dict[str, list[str]]
+    """Each form field's values in the order sent (`timestamp_granularities[]` comes once per value)."""
 
 
 @dataclass
@@ -68,6 +71,7 @@ class MultipartUploadReceiver:
         self.limits = limits
         self.filename: str | None = None
         self.fields: dict[str, str] = {}
+        self.repeated_fields: dict[str, list[str]] = {}
         self._received = 0
         self._field_count = 0
         self._part = _Part()
@@ -101,6 +105,7 @@ class MultipartUploadReceiver:
             size=stored.size,
             sha256=stored.sha256,
             fields=self.fields,
+            repeated_fields=self.repeated_fields,
         )
 
     def _parser(self, content_type: str) -> MultipartParser:
@@ -187,5 +192,7 @@ class MultipartUploadReceiver:
 
     def _on_part_end(self) -> None:
         if not self._in_file and self._part.name:
-            self.fields[self._part.name] = self._part.text.decode("utf-8", "replace")
+            value = self._part.text.decode("utf-8", "replace")
+            self.fields[self._part.name] = value
+            self.repeated_fields.setdefault(self._part.name, []).append(value)
         self._in_file = False

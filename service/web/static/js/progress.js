@@ -9,7 +9,7 @@ import { sleep } from "./dom.js";
 
 const MAX_STREAMS = 3;
 const RECONNECT_MS = 2000;
-export const FINAL_STATUSES = new Set(["completed", "failed"]);
+export const FINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
 
 let open = 0;
 const waiting = [];
@@ -78,6 +78,7 @@ function unlessNetworkError(error) {
 export function describeProgress({ status, stage, progress, error }) {
   if (status === "failed") return `Failed${error ? `: ${error}` : ""}`;
   if (status === "completed") return "Completed";
+  if (status === "cancelled") return "Cancelled";
   if (status === "queued") return "Queued";
   return `Processing${stage ? `: ${stage}` : ""} ${Math.round(progress * 100)}%`;
 }

@@ -8,6 +8,9 @@ import { announce, errorNotice, fill, formatSpan, formatTime, h, isAbort } from 
 import { createPlayer } from "./player.js";
 import { FINAL_STATUSES, describeProgress, followProgress } from "./progress.js";
 
+/** Beside a segment the speech recognizer was unsure of (`low_confidence`). */
+const UNSURE_LABEL = "(unsure)";
+
 const KEY_POINT_MATCH = 0.6;
 const CHAT_PAGE_SIZE = 100;
 
@@ -234,6 +237,7 @@ class VideoPage {
         segment.start,
         h("span", { class: "time" }, formatTime(segment.start)),
         h("span", {}, segment.text),
+        segment.low_confidence ? h("span", { class: "unsure" }, UNSURE_LABEL) : null,
       ),
     );
     const list = h(
