@@ -59,6 +59,16 @@ _ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""Python joins a valid pair into one character: a surrogate left in a str has no partner."""
+
+
+def encodable(text: str) -> str:
+    """The text with each lone surrogate (JSON can escape one: `"\\ud800"`) as U+FFFD, so that it
+    can be written as UTF-8, which no store can do with the surrogate."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def text_search_language(language: str | None) -> str:
     """The MongoDB text-search language for a transcript language; `none` when unsupported."""
     return TEXT_SEARCH_LANGUAGES.get((language or "").lower(), NO_LANGUAGE)

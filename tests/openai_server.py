@@ -8,6 +8,8 @@ so a test can read what the service sent. The server also behaves as real ones d
   request waits until the first one's connection closes;
 - `response_formats`: the structured-output kinds it accepts (a `response_format` of another kind
   is refused with 400, as llama-cpp-python's server refuses `json_schema`);
+- replies no well-behaved server sends: raw bytes as the stream (chunks of another shape, a
+  compressed body), one line that never ends, a redirect;
 - it counts the requests it holds at once (`max_active`), waiting ones included, and when each
   one ended (`ended`), so that a test sees whether the service closed a connection.
 """
@@ -40,13 +42,16 @@ before sending it has been seen closed (the server learns of a close a few loop 
 
 @dataclass
 class Reply:
-    kind: str  # "content", "status", "hang", "not-json", "no-choices", "forever", "stall", "drop", "part-summary"
+    kind: str  # "content", "status", "hang", "not-json", "no-choices", "forever", "stall", "drop", "part-summary",
+    # "raw" (`body` as the stream, with `headers`), "endless-line", "redirect" (to `content`)
     content: str = ""
     status: int = 200
     seconds: float = 0.0
     """hang: before answering; stall: how long it stalls after its content; forever: between tokens."""
     pause: float = 0.0
     """Between the words of the content, as a model generates them."""
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,6 +59,7 @@ class FakeOpenAI:
     base_url: str
     replies: list[Reply] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    request_headers: list[dict[str, str]] = field(default_factory=list)
     single_slot: bool = False
     response_formats: set[str] = field(default_factory=lambda: {"json_schema", "json_object"})
     format_refusal_status: int = 400
@@ -121,7 +127,19 @@ async def _stream(reply: Reply, model: str) -> AsyncIterator[str]:
     yield "data: [DONE]\n\n"
 
 
-async def _released(fake: FakeOpenAI, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _raw(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _endless_line() -> AsyncIterator[bytes]:
+    """A `data:` line that never ends: a client that reads it whole never returns."""
+    yield b"data: "
+    while True:
+        yield b"x" * 65536
+        await asyncio.sleep(0)
+
+
+async def _released(fake: FakeOpenAI, chunks: AsyncIterator[str | bytes]) -> AsyncIterator[str | bytes]:
     """The stream, then the slot freed: when it ends, or when the client closes the connection."""
     try:
         async for chunk in chunks:
@@ -144,6 +162,7 @@ def _app(fake: FakeOpenAI) -> Starlette:
     async def completions(request: Request) -> Response:
         body = await request.json()
         fake.requests.append(body)
+        fake.request_headers.append(dict(request.headers))
         refused = _refused_format(fake, body)
         if refused is not None:
             return refused
@@ -176,8 +195,16 @@ async def _reply(fake: FakeOpenAI, body: dict[str, Any]) -> Response:
         reply = Reply("content", _part_summary(body))
     if reply.kind == "hang":
         await asyncio.sleep(reply.seconds)
+    if reply.kind == "raw":
+        return StreamingResponse(
+            _released(fake, _raw(reply.body)), media_type="text/event-stream", headers=reply.headers
+        )
+    if reply.kind == "endless-line":
+        return StreamingResponse(_released(fake, _endless_line()), media_type="text/event-stream")
+    if reply.kind == "redirect":
+        return Response(status_code=307, headers={"location": reply.content})
     if reply.kind == "status":
-        headers = {"retry-after": "0"} if reply.status == 429 else {}
+        headers = reply.headers or ({"retry-after": "0"} if reply.status == 429 else {})
         return JSONResponse(
             {"error": {"message": "scripted failure", "type": "test"}}, status_code=reply.status, headers=headers
         )

@@ -77,6 +77,22 @@ async def test_a_question_in_another_language_asks_for_that_language(
         assert "Answer in French." in fake.system_messages()[-1]
 
 
+async def test_a_questions_language_is_kept_as_summary_language_is_normalized(
+    tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    """`PT_br` on a question is the `pt-br` a summary_language of `PT_br` is; `EN` is `en`."""
+    fake.script(Reply("content", "Ela mora em Lisboa [1]."), Reply("content", "Lisbon [1]."))
+    async with serving(openai_settings(tmp_path, store, fake.base_url)) as http:
+        video = await insert_completed_video(speech_transcript)
+        chat = f"/videos/{video.id}/chat"
+        portuguese = await http.post(chat, json={"question": "Onde mora a Clara?", "language": "PT_br"})
+        english = await http.post(chat, json={"question": "Where does Clara live?", "language": "EN"})
+        assert (portuguese.json()["language"], english.json()["language"]) == ("pt-br", "en")
+        assert "Answer in Portuguese." in fake.system_messages()[0]
+        stored = (await http.get(chat)).json()["items"]
+        assert [entry["language"] for entry in stored] == ["pt-br", "en"]
+
+
 async def test_summary_language_on_summarize_is_asked_for_and_kept_for_later_summaries_and_answers(
     tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI, speech_transcript: Transcript
 ) -> None:

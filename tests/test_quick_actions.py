@@ -35,6 +35,8 @@ _MOMENT = re.compile(r"\[(\d+):(\d\d)–(\d+):(\d\d)\]")
         ("tl;dr", WholeVideoRequest("summary", None, detailed=False)),
         ("Show me the chapters", WholeVideoRequest("chapters", None, detailed=False)),
         ("Give me 1000 key points", WholeVideoRequest("key_points", 50, detailed=False)),
+        ("10000000 key points", WholeVideoRequest("key_points", 50, detailed=False)),
+        ("create -1 Q&A", WholeVideoRequest("questions", 1, detailed=False)),
         ("What are the main points about the weather?", None),
         ("Which questions does Clara answer?", None),
         ("Summarize what Robert owns", None),

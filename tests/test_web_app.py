@@ -58,8 +58,11 @@ def test_upload_watch_play_ask_and_search(page: Page, server: ServerProcess) -> 
         """() => {
             window.seenStatuses = [];
             new MutationObserver((changes) => {
-                for (const change of changes) for (const node of change.target.querySelectorAll('.status'))
-                    window.seenStatuses.push(node.dataset.status);
+                for (const change of changes) {
+                    const target = change.target;
+                    const shown = target.matches('.status') ? [target] : target.querySelectorAll('.status');
+                    for (const node of shown) window.seenStatuses.push(node.dataset.status);
+                }
             }).observe(document.querySelector('.library'), {subtree: true, childList: true, attributes: true});
         }"""
     )

@@ -42,7 +42,8 @@ _KINDS: list[tuple[WholeVideoKind, re.Pattern[str]]] = [
         ),
     ),
 ]
-_NUMBER = re.compile(r"\b(\d{1,4})\b")
+_NUMBER = re.compile(r"\b(\d+)\b")
+"""Any count, however long (a question is at most 2,000 characters): past MAX_COUNT it is MAX_COUNT."""
 _NUMBER_WORDS = {
     word: value
     for value, word in enumerate(

@@ -41,4 +41,9 @@ def output_language(raw: str | None, field: str) -> str | None:
     code = raw.strip()
     if not _LANGUAGE.fullmatch(code):
         raise InvalidInput(f"{field} must be a language code such as 'en', 'ja' or 'pt-BR', not {raw!r}")
+    return normalized(code)
+
+
+def normalized(code: str) -> str:
+    """One spelling of a language tag: `pt_BR` and `PT-br` are both `pt-br`."""
     return code.replace("_", "-").lower()

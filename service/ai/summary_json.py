@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.ai.schemas import SummaryDraft
+from service.text import encodable
 from service.videos.models import Chapter
 
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
@@ -84,20 +85,25 @@ def _chapters_within(raw: object, first: float, last: float) -> list[Chapter]:
     return chapters
 
 
+def _encodable_strings(item: dict[str, Any]) -> dict[str, Any]:
+    """JSON may escape a lone surrogate, which no store can write."""
+    return {key: encodable(value) if isinstance(value, str) else value for key, value in item.items()}
+
+
 def parse_summary(content: str, first: float = 0.0, last: float = float("inf")) -> SummaryDraft:
     """The JSON asked for; a reply that is not (a small model's, or one cut at the output limit)
     is kept as plain summary text rather than lost."""
     found = _JSON_OBJECT.search(content)
     try:
-        parsed = json.loads(found.group(0) if found else content)
+        parsed = json.loads(found.group(0) if found else content, object_hook=_encodable_strings)
     except json.JSONDecodeError:
         parsed = None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("summary"), str):
-        return SummaryDraft(text=_plain_text(content))
+        return SummaryDraft(text=encodable(_plain_text(content)))
     key_points = parsed.get("key_points")
     return SummaryDraft(
         text=parsed["summary"].strip(),
-        key_points=[p.strip() for p in key_points if isinstance(p, str) and p.strip()]
+        key_points=[encodable(p.strip()) for p in key_points if isinstance(p, str) and p.strip()]
         if isinstance(key_points, list)
         else [],
         chapters=_chapters_within(parsed.get("chapters"), first, last),

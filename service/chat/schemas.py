@@ -1,6 +1,6 @@
 from pydantic import BaseModel, Field, field_validator
 
-from service.ai.languages import LANGUAGE_PATTERN
+from service.ai.languages import LANGUAGE_PATTERN, normalized
 from service.videos.models import ChatEntry
 
 MAX_QUESTION_CHARS = 2000
@@ -20,6 +20,11 @@ class ChatQuestion(BaseModel):
         if not question.strip():
             raise ValueError("the question is blank")
         return question.strip()
+
+    @field_validator("language")
+    @classmethod
+    def _normalized(cls, language: str | None) -> str | None:
+        return normalized(language) if language else None
 
 
 class ChatPage(BaseModel):

@@ -15,9 +15,11 @@ import asyncio
 import html
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx2
@@ -28,10 +30,13 @@ from openai.types.chat import ChatCompletionChunk
 from service.ai.languages import language_name
 from service.ai.overview import clock, span
 from service.ai.providers.base import LanguageModel
+from service.ai.providers.bounded_http import UnusableReply, bounded_http_client
 from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt, Overview, SummaryDraft, SummaryRequest
 from service.ai.summary_json import COMBINED_SCHEMA, PART_SCHEMA, RESPONSE_FORMATS, parse_summary, response_format
+from service.clock import utc_now
 from service.config import Settings
 from service.errors import ProviderFailed, ProviderUnavailable, ServiceError
+from service.text import encodable
 from service.videos.models import Segment
 
 logger = logging.getLogger(__name__)
@@ -62,6 +67,8 @@ ANSWER_INSTRUCTIONS = (
 _CITED = re.compile(r"\[(\d+)\]")
 CHARS_PER_TOKEN_CEILING = 16
 """A server that sends more characters than max_tokens times this ignores max_tokens: reading stops."""
+REPLY_BYTES_PER_TOKEN = 4096
+"""Bytes of a reply (chunks' JSON included) allowed per output token; past it the reply is cut off."""
 RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 8.0
 
@@ -119,6 +126,22 @@ def _not_started(error: openai.OpenAIError) -> bool:
     return False
 
 
+def _content(chunk: object) -> str:
+    """The text a streamed chunk adds. The SDK builds chunks without checking their shape, so a
+    server's JSON of another shape is refused here rather than failing later."""
+    choices = getattr(chunk, "choices", None)
+    if not isinstance(choices, list):
+        raise ProviderFailed("the language model sent a stream chunk that is not a chat completion chunk")
+    if not choices:
+        return ""
+    content = getattr(getattr(choices[0], "delta", None), "content", None)
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise ProviderFailed("the language model sent a stream chunk whose content is not text")
+    return encodable(content)
+
+
 def _server_message(error: openai.APIStatusError) -> str:
     body = error.body
     message = body.get("message") if isinstance(body, dict) else None
@@ -139,19 +162,40 @@ def _failure(error: openai.OpenAIError) -> ServiceError:
         return ProviderUnavailable("the connection to the language model broke off")
     if isinstance(error, openai.RateLimitError):
         return ProviderUnavailable("the language model is refusing requests for load (HTTP 429); try again later")
+    if isinstance(error, openai.APIStatusError) and 300 <= error.status_code < 400:
+        location = error.response.headers.get("location", "")[:200]
+        return ProviderFailed(
+            f"the language model answered with a redirect (HTTP {error.status_code}) to {location!r}, which is not "
+            "followed: set OPENAI_BASE_URL to the server's address"
+        )
     if isinstance(error, openai.APIStatusError):
         return ProviderFailed(f"the language model answered with HTTP {error.status_code}{_server_message(error)}")
+    if isinstance(error, UnusableReply):
+        return ProviderFailed(str(error))
     return ProviderFailed(f"the language model's answer could not be used ({error.__class__.__name__})")
 
 
 def _retry_delay(error: openai.OpenAIError, attempt: int) -> float:
-    """The server's Retry-After when it gives one, else exponential backoff."""
+    """The server's Retry-After when it gives one (seconds or an HTTP date), else exponential backoff."""
     response = getattr(error, "response", None)
     retry_after = response.headers.get("retry-after") if response is not None else None
-    try:
-        return max(0.0, float(retry_after)) if retry_after is not None else _backoff(attempt)
-    except ValueError:
+    if retry_after is None:
         return _backoff(attempt)
+    try:
+        seconds = float(retry_after)
+    except ValueError:
+        seconds = _seconds_until(retry_after)
+    return _backoff(attempt) if seconds is None or math.isnan(seconds) else max(0.0, seconds)
+
+
+def _seconds_until(http_date: str) -> float | None:
+    try:
+        moment = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return (moment - utc_now()).total_seconds()
 
 
 def _backoff(attempt: int) -> float:
@@ -169,6 +213,7 @@ class OpenAICompatibleModel(LanguageModel):
             base_url=settings.openai_base_url,
             timeout=settings.llm_timeout_seconds,
             max_retries=0,
+            http_client=bounded_http_client(settings.llm_max_output_tokens * REPLY_BYTES_PER_TOKEN),
         )
         self._slots = asyncio.Semaphore(settings.llm_concurrency)
         self._formats = RESPONSE_FORMATS if settings.llm_response_format == "auto" else (settings.llm_response_format,)
@@ -293,7 +338,7 @@ class OpenAICompatibleModel(LanguageModel):
         chunks = aiter(stream)
         last_token = loop.time()
         received = 0
-        while received <= max_chars:
+        while received < max_chars:
             try:
                 async with asyncio.timeout_at(min(deadline, last_token + self.settings.llm_idle_timeout_seconds)):
                     chunk = await anext(chunks, None)
@@ -307,7 +352,7 @@ class OpenAICompatibleModel(LanguageModel):
                 raise ProviderFailed("the language model's stream could not be read (not JSON)") from None
             if chunk is None:
                 return
-            delta = chunk.choices[0].delta.content if chunk.choices else None
+            delta = _content(chunk)[: max_chars - received]
             if delta:
                 last_token = loop.time()
                 received += len(delta)
