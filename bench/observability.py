@@ -10,25 +10,21 @@ from the embedded store, then the text) with that many videos stored, 1% of them
 
 import argparse
 import asyncio
-import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bson import ObjectId
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message
 
-from bench.synthetic import transcript
-from service.clock import utc_now
+from bench.synthetic import insert_videos
 from service.config import Settings
 from service.http.headers import SecurityHeaders
 from service.http.limits import BodyLimits
 from service.main import UPLOAD_PATHS, create_app
 from service.observability.service import scrape
 from service.processing import queue
-from service.videos.models import FileInfo, Job, Video
 
 ROUNDS = 20
 """Alternating rounds each way; the fastest round of each is the one least disturbed by other work."""
@@ -89,27 +85,10 @@ async def measure_requests(settings: Settings, requests: int) -> None:
         )
 
 
-def _video(rng: random.Random, index: int, queued: bool) -> dict:
-    video = Video(
-        filename=f"video-{index}.mp4",
-        file=FileInfo(key=f"k{index}", size=1, sha256="0"),
-        status="queued" if queued else "completed",
-        job=Job(stage="queued" if queued else "done", queued_at=utc_now()),
-        transcript=None if queued else transcript(rng, 40),
-    )
-    document = video.model_dump(by_alias=True, exclude={"id", "revision_id"})
-    document["_id"] = ObjectId()
-    return document
-
-
 async def measure_scrapes(settings: Settings, videos: int, scrapes: int) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        rng = random.Random(7)
-        collection = Video.get_motor_collection()
-        for start in range(0, videos, 1000):
-            batch = [_video(rng, n, queued=n % 100 == 0) for n in range(start, min(videos, start + 1000))]
-            await collection.insert_many(batch)
+        await insert_videos(videos, queued_every=100)
         reads, whole = [], []
         for _ in range(scrapes):
             started = time.perf_counter()

@@ -2,7 +2,10 @@
 
 import random
 
-from service.videos.models import Segment, Transcript
+from bson import ObjectId
+
+from service.clock import utc_now
+from service.videos.models import FileInfo, Job, Segment, Transcript, Video
 
 SUBJECTS = "the engineer,the council,the orchestra,our startup,the museum,the farmer,the pilot,the school,the river authority,the laboratory,the bakery,the hospital,the football club,the festival crew,the harbour master".split(
     ","
@@ -38,3 +41,29 @@ def transcript(rng: random.Random, segments: int, sentences_per_segment: int = 2
 
 def question(rng: random.Random) -> str:
     return f"When did {rng.choice(SUBJECTS)} {rng.choice(VERBS).removesuffix('ed')} {rng.choice(OBJECTS)}?"
+
+
+def video_document(rng: random.Random, index: int, queued: bool) -> dict:
+    """A video as stored: queued, or completed with a transcript of 40 segments."""
+    video = Video(
+        filename=f"video-{index}.mp4",
+        file=FileInfo(key=f"k{index}", size=1, sha256="0"),
+        status="queued" if queued else "completed",
+        job=Job(stage="queued" if queued else "done", queued_at=utc_now()),
+        transcript=None if queued else transcript(rng, 40),
+    )
+    document = video.model_dump(by_alias=True, exclude={"id", "revision_id"})
+    document["_id"] = ObjectId()
+    return document
+
+
+async def insert_videos(count: int, queued_every: int = 0) -> None:
+    """`count` videos straight into the store Beanie was initialised with, in batches of 1,000;
+    every `queued_every`-th one queued (0: none)."""
+    rng = random.Random(7)
+    collection = Video.get_motor_collection()
+    for start in range(0, count, 1000):
+        numbers = range(start, min(count, start + 1000))
+        await collection.insert_many(
+            [video_document(rng, n, queued=bool(queued_every) and n % queued_every == 0) for n in numbers]
+        )

@@ -1,7 +1,7 @@
 """Webhook delivery latency: from the event (the write that completes a video and raises it) to
 its arrival at a receiver, through a real server process.
 
-    python -m bench.webhooks [--videos 50] [--workers 1]
+    python -m bench.webhooks [--videos 50] [--workers 1] [--stored 10000]
 
 Starts `video-analyzer serve` on the embedded store with WORKERS in-process workers, and a
 receiver on loopback that verifies every signature with the `standardwebhooks` package, subscribed
@@ -11,6 +11,9 @@ back to back (the events come while uploads, processing and other deliveries sha
 Prints the uploads' times (POST /videos, to its 202) and the events' latencies: the payload's
 `timestamp`, written by the update that completed the video, to the request's arrival (one clock:
 both on this machine).
+
+Then what the periodic look at every video's outbox (each WEBHOOK_POLL_SECONDS, in every process)
+costs the embedded store's one thread with STORED completed videos and no event pending.
 """
 
 import argparse
@@ -23,6 +26,10 @@ from pathlib import Path
 
 import httpx
 
+from bench.synthetic import insert_videos
+from service.config import Settings
+from service.db.service import connect
+from service.webhooks.delivery import relay
 from tests.conftest import NO_AUDIO_VIDEO
 from tests.server import running_server
 from tests.webhook_receiver import Receiver, webhook_receiver
@@ -31,6 +38,22 @@ from tests.webhook_receiver import Receiver, webhook_receiver
 def percentiles(values: list[float]) -> str:
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return f"p50 {cuts[49] * 1000:.1f} ms, p95 {cuts[94] * 1000:.1f} ms, max {max(values) * 1000:.1f} ms"
+
+
+async def measure_outbox_look(data_dir: Path, stored: int, rounds: int = 20) -> list[float]:
+    """Seconds each full relay takes, with `stored` videos and no event pending."""
+    settings = Settings(_env_file=None, data_dir=data_dir, workers=0)
+    database = await connect(settings)
+    try:
+        await insert_videos(stored)
+        seconds = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await relay(settings, {})
+            seconds.append(time.perf_counter() - started)
+        return seconds
+    finally:
+        database.close()
 
 
 async def upload(http: httpx.AsyncClient, number: int) -> float:
@@ -76,11 +99,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--stored", type=int, default=10_000)
     args = parser.parse_args()
     environment = {"WORKERS": str(args.workers), "WEBHOOK_ALLOW_PRIVATE": "true"}
     with tempfile.TemporaryDirectory() as directory, webhook_receiver() as receiver:
         with running_server(Path(directory) / "data", environment) as server:
             asyncio.run(run(receiver, server.base_url, args.videos))
+        looks = asyncio.run(measure_outbox_look(Path(directory) / "stored", args.stored))
+    print(f"a look at every outbox, {args.stored} videos stored, none pending: {percentiles(looks)}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ LEASE_MARGIN_SECONDS = 30.0
 RELAY_BATCH = 100
 MAX_BACKOFF_EXPONENT = 60
 MAX_ERROR_CHARS = 300
+EMBEDDED_LOOK_SECONDS = 3600.0
+"""How often a dispatcher on the embedded store looks at every outbox and for due deliveries. No
+other process writes that store, so this process's announcements tell of every event and its own
+records of every retry; what a crash left behind is found at start-up. The look is a safety net."""
 USER_AGENT = f"video-analyzer/{__version__}"
 
 
@@ -165,9 +169,10 @@ def _describe(error: BaseException) -> str:
 
 class Dispatcher:
     """This process's deliveries: relays outboxes and sends what is due, WEBHOOK_CONCURRENCY at
-    once; woken at once by an event raised in this process (whose video alone it then relays),
-    otherwise when the next retry is due, and every WEBHOOK_POLL_SECONDS to relay every outbox
-    (the events other processes raised, or left behind when they died)."""
+    once; woken at once by an event raised in this process (whose video alone it then relays), and
+    when the next retry is due. At start-up, and on MongoDB every WEBHOOK_POLL_SECONDS, it relays
+    every outbox and looks for due deliveries: the events and retries of other processes, or those
+    a process left behind when it died."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -175,6 +180,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._raised: set[PydanticObjectId] = set()
         self._next_full_relay = 0.0
+        self._look_every = EMBEDDED_LOOK_SECONDS if settings.uses_embedded_store else settings.webhook_poll_seconds
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._sending: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
@@ -236,17 +242,21 @@ class Dispatcher:
 
     async def _relay(self) -> None:
         """The outboxes of the videos that raised events here since the last round (found by `_id`,
-        no scan), and every outbox each WEBHOOK_POLL_SECONDS."""
+        no scan), and now and then every outbox. Videos whose relay failed are tried again next round."""
         raised, self._raised = self._raised, set()
         if time.monotonic() >= self._next_full_relay:
-            self._next_full_relay = time.monotonic() + self.settings.webhook_poll_seconds
+            self._next_full_relay = time.monotonic() + self._look_every
             video_filter: dict[str, Any] = {}
         elif raised:
             video_filter = {"_id": {"$in": list(raised)}}
         else:
             return
-        while await relay(self.settings, video_filter) == RELAY_BATCH:
-            pass
+        try:
+            while await relay(self.settings, video_filter) == RELAY_BATCH:
+                pass
+        except BaseException:
+            self._raised |= raised
+            raise
 
     async def claim(self) -> WebhookDelivery | None:
         now = utc_now()
@@ -260,13 +270,12 @@ class Dispatcher:
         return None if document is None else WebhookDelivery.model_validate(document)
 
     async def _seconds_until_due(self) -> float:
-        poll = self.settings.webhook_poll_seconds
         next_due = await WebhookDelivery.get_motor_collection().find_one(
             {"status": "pending", **self._receivers}, {"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
         )
         if next_due is None:
-            return poll
-        return min(poll, max(0.0, (next_due["next_attempt_at"] - utc_now()).total_seconds()))
+            return self._look_every
+        return min(self._look_every, max(0.0, (next_due["next_attempt_at"] - utc_now()).total_seconds()))
 
     async def _deliver(self, delivery: WebhookDelivery) -> None:
         """One attempt and its outcome; after a failure, the dispatcher is woken to plan for the
