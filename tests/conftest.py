@@ -18,6 +18,7 @@ from tests.browser import ChromiumMissing, chromium
 from tests.media import write_raw_video
 
 pytest.register_assert_rewrite("tests.store")  # a plugin (below) this module imports first
+from tests.openai_server import FakeOpenAI, fake_openai_server  # noqa: E402  (it imports tests.store)
 from tests.store import StoreDatabase  # noqa: E402
 
 pytest_plugins = ("pytester", "tests.store")
@@ -59,6 +60,13 @@ def worker_settings(tmp_path: Path, store: StoreDatabase) -> Settings:
         job_retry_base_seconds=0,
         job_max_attempts=2,
     )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A scripted OpenAI-compatible server on loopback, for one test."""
+    with fake_openai_server() as server:
+        yield server
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ store cannot write, one line that never ends, a gzip bomb, a redirect to another
 import gzip
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -23,12 +23,6 @@ IDLE = 10.0
 DEADLINE = 20.0
 QUICK = 3.0
 """Well inside the idle timeout: a reply refused for its size or shape is refused as it arrives."""
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with fake_openai_server() as server:
-        yield server
 
 
 @pytest.fixture

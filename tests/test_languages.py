@@ -4,16 +4,14 @@ write in it; the offline `local` provider, which cannot translate, writes in the
 language and says so in the entry's `note`."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from service.config import Settings
 from service.videos.models import Transcript
 from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
-from tests.openai_server import FakeOpenAI, Reply, fake_openai_server, openai_settings
+from tests.openai_server import FakeOpenAI, Reply, openai_settings
 from tests.store import StoreDatabase
 
 JAPANESE_SUMMARY = json.dumps(
@@ -24,12 +22,6 @@ JAPANESE_SUMMARY = json.dumps(
     },
     ensure_ascii=False,
 )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with fake_openai_server() as server:
-        yield server
 
 
 async def legacy_upload(http: httpx.AsyncClient, **params: str) -> httpx.Response:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from email.utils import formatdate
 from pathlib import Path
 from typing import TypeVar
@@ -32,12 +32,6 @@ DEADLINE = 1.5
 IDLE = 0.5
 SLACK = 2.0
 """How much later than its limit a request may end on a loaded machine (two shared cores)."""
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with fake_openai_server() as server:
-        yield server
 
 
 def bounded(tmp_path: Path, store: StoreDatabase, fake: FakeOpenAI, **overrides: object) -> Settings:

@@ -1,7 +1,7 @@
 """The `openai` provider through the real SDK against an OpenAI-compatible server on loopback."""
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -11,7 +11,7 @@ from service.ai.providers.openai_compatible import OpenAICompatibleModel
 from service.ai.schemas import SummaryRequest
 from service.videos.models import Segment, Transcript
 from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
-from tests.openai_server import FakeOpenAI, Reply, fake_openai_server, openai_settings
+from tests.openai_server import FakeOpenAI, Reply, openai_settings
 from tests.server import free_port
 from tests.store import StoreDatabase
 
@@ -22,12 +22,6 @@ SUMMARY_JSON = json.dumps(
         "chapters": [{"start": 0, "end": 13.2, "title": "Launch", "summary": "The Falcon phone."}],
     }
 )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with fake_openai_server() as server:
-        yield server
 
 
 @pytest.fixture
