@@ -47,7 +47,9 @@ def speech_then_noise(speech: np.ndarray, tmp_path_factory: pytest.TempPathFacto
 
 def transcribed(path: Path, settings: Settings) -> TranscriptionResult:
     seconds = SPOKEN_SECONDS + NOISE_SECONDS
-    return Transcriber(settings).transcribe(path, "en", TranscriptionOptions(), seconds, lambda _: None, threading.Event())
+    return Transcriber(settings).transcribe(
+        path, "en", TranscriptionOptions(), seconds, lambda _: None, threading.Event()
+    )
 
 
 def test_the_crafted_noise_makes_the_model_write_text_over_it(speech_then_noise: Path) -> None:

@@ -355,6 +355,7 @@ class _PartsRun:
     cancelled: threading.Event
     abandoned: threading.Event = field(default_factory=threading.Event)
     done_seconds: list[float] = field(default_factory=list)
+    progress_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def decode(self) -> tuple[list[Segment], TranscriptionInfo]:
         """Every part's segments in time order, and the first part's information."""
@@ -380,9 +381,11 @@ class _PartsRun:
             raise
 
     def _advanced(self, index: int, seconds: float) -> None:
-        self.done_seconds[index] = seconds
+        """Progress over all parts; under a lock, so that it never goes back."""
         total = len(self.audio) / SAMPLE_RATE
-        self.on_progress(min(1.0, sum(self.done_seconds) / total) if total else 1.0)
+        with self.progress_lock:
+            self.done_seconds[index] = seconds
+            self.on_progress(min(1.0, sum(self.done_seconds) / total) if total else 1.0)
 
 
 def quiet_cuts(audio: np.ndarray, count: int) -> list[int]:
