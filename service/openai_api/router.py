@@ -64,7 +64,12 @@ async def transcriptions(
 ) -> Response:
     """OpenAI's `POST /v1/audio/transcriptions`: the answer comes once the workers are done."""
     return await service.transcribe(
-        context, viewer, request.headers.get("content-type", ""), request.stream(), "transcribe"
+        context,
+        viewer,
+        request.headers.get("content-type", ""),
+        request.stream(),
+        "transcribe",
+        request.is_disconnected,
     )
 
 
@@ -74,7 +79,7 @@ async def translations(
 ) -> Response:
     """OpenAI's `POST /v1/audio/translations`: the speech as English text (a multilingual model is needed)."""
     return await service.transcribe(
-        context, viewer, request.headers.get("content-type", ""), request.stream(), "translate"
+        context, viewer, request.headers.get("content-type", ""), request.stream(), "translate", request.is_disconnected
     )
 
 
