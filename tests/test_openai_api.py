@@ -184,3 +184,17 @@ async def test_a_request_waits_at_most_its_limit(settings: Settings) -> None:
         video_id = (await http.get("/videos")).json()["items"][0]["id"]
     assert response.json()["error"]["type"] == "server_error"
     assert f"GET /videos/{video_id}" in response.json()["error"]["message"]
+
+
+async def test_a_wait_that_runs_out_with_uploads_not_kept_does_not_point_at_a_deleted_video(
+    settings: Settings,
+) -> None:
+    update = {"openai_api_wait_seconds": 0.3, "openai_api_keep_uploads": False}
+    async with serving(settings.model_copy(update=update)) as http:
+        with SPEECH_VIDEO.open("rb") as file:
+            response = await http.post("/v1/audio/transcriptions", files={"file": file}, data={"model": "whisper-1"})
+        assert response.status_code == 504
+        assert (await http.get("/videos")).json()["items"] == []
+    assert response.json()["error"]["message"] == (
+        "not transcribed within 0.3 s (OPENAI_API_WAIT_SECONDS); the upload was not kept (OPENAI_API_KEEP_UPLOADS=false)"
+    )

@@ -12,6 +12,7 @@ from beanie import PydanticObjectId
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
+from service.config import Settings
 from service.context import AppContext
 from service.errors import Conflict, InvalidInput, NotFound, StillProcessing, describe_validation_errors, writable
 from service.openai_api.schemas import (
@@ -129,7 +130,7 @@ async def transcribe(
     reader = _FormReader(model_name(context.settings), task)
     video = await upload_video(context, viewer, content_type, body, read_options=reader)
     try:
-        done = await _finished(video.id, context.settings.openai_api_wait_seconds, client_left)
+        done = await _finished(video.id, context.settings, client_left)
         return _answer(done, reader.form, task)
     except _ClientLeft:
         logger.info("video %s: the client left before its transcription was done", video.id)
@@ -140,9 +141,10 @@ async def transcribe(
 
 
 async def _finished(
-    video_id: PydanticObjectId, wait_seconds: float, client_left: Callable[[], Awaitable[bool]]
+    video_id: PydanticObjectId, settings: Settings, client_left: Callable[[], Awaitable[bool]]
 ) -> Video:
     collection = Video.get_motor_collection()
+    wait_seconds = settings.openai_api_wait_seconds
     try:
         async with asyncio.timeout(wait_seconds):
             while True:
@@ -155,8 +157,13 @@ async def _finished(
                     raise _ClientLeft
                 await asyncio.sleep(STATUS_POLL_SECONDS)
     except TimeoutError:
+        follow = (
+            f"GET /videos/{video_id} follows it"
+            if settings.openai_api_keep_uploads
+            else "the upload was not kept (OPENAI_API_KEEP_UPLOADS=false)"
+        )
         raise StillProcessing(
-            f"not transcribed within {wait_seconds:g} s (OPENAI_API_WAIT_SECONDS); GET /videos/{video_id} follows it"
+            f"not transcribed within {wait_seconds:g} s (OPENAI_API_WAIT_SECONDS); {follow}"
         ) from None
     video = await Video.get(video_id)
     if video is None:
