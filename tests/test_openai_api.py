@@ -123,11 +123,14 @@ def test_an_unknown_model_is_a_bad_request_in_openai_shape(client: openai.OpenAI
     assert "gpt-nothing" in error["message"] and "GET /v1/models" in error["message"]
 
 
-def test_not_media_is_415_in_openai_shape(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.APIStatusError) as raised:
-        client.audio.transcriptions.create(file=("notes.txt", b"not audio at all"), model="whisper-1")
-    assert raised.value.status_code == 415
-    assert raised.value.body["code"] == "unsupported_file"
+@pytest.mark.parametrize(("name", "content"), [("notes.txt", b"not audio at all"), ("empty.mp3", b"")])
+def test_not_media_is_a_bad_request_as_openai_answers_it(client: openai.OpenAI, name: str, content: bytes) -> None:
+    """OpenAI answers a file it cannot decode with 400 (its SDKs raise BadRequestError), where the
+    service's own routes say 415."""
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.audio.transcriptions.create(file=(name, content), model="whisper-1")
+    assert raised.value.status_code == 400
+    assert raised.value.body["code"] == "unsupported_file" and raised.value.body["message"]
 
 
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks translations deprecated

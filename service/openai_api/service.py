@@ -49,6 +49,7 @@ though the first upload is still queued, was cancelled on purpose, or found the 
 GRANULARITIES_FIELDS = ("timestamp_granularities[]", "timestamp_granularities")
 """OpenAI's SDKs send the list as one `timestamp_granularities[]` field per value."""
 ERROR_CODES = {401: "invalid_api_key", 404: "not_found", 413: "file_too_large", 415: "unsupported_file"}
+AS_BAD_REQUEST = frozenset({HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.UNSUPPORTED_MEDIA_TYPE})
 PROCESS_STARTED = int(time.time())
 """GET /v1/models' `created`: the service does not know when the model was made, so when it loaded it."""
 SEEK_FRAMES_PER_SECOND = 100
@@ -61,11 +62,13 @@ def is_openai_path(path: str) -> bool:
 
 
 def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """An error of a /v1 route as OpenAI answers it; a request OpenAI would call invalid is a 400."""
-    if status == HTTPStatus.UNPROCESSABLE_ENTITY:
+    """An error of a /v1 route as OpenAI answers it: a request OpenAI would call invalid, a file it
+    cannot decode among them, is a 400."""
+    code = ERROR_CODES.get(status)
+    if status in AS_BAD_REQUEST:
         status = HTTPStatus.BAD_REQUEST
     kind = "server_error" if status >= 500 else "invalid_request_error"
-    body = OpenAIError(error=ErrorBody(message=writable(message), type=kind, code=ERROR_CODES.get(status)))
+    body = OpenAIError(error=ErrorBody(message=writable(message), type=kind, code=code))
     if status in NOT_TO_BE_RETRIED:
         headers = {**(headers or {}), "x-should-retry": "false"}
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
