@@ -134,7 +134,7 @@ async def transcribe(
     video = await upload_video(context, viewer, content_type, body, read_options=reader)
     try:
         done = await _finished(video.id, context.settings, client_left)
-        return _answer(done, reader.form, task)
+        return await _answer(done, reader.form, task)
     except _ClientLeft:
         logger.info("video %s: the client left before its transcription was done", video.id)
         return Response(status_code=CLIENT_CLOSED_REQUEST)
@@ -174,7 +174,7 @@ async def _finished(
     return video
 
 
-def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask) -> Response:
+async def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask) -> Response:
     if video.status == "cancelled":
         raise Conflict("the transcription was cancelled")
     if video.status == "failed" or video.transcript is None:
@@ -186,7 +186,7 @@ def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask) -> R
         return PlainTextResponse(transcript.text + "\n")
     if form.response_format in SUBTITLE_FORMATS:
         render, media_type = SUBTITLE_FORMATS[form.response_format]
-        return PlainTextResponse(render(transcript), media_type=media_type)
+        return PlainTextResponse(await asyncio.to_thread(render, transcript), media_type=media_type)
     if form.response_format == "json":
         return JSONResponse(TextAnswer(text=transcript.text, usage=usage).model_dump())
     verbose = VerboseAnswer(

@@ -38,7 +38,7 @@ async def transcript_file(
             "makes them; format=txt or json serve its text"
         )
     render, media_type = SUBTITLE_FORMATS[format]
-    text = render(video.transcript, layout.max_line_width, layout.max_line_count)
+    text = await asyncio.to_thread(render, video.transcript, layout.max_line_width, layout.max_line_count)
     return PlainTextResponse(text, media_type=media_type, headers=disposition)
 
 
