@@ -111,6 +111,17 @@ async def test_translate_with_an_english_only_model_is_refused(client: httpx.Asy
     assert response.json()["detail"] == "the model bundled:tiny.en is English-only: it cannot translate"
 
 
+async def test_a_language_an_english_only_model_cannot_transcribe_is_refused(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """tiny.en would transcribe French speech as English words; the client asked for French."""
+    response = await upload(client, SPEECH_VIDEO, language="fr")
+    assert response.status_code == 422
+    assert response.json()["detail"] == "the model bundled:tiny.en is English-only: it cannot transcribe 'fr'"
+    assert (await client.get("/videos")).json()["items"] == []
+    assert not any(path.is_file() for path in settings.files_dir.rglob("*"))
+
+
 async def test_cancel_a_queued_video_then_reprocess_it(client: httpx.AsyncClient) -> None:
     video_id = (await upload(client, SPEECH_VIDEO)).json()["id"]
     response = await client.post(f"/videos/{video_id}/cancel")
