@@ -40,7 +40,7 @@ def output_language(raw: str | None, field: str) -> str | None:
         return None
     code = raw.strip()
     if not _LANGUAGE.fullmatch(code):
-        raise InvalidInput(f"{field} must be a language code such as 'en', 'ja' or 'pt-BR', not {raw!r}")
+        raise InvalidInput(f"{field} must be a language code such as 'en', 'ja' or 'pt-BR'")
     return normalized(code)
 
 

@@ -158,14 +158,23 @@ async def upload(
     )
 
 
+def known_ui_language(raw: object) -> str | None:
+    """`raw` as a language code `GET /supported-languages/` lists (trimmed, lower case), or None
+    when it is not one."""
+    if not isinstance(raw, str):
+        return None
+    code = raw.strip().lower()
+    return code if code in WHISPER_LANGUAGES else None
+
+
 def _ui_language_code(raw: str | None) -> str | None:
     """A language code `GET /supported-languages/` lists, or None when none was given; anything
     else is the client's mistake (422), refused before the upload is read."""
     if raw is None or not raw.strip():
         return None
-    code = raw.strip().lower()
-    if code not in WHISPER_LANGUAGES:
-        raise InvalidInput(f"ui_language must be a language code GET /supported-languages/ lists, not {raw!r}")
+    code = known_ui_language(raw)
+    if code is None:
+        raise InvalidInput("ui_language must be a language code GET /supported-languages/ lists")
     return code
 
 
