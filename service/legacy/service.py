@@ -10,6 +10,7 @@ from typing import Any
 from babel import Locale
 from babel.core import get_global
 
+from service.ai.languages import known_ui_language
 from service.chat import service as chat
 from service.config import Settings
 from service.context import AppContext
@@ -156,15 +157,6 @@ async def upload(
         language=video.requested_language,
         ui_language=chosen_ui_language or DEFAULT_UI_LANGUAGE,
     )
-
-
-def known_ui_language(raw: object) -> str | None:
-    """`raw` as a language code `GET /supported-languages/` lists (trimmed, lower case), or None
-    when it is not one."""
-    if not isinstance(raw, str):
-        return None
-    code = raw.strip().lower()
-    return code if code in WHISPER_LANGUAGES else None
 
 
 def _ui_language_code(raw: str | None) -> str | None:
