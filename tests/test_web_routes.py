@@ -84,6 +84,7 @@ async def test_a_file_is_revalidated_not_sent_again(client: httpx.AsyncClient, p
     again = await client.get(path, headers={**html, "if-none-match": first.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
     assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["content-security-policy"] == first.headers["content-security-policy"]
     changed = await client.get(path, headers={**html, "if-none-match": '"another"'})
     assert changed.status_code == 200 and changed.content == first.content
 

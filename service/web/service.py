@@ -38,10 +38,15 @@ class AppFiles(StaticFiles):
         return self.revalidated(response, Headers(scope=scope))
 
     def revalidated(self, response: WholeFileResponse, request_headers: Headers) -> Response:
-        """304 with no body when the client's copy (If-None-Match, If-Modified-Since) is current."""
-        if self.is_not_modified(response.headers, request_headers):
-            return NotModifiedResponse(response.headers)
-        return response
+        """304 with no body when the client's copy (If-None-Match, If-Modified-Since) is current. A
+        browser updates its copy's headers from a 304's, so the page's content policy is sent again:
+        without it, the service's API policy (`default-src 'none'`) would replace it and block the app."""
+        if not self.is_not_modified(response.headers, request_headers):
+            return response
+        not_modified = NotModifiedResponse(response.headers)
+        if policy := response.headers.get("content-security-policy"):
+            not_modified.headers["content-security-policy"] = policy
+        return not_modified
 
 
 def app_files() -> AppFiles:
