@@ -1,7 +1,9 @@
 """The languages summaries and answers are asked for: codes as clients send them, names as models read them."""
 
 import re
+from functools import cache
 
+from babel import Locale, UnknownLocaleError
 from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 
 from service.errors import InvalidInput
@@ -58,3 +60,13 @@ def known_ui_language(raw: object) -> str | None:
         return None
     code = raw.strip().lower()
     return code if code in WHISPER_LANGUAGES else None
+
+
+@cache
+def cldr_english_name(code: str) -> str | None:
+    """The language's English name in the Unicode CLDR (Babel): `Japanese` for `ja`; None when
+    CLDR has none. The first call for a code reads Babel's locale data: call it on a thread."""
+    try:
+        return Locale.parse(code.replace("-", "_")).get_language_name("en")
+    except (ValueError, UnknownLocaleError):
+        return None

@@ -12,6 +12,7 @@ from beanie import PydanticObjectId
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
+from service.ai.languages import cldr_english_name
 from service.config import Settings
 from service.context import AppContext
 from service.errors import Conflict, InvalidInput, NotFound, StillProcessing, describe_validation_errors, writable
@@ -174,6 +175,15 @@ async def _finished(
     return video
 
 
+async def _language_name(code: str | None) -> str:
+    """The language as OpenAI names it in `verbose_json`: its English name in lower case (`english`),
+    from the CLDR; the code itself where the CLDR has no name."""
+    if not code:
+        return ""
+    name = await asyncio.to_thread(cldr_english_name, code)
+    return name.lower() if name else code
+
+
 async def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask) -> Response:
     if video.status == "cancelled":
         raise Conflict("the transcription was cancelled")
@@ -191,7 +201,7 @@ async def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask
         return JSONResponse(TextAnswer(text=transcript.text, usage=usage).model_dump())
     verbose = VerboseAnswer(
         task=task,
-        language=transcript.language or "",
+        language=await _language_name(transcript.language),
         duration=round(duration, 3),
         text=transcript.text,
         segments=[_segment_out(number, s) for number, s in enumerate(transcript.segments)]
