@@ -30,7 +30,7 @@ from service.storage.moves import move_files
 from service.storage.schemas import StoredFile
 from service.storage.service import open_storage
 from service.videos.models import Video
-from tests.conftest import SPEECH_VIDEO, serving, sha256_of, upload
+from tests.conftest import SPEECH_VIDEO, finished, serving, sha256_of, upload
 from tests.legacy_sqlite import CHAT, VIDEOS, build_legacy_db
 from tests.media import write_raw_video
 from tests.server import running_server
@@ -169,6 +169,30 @@ def test_a_worker_with_an_empty_folder_processes_a_video_uploaded_to_gridfs(
     assert video["status"] == "completed", video["job"]
     assert "clara" in video["transcript"]["text"].lower()
     assert files_under(worker_folder) == []
+
+
+async def test_a_gridfs_file_whose_chunks_are_gone_is_retried_like_a_missing_file(worker_settings: Settings) -> None:
+    """A worker reading a file while `move-files` deletes it from GridFS (its document now names
+    the other storage) finds its chunks gone: the video is retried, as when a local file is
+    missing, not failed at once as undecodable media. Here its chunks are gone for good, so it
+    fails once its attempts are spent, saying which chunk."""
+    settings = worker_settings.model_copy(update={"storage": "gridfs", "workers": 0})
+    async with serving(settings) as http:
+        video_id = (await upload(http, SPEECH_VIDEO)).json()["id"]
+    database = await connect(settings)
+    try:
+        key = (await Video.get(bson.ObjectId(video_id))).file.key
+        files = database.handle["fs.files"]
+        document = await files.find_one({"_id": key})
+        await open_storage(settings, database).gridfs.delete(key)
+        await files.insert_one(document)
+    finally:
+        database.close()
+    async with serving(settings.model_copy(update={"workers": 1})) as http:
+        video = await finished(http, video_id)
+    assert video["status"] == "failed"
+    assert video["job"]["attempts"] == settings.job_max_attempts
+    assert "chunk" in video["job"]["error"] and "decoded" not in video["job"]["error"], video["job"]
 
 
 # Media
