@@ -278,6 +278,41 @@ async def test_chunks_an_upload_cut_short_left_go_when_the_store_next_opens(
 
 
 @pytest.mark.embedded_only
+async def test_check_reports_chunks_an_upload_cut_short_left_and_damage_in_any_bucket(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
+    """What a SIGKILL during an upload into GridFS leaves (chunks, no files document) is named by
+    `check`, run before anything opens the store again; and a damaged chunk of a thumbnail,
+    which no document refers to, is damage that would refuse the store's next start."""
+    settings = gridfs_settings(tmp_path, store)
+    database = await connect(settings)
+    embedded = database.client.store
+    storage = open_storage(settings, database)
+    await storage.gridfs.put("whole", b"kept")
+    await storage.gridfs.keep_thumbnail("whole", b"a poster frame")
+    cut = [{"_id": bson.ObjectId(), "files_id": "cut", "n": n, "data": b"x" * 10} for n in range(3)]
+    await embedded.run(embedded.add_chunks, DATABASE, "fs.chunks", cut)
+    database.close()
+
+    checked = cli(settings.data_dir, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (warning,) = [line for line in checked.stdout.splitlines() if line.startswith("WARNING: GridFS bucket fs")]
+    assert "chunks of 1 file" in warning and ": cut" in warning, checked.stdout
+
+    with sqlite3.connect(settings.data_dir / "db" / DATABASE_NAME) as connection:
+        (table,) = connection.execute(
+            "SELECT table_name FROM collections WHERE collection = 'thumbnails.chunks'"
+        ).fetchone()
+        rowid, body = connection.execute(f'SELECT rowid, body FROM "{table}"').fetchone()
+        damaged = bytearray(body)
+        damaged[-3] ^= 0xFF
+        connection.execute(f'UPDATE "{table}" SET body = ? WHERE rowid = ?', (bytes(damaged), rowid))
+    checked = cli(settings.data_dir, "check")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "thumbnails.chunks: 1 damaged document" in checked.stdout, checked.stdout
+
+
+@pytest.mark.embedded_only
 async def test_a_damaged_chunk_is_reported_and_the_store_refuses_to_open(
     tmp_path: Path, store: StoreDatabase, large_video: Path
 ) -> None:
