@@ -2,6 +2,8 @@
 
 import re
 
+from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
+
 from service.errors import InvalidInput
 
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
@@ -40,10 +42,19 @@ def output_language(raw: str | None, field: str) -> str | None:
         return None
     code = raw.strip()
     if not _LANGUAGE.fullmatch(code):
-        raise InvalidInput(f"{field} must be a language code such as 'en', 'ja' or 'pt-BR', not {raw!r}")
+        raise InvalidInput(f"{field} must be a language code such as 'en', 'ja' or 'pt-BR'")
     return normalized(code)
 
 
 def normalized(code: str) -> str:
     """One spelling of a language tag: `pt_BR` and `PT-br` are both `pt-br`."""
     return code.replace("_", "-").lower()
+
+
+def known_ui_language(raw: object) -> str | None:
+    """`raw` as a Whisper language code (trimmed, lower case), the codes the old service's
+    `ui_language` took and `GET /supported-languages/` lists; None when it is not one."""
+    if not isinstance(raw, str):
+        return None
+    code = raw.strip().lower()
+    return code if code in WHISPER_LANGUAGES else None

@@ -142,7 +142,7 @@ def requested_language(raw: str | None) -> str:
     """`auto`, or a language code Whisper knows; anything else is the client's mistake (422)."""
     language = (raw or "auto").strip().lower()
     if language != "auto" and language not in WHISPER_LANGUAGES:
-        raise InvalidInput(f"language must be 'auto' or a Whisper language code, not {raw!r}")
+        raise InvalidInput("language must be 'auto' or a Whisper language code")
     return language
 
 
