@@ -3,7 +3,6 @@
 import threading
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from faster_whisper.audio import decode_audio
@@ -12,21 +11,11 @@ from service.config import Settings
 from service.processing.transcription import SAMPLE_RATE, Transcriber, TranscriptionResult
 from service.videos.models import TranscriptionOptions
 from tests.conftest import SPEECH_VIDEO
+from tests.media import write_wav
 
 SPOKEN_SECONDS = 12.0
 """The fixture's first two sentences end here; the noise starts after them."""
 NOISE_SECONDS = 30.0
-
-
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-    with av.open(str(path), "w", format="wav") as container:
-        stream = container.add_stream("pcm_s16le", rate=SAMPLE_RATE, layout="mono")
-        frame = av.AudioFrame.from_ndarray(pcm[np.newaxis, :], format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
-    return path
 
 
 def quiet_noise(seconds: float) -> np.ndarray:
@@ -45,8 +34,7 @@ def speech_then_noise(speech: np.ndarray, tmp_path_factory: pytest.TempPathFacto
     return write_wav(tmp_path_factory.mktemp("media") / "speech_then_noise.wav", samples)
 
 
-def transcribed(path: Path, settings: Settings) -> TranscriptionResult:
-    seconds = SPOKEN_SECONDS + NOISE_SECONDS
+def transcribed(path: Path, settings: Settings, seconds: float = SPOKEN_SECONDS + NOISE_SECONDS) -> TranscriptionResult:
     return Transcriber(settings).transcribe(
         path, "en", TranscriptionOptions(), seconds, lambda _: None, threading.Event()
     )
@@ -75,9 +63,7 @@ def test_speech_after_a_long_silence_starts_where_it_resumes(speech: np.ndarray,
     cut = int(SPOKEN_SECONDS * SAMPLE_RATE)
     samples = np.concatenate([speech[:cut], quiet_noise(20.0), speech[cut:]])
     path = write_wav(tmp_path / "noise_inside.wav", samples)
-    result = Transcriber(Settings(_env_file=None)).transcribe(
-        path, "en", TranscriptionOptions(), len(samples) / SAMPLE_RATE, lambda _: None, threading.Event()
-    )
+    result = transcribed(path, Settings(_env_file=None), len(samples) / SAMPLE_RATE)
     resumed = next(segment for segment in result.transcript.segments if "pancakes" in segment.text)
     assert resumed.start >= SPOKEN_SECONDS + 20.0 - 1.0, result.transcript.segments
     assert not any(SPOKEN_SECONDS + 0.5 < segment.start < resumed.start for segment in result.transcript.segments)

@@ -347,7 +347,7 @@ class _PartsRun:
     """The parts of one audio decoded at once, each on its own thread (and CTranslate2 worker);
     any part failing or the job being cancelled stops the others at their next segment."""
 
-    transcriber: "Transcriber"
+    transcriber: Transcriber
     audio: np.ndarray
     parts: list[tuple[int, int]]
     decoder: Decoder
