@@ -484,6 +484,9 @@ async def test_a_given_secret_signs_and_no_answer_shows_it_again(
         ({"url": "https://user:pass@example.com/hook"}, "url: a webhook URL carries no user name or password"),
         ({"url": "https://example.com/hook#part"}, "url: a webhook URL has no #fragment"),
         ({"url": "https://" + "a" * 2050}, "url: String should have at most 2048 characters"),
+        ({"url": "https://93.184.215.14:99999/"}, "url: a webhook URL's port is 1 to 65535"),
+        ({"url": "https://93.184.215.14:4294967297/"}, "url: a webhook URL's port is 1 to 65535"),
+        ({"url": "https://93.184.215.14:0/"}, "url: a webhook URL's port is 1 to 65535"),
         (
             {"url": "https://93.184.215.14/", "secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
             "a webhook secret starts with 'whsec_'",

@@ -16,6 +16,7 @@ import httpx
 
 MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
+MIN_PORT, MAX_PORT = 1, 65535
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -44,6 +45,8 @@ def check_url(url: str) -> str:
         raise ValueError("a webhook URL carries no user name or password: the signature authenticates each delivery")
     if parsed.fragment:
         raise ValueError("a webhook URL has no #fragment")
+    if parsed.port is not None and not MIN_PORT <= parsed.port <= MAX_PORT:
+        raise ValueError(f"a webhook URL's port is {MIN_PORT} to {MAX_PORT}")
     return url
 
 
