@@ -27,7 +27,7 @@ from service.videos.models import Job, Video
 from service.videos.service import delete_video
 from service.webhooks import events
 from service.webhooks.delivery import Dispatcher, relay
-from service.webhooks.models import WebhookDelivery
+from service.webhooks.models import WebhookDelivery, WebhookSubscription
 from tests.conftest import (
     NO_AUDIO_VIDEO,
     SHORT_TRANSCRIPT,
@@ -615,3 +615,46 @@ async def test_a_delivery_still_failing_when_its_retry_window_ends_is_given_up(
     window_end = datetime.fromisoformat(delivery["created_at"]) + timedelta(seconds=1)
     assert datetime.fromisoformat(delivery["last_attempts"][-1]["at"]) >= window_end - timedelta(milliseconds=1)
     assert REGISTRY.get_sample_value("video_analyzer_webhook_deliveries_abandoned_total") - before == 1
+
+
+async def test_an_attempt_that_fails_in_an_unforeseen_way_is_logged_and_retried_with_backoff(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
+    """A subscription an earlier version accepted, to a port no socket can take: the connection
+    fails with an OverflowError, which is no network error. The attempt still counts, is in the
+    delivery log, and is retried with backoff, rather than left claimed to come round every lease
+    forever, unlogged and never given up."""
+    settings = webhook_settings(tmp_path, store, workers=0, webhook_retry_base_seconds=60, webhook_retry_max_seconds=60)
+    database = await connect(settings)
+    try:
+        subscription = WebhookSubscription(
+            url="http://127.0.0.1:99999/", secret=GLOBAL_SECRET, event_types=["video.completed"]
+        )
+        await subscription.insert()
+        created = utc_now()
+        delivery = WebhookDelivery(
+            message_id="msg_1",
+            subscription_id=subscription.id,
+            type="video.completed",
+            body="{}",
+            created_at=created,
+            next_attempt_at=created,
+        )
+        await delivery.insert()
+        before = outcomes()
+        dispatcher = Dispatcher(settings)
+        dispatcher.start()
+        try:
+            async with asyncio.timeout(10):
+                while not (tried := await WebhookDelivery.get(delivery.id)).last_attempts:
+                    await asyncio.sleep(0.05)
+        finally:
+            await dispatcher.stop()
+    finally:
+        database.close()
+    [attempt] = tried.last_attempts
+    assert attempt.status_code is None and attempt.error is not None and attempt.error.startswith("OverflowError: ")
+    assert (tried.status, tried.attempts, tried.leased_by) == ("pending", 1, None)
+    assert tried.next_attempt_at is not None
+    assert timedelta(seconds=29) <= tried.next_attempt_at - attempt.at <= timedelta(seconds=61)
+    assert outcomes()["unreachable"] - before["unreachable"] == 1

@@ -167,6 +167,14 @@ def _describe(error: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
+def _first_cause(error: BaseException) -> BaseException:
+    """The first error an exception group holds (the network library's task groups wrap them),
+    which says more in a delivery log than the group does."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
 class Dispatcher:
     """This process's deliveries: relays outboxes and sends what is due, WEBHOOK_CONCURRENCY at
     once; woken at once by an event raised in this process (whose video alone it then relays), and
@@ -329,6 +337,10 @@ class Dispatcher:
             outcome, error = "unreachable", f"no answer within {timeout:g} s (WEBHOOK_TIMEOUT_SECONDS)"
         except (httpx.HTTPError, OSError) as failure:
             outcome, error = "unreachable", f"{failure.__class__.__name__}: {_describe(failure)}"
+        except Exception as failure:  # a bug's or a library's: still an attempt, logged, retried with backoff
+            logger.exception("webhooks: attempt %d of %s failed unexpectedly", delivery.attempts, delivery.message_id)
+            cause = _first_cause(failure)
+            outcome, error = "unreachable", f"{cause.__class__.__name__}: {_describe(cause)}"
         seconds = round(time.perf_counter() - started, 4)
         return DeliveryAttempt(at=at, status_code=status, error=error, seconds=seconds), outcome
 
