@@ -28,6 +28,7 @@ from service.videos.service import delete_video
 from service.webhooks import events
 from service.webhooks.delivery import Dispatcher, relay
 from service.webhooks.models import WebhookDelivery, WebhookSubscription
+from service.webhooks.service import MAX_SUBSCRIPTIONS
 from tests.conftest import (
     NO_AUDIO_VIDEO,
     SHORT_TRANSCRIPT,
@@ -658,3 +659,25 @@ async def test_an_attempt_that_fails_in_an_unforeseen_way_is_logged_and_retried_
     assert tried.next_attempt_at is not None
     assert timedelta(seconds=29) <= tried.next_attempt_at - attempt.at <= timedelta(seconds=61)
     assert outcomes()["unreachable"] - before["unreachable"] == 1
+
+
+async def all_subscriptions(http: httpx.AsyncClient) -> list[dict]:
+    found: list[dict] = []
+    cursor: str | None = None
+    while True:
+        page = (await http.get("/webhooks", params={"limit": 100, **({"cursor": cursor} if cursor else {})})).json()
+        found += page["items"]
+        if (cursor := page["next_cursor"]) is None:
+            return found
+
+
+async def test_concurrent_subscriptions_never_pass_the_limit(client: httpx.AsyncClient) -> None:
+    """Sixty at once: the limit's worth are created and kept, the others are 409 and leave nothing."""
+    answers = await asyncio.gather(
+        *(client.post("/webhooks", json={"url": f"https://93.184.215.14/{number}"}) for number in range(60))
+    )
+    assert {answer.status_code for answer in answers} == {201, 409}
+    created = {answer.json()["id"] for answer in answers if answer.status_code == 201}
+    assert created == {subscription["id"] for subscription in await all_subscriptions(client)}
+    assert len(created) == MAX_SUBSCRIPTIONS
+    assert (await client.post("/webhooks", json={"url": "https://93.184.215.14/one-more"})).status_code == 409
