@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from service.users.service import register
 from service.videos.models import Transcript, Video
 from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
 from tests.openai_server import Reply, fake_openai_server
-from tests.server import free_port, running_server
+from tests.server import free_port, running_server, silent_peer
 from tests.store import StoreDatabase
 
 SECRET = "s" * 48
@@ -536,15 +535,6 @@ def test_ready_is_503_while_another_program_holds_the_stores_write_lock(tmp_path
     assert held.json() == {"detail": "not ready: the embedded store cannot take a write now (database is locked)"}
     assert health.status_code == 200
     assert released.status_code == 200
-
-
-@contextmanager
-def silent_peer() -> Iterator[int]:
-    """A TCP port that accepts connections and never answers (a hung server)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
 
 
 @pytest.mark.parametrize("peer", ["closed port", "silent peer"])

@@ -4,6 +4,7 @@ users kept apart, and the delivery log."""
 
 import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,7 @@ from tests.conftest import (
     serving,
     upload,
 )
-from tests.server import ServerProcess, free_port, running_server
+from tests.server import ServerProcess, free_port, running_server, silent_peer
 from tests.store import StoreDatabase
 from tests.webhook_receiver import Receiver, webhook_receiver
 
@@ -681,3 +682,62 @@ async def test_concurrent_subscriptions_never_pass_the_limit(client: httpx.Async
     assert created == {subscription["id"] for subscription in await all_subscriptions(client)}
     assert len(created) == MAX_SUBSCRIPTIONS
     assert (await client.post("/webhooks", json={"url": "https://93.184.215.14/one-more"})).status_code == 409
+
+
+async def test_one_users_receivers_that_never_answer_do_not_hold_back_another_users(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    """A user whose receivers hang until the timeout, with many deliveries due before another
+    user's one: at most WEBHOOK_USER_CONCURRENCY of the attempts at once are theirs, so the other
+    user's delivery goes out at once rather than after round upon round of timeouts."""
+    settings = webhook_settings(
+        tmp_path, store, workers=0, webhook_timeout_seconds=3, webhook_concurrency=4, webhook_user_concurrency=2
+    )
+    database = await connect(settings)
+    try:
+        with silent_peer() as silent:
+            hanging = [
+                WebhookSubscription(
+                    owner_id=PydanticObjectId(),
+                    url=f"http://127.0.0.1:{silent}/{number}",
+                    secret=GLOBAL_SECRET,
+                    event_types=["video.completed"],
+                )
+                for number in range(12)
+            ]
+            for subscription in hanging:
+                subscription.owner_id = hanging[0].owner_id
+                await subscription.insert()
+            answering = WebhookSubscription(
+                owner_id=PydanticObjectId(), url=receiver.url(), secret=GLOBAL_SECRET, event_types=["video.completed"]
+            )
+            await answering.insert()
+            receiver.secrets["/"] = GLOBAL_SECRET
+            earlier = utc_now() - timedelta(seconds=1)
+            for number, subscription in enumerate([*hanging, answering]):
+                at = earlier + timedelta(milliseconds=number)
+                await WebhookDelivery(
+                    message_id=f"msg_{number}",
+                    subscription_id=subscription.id,
+                    owner_id=subscription.owner_id,
+                    type="video.completed",
+                    body="{}",
+                    created_at=at,
+                    next_attempt_at=at,
+                ).insert()
+            dispatcher = Dispatcher(settings)
+            started = time.time()
+            dispatcher.start()
+            try:
+                [request] = await receiver.wait_for(1, timeout=60)
+                async with asyncio.timeout(10):
+                    while len(await WebhookDelivery.find({"leased_by": {"$ne": None}}).to_list()) < 2:
+                        await asyncio.sleep(0.05)
+                held = await WebhookDelivery.find({"leased_by": {"$ne": None}}).to_list()
+            finally:
+                await dispatcher.stop()
+    finally:
+        database.close()
+    assert request.verified and request.webhook_id == "msg_12"
+    assert request.arrived - started < settings.webhook_timeout_seconds
+    assert len(held) == 2 and {delivery.owner_id for delivery in held} == {hanging[0].owner_id}

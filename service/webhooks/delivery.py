@@ -14,6 +14,7 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -175,9 +176,17 @@ def _first_cause(error: BaseException) -> BaseException:
     return error
 
 
+SenderGroup = tuple[bool, PydanticObjectId | None]
+"""Whose receiver an attempt goes to: (True, None) for WEBHOOK_URL, (False, owner) for a user's."""
+
+
+def _sender_group(delivery: WebhookDelivery) -> SenderGroup:
+    return (True, None) if delivery.subscription_id is None else (False, delivery.owner_id)
+
+
 class Dispatcher:
     """This process's deliveries: relays outboxes and sends what is due, WEBHOOK_CONCURRENCY at
-    once; woken at once by an event raised in this process (whose video alone it then relays), and
+    once (WEBHOOK_USER_CONCURRENCY to one user's receivers); woken at once by an event raised in this process (whose video alone it then relays), and
     when the next retry is due. At start-up, and on MongoDB every WEBHOOK_POLL_SECONDS, it relays
     every outbox and looks for due deliveries: the events and retries of other processes, or those
     a process left behind when it died."""
@@ -190,6 +199,9 @@ class Dispatcher:
         self._next_full_relay = 0.0
         self._look_every = EMBEDDED_LOOK_SECONDS if settings.uses_embedded_store else settings.webhook_poll_seconds
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._in_flight: Counter[SenderGroup] = Counter()
+        """Attempts running now, by sender group: at most WEBHOOK_USER_CONCURRENCY each, so that
+        one user's receivers that hang until the timeout cannot take every slot from the others."""
         self._sending: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -244,6 +256,7 @@ class Dispatcher:
             if delivery is None:
                 self._slots.release()
                 return await self._seconds_until_due()
+            self._in_flight[_sender_group(delivery)] += 1
             task = asyncio.create_task(self._deliver(delivery))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -266,11 +279,23 @@ class Dispatcher:
             self._raised |= raised
             raise
 
+    def _claimable(self) -> dict[str, Any]:
+        """The pending deliveries this dispatcher may claim now: to its receivers, and not to a
+        sender group that has all its attempts running."""
+        full = [
+            group for group, running in self._in_flight.items() if running >= self.settings.webhook_user_concurrency
+        ]
+        excluded = [
+            {"subscription_id": None} if is_global else {"subscription_id": {"$ne": None}, "owner_id": owner}
+            for is_global, owner in full
+        ]
+        return {"status": "pending", **self._receivers, **({"$nor": excluded} if excluded else {})}
+
     async def claim(self) -> WebhookDelivery | None:
         now = utc_now()
         lease = timedelta(seconds=self.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
         document = await WebhookDelivery.get_motor_collection().find_one_and_update(
-            {"status": "pending", "next_attempt_at": {"$lte": now}, **self._receivers},
+            {**self._claimable(), "next_attempt_at": {"$lte": now}},
             {"$set": {"leased_by": self.name, "next_attempt_at": now + lease}, "$inc": {"attempts": 1}},
             sort=[("next_attempt_at", 1), ("_id", 1)],
             return_document=ReturnDocument.AFTER,
@@ -279,7 +304,7 @@ class Dispatcher:
 
     async def _seconds_until_due(self) -> float:
         next_due = await WebhookDelivery.get_motor_collection().find_one(
-            {"status": "pending", **self._receivers}, {"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
+            self._claimable(), {"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
         )
         if next_due is None:
             return self._look_every
@@ -305,6 +330,15 @@ class Dispatcher:
             logger.exception("webhooks: delivery %s of %s failed unexpectedly", delivery.id, delivery.message_id)
         finally:
             self._slots.release()
+            self._done(_sender_group(delivery))
+
+    def _done(self, group: SenderGroup) -> None:
+        """One attempt of `group` ended; a group that was full may have deliveries waiting."""
+        if self._in_flight[group] >= self.settings.webhook_user_concurrency:
+            self._wake.set()
+        self._in_flight[group] -= 1
+        if self._in_flight[group] <= 0:
+            del self._in_flight[group]
 
     async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | None:
         """Where the delivery goes and the key that signs it, as they are now."""
