@@ -696,9 +696,10 @@ async def test_one_users_receivers_that_never_answer_do_not_hold_back_another_us
     database = await connect(settings)
     try:
         with silent_peer() as silent:
+            hanging_owner = PydanticObjectId()
             hanging = [
                 WebhookSubscription(
-                    owner_id=PydanticObjectId(),
+                    owner_id=hanging_owner,
                     url=f"http://127.0.0.1:{silent}/{number}",
                     secret=GLOBAL_SECRET,
                     event_types=["video.completed"],
@@ -706,7 +707,6 @@ async def test_one_users_receivers_that_never_answer_do_not_hold_back_another_us
                 for number in range(12)
             ]
             for subscription in hanging:
-                subscription.owner_id = hanging[0].owner_id
                 await subscription.insert()
             answering = WebhookSubscription(
                 owner_id=PydanticObjectId(), url=receiver.url(), secret=GLOBAL_SECRET, event_types=["video.completed"]
@@ -740,4 +740,4 @@ async def test_one_users_receivers_that_never_answer_do_not_hold_back_another_us
         database.close()
     assert request.verified and request.webhook_id == "msg_12"
     assert request.arrived - started < settings.webhook_timeout_seconds
-    assert len(held) == 2 and {delivery.owner_id for delivery in held} == {hanging[0].owner_id}
+    assert len(held) == 2 and {delivery.owner_id for delivery in held} == {hanging_owner}
