@@ -4,6 +4,8 @@ users kept apart, and the delivery log."""
 
 import asyncio
 import base64
+import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -741,3 +743,33 @@ async def test_one_users_receivers_that_never_answer_do_not_hold_back_another_us
     assert request.verified and request.webhook_id == "msg_12"
     assert request.arrived - started < settings.webhook_timeout_seconds
     assert len(held) == 2 and {delivery.owner_id for delivery in held} == {hanging_owner}
+
+
+async def test_a_resolver_that_never_answers_holds_up_no_other_work(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subscriptions on a domain whose name servers never answer: each lookup keeps a thread until
+    the system resolver gives up, long after the request's own timeout. They must not take the
+    threads every other request runs its blocking work on (an upload's file writes here)."""
+    answer = threading.Event()
+    system_resolver = socket.getaddrinfo
+
+    def resolver(host: str, *args: object, **kwargs: object) -> object:
+        if host.endswith(".unanswered.example"):
+            answer.wait(60)
+        return system_resolver(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    hanging = [
+        asyncio.create_task(client.post("/webhooks", json={"url": f"https://hook{number}.unanswered.example/"}))
+        for number in range(40)
+    ]
+    try:
+        await asyncio.sleep(0.5)
+        async with asyncio.timeout(20):
+            uploaded = await upload(client, SPEECH_VIDEO)
+    finally:
+        answer.set()
+        refused = await asyncio.gather(*hanging)
+    assert uploaded.status_code == 202
+    assert {answer.status_code for answer in refused} == {422}
