@@ -186,7 +186,8 @@ def _sender_group(delivery: WebhookDelivery) -> SenderGroup:
 
 class Dispatcher:
     """This process's deliveries: relays outboxes and sends what is due, WEBHOOK_CONCURRENCY at
-    once (WEBHOOK_USER_CONCURRENCY to one user's receivers); woken at once by an event raised in this process (whose video alone it then relays), and
+    once (another user's due deliveries first, once one user's receivers have WEBHOOK_USER_CONCURRENCY);
+    woken at once by an event raised in this process (whose video alone it then relays), and
     when the next retry is due. At start-up, and on MongoDB every WEBHOOK_POLL_SECONDS, it relays
     every outbox and looks for due deliveries: the events and retries of other processes, or those
     a process left behind when it died."""
@@ -200,8 +201,9 @@ class Dispatcher:
         self._look_every = EMBEDDED_LOOK_SECONDS if settings.uses_embedded_store else settings.webhook_poll_seconds
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._in_flight: Counter[SenderGroup] = Counter()
-        """Attempts running now, by sender group: at most WEBHOOK_USER_CONCURRENCY each, so that
-        one user's receivers that hang until the timeout cannot take every slot from the others."""
+        """Attempts running now, by sender group. A group past WEBHOOK_USER_CONCURRENCY gets a slot
+        only when no other group has a delivery due, so that one user's receivers hanging until the
+        timeout hold another user's delivery back one attempt's time at most, not round upon round."""
         self._sending: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -249,7 +251,7 @@ class Dispatcher:
         while True:
             await self._slots.acquire()
             try:
-                delivery = await self.claim()
+                delivery = await self._claim_fairly()
             except BaseException:
                 self._slots.release()
                 raise
@@ -279,23 +281,28 @@ class Dispatcher:
             self._raised |= raised
             raise
 
-    def _claimable(self) -> dict[str, Any]:
-        """The pending deliveries this dispatcher may claim now: to its receivers, and not to a
-        sender group that has all its attempts running."""
+    async def _claim_fairly(self) -> WebhookDelivery | None:
+        """The next due delivery, one of a sender group with fewer than WEBHOOK_USER_CONCURRENCY
+        attempts running when there is one; otherwise any (no slot stays idle while work is due)."""
         full = [
             group for group, running in self._in_flight.items() if running >= self.settings.webhook_user_concurrency
         ]
-        excluded = [
-            {"subscription_id": None} if is_global else {"subscription_id": {"$ne": None}, "owner_id": owner}
-            for is_global, owner in full
-        ]
-        return {"status": "pending", **self._receivers, **({"$nor": excluded} if excluded else {})}
+        if full:
+            excluded = [
+                {"subscription_id": None} if is_global else {"subscription_id": {"$ne": None}, "owner_id": owner}
+                for is_global, owner in full
+            ]
+            delivery = await self.claim({"$nor": excluded})
+            if delivery is not None:
+                return delivery
+        return await self.claim()
 
-    async def claim(self) -> WebhookDelivery | None:
+    async def claim(self, among: dict[str, Any] | None = None) -> WebhookDelivery | None:
+        """Lease the due delivery (of those matching `among`) that has waited longest."""
         now = utc_now()
         lease = timedelta(seconds=self.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
         document = await WebhookDelivery.get_motor_collection().find_one_and_update(
-            {**self._claimable(), "next_attempt_at": {"$lte": now}},
+            {"status": "pending", "next_attempt_at": {"$lte": now}, **self._receivers, **(among or {})},
             {"$set": {"leased_by": self.name, "next_attempt_at": now + lease}, "$inc": {"attempts": 1}},
             sort=[("next_attempt_at", 1), ("_id", 1)],
             return_document=ReturnDocument.AFTER,
@@ -304,7 +311,7 @@ class Dispatcher:
 
     async def _seconds_until_due(self) -> float:
         next_due = await WebhookDelivery.get_motor_collection().find_one(
-            self._claimable(), {"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
+            {"status": "pending", **self._receivers}, {"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
         )
         if next_due is None:
             return self._look_every
@@ -330,15 +337,7 @@ class Dispatcher:
             logger.exception("webhooks: delivery %s of %s failed unexpectedly", delivery.id, delivery.message_id)
         finally:
             self._slots.release()
-            self._done(_sender_group(delivery))
-
-    def _done(self, group: SenderGroup) -> None:
-        """One attempt of `group` ended; a group that was full may have deliveries waiting."""
-        if self._in_flight[group] >= self.settings.webhook_user_concurrency:
-            self._wake.set()
-        self._in_flight[group] -= 1
-        if self._in_flight[group] <= 0:
-            del self._in_flight[group]
+            self._in_flight -= Counter([_sender_group(delivery)])
 
     async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | None:
         """Where the delivery goes and the key that signs it, as they are now."""
