@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     storage: Literal["local", "gridfs"] = "local"
     max_upload_mb: int = Field(default=2048, ge=1)
     max_form_fields: int = Field(default=16, ge=1)
-    max_form_field_kb: int = Field(default=1, ge=1)
+    max_form_field_kb: int = Field(default=4, ge=1)
+    """4 KiB: a `prompt` of its most, 800 characters, in a script of 4 bytes a character."""
 
     # Request bodies other than uploads: JSON, the login form
     max_json_body_kb: int = Field(default=64, ge=1)

@@ -71,6 +71,7 @@ VIDEOS: list[dict[str, Any]] = [
         "summary": None,
         "processing_status": "processing",
         "uploaded_at": "2024-03-09T12:00:00+02:00",
+        "ui_language": "Klingon",
     },
 ]
 CHAT: list[dict[str, Any]] = [

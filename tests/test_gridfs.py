@@ -30,7 +30,7 @@ from service.storage.moves import move_files
 from service.storage.schemas import StoredFile
 from service.storage.service import open_storage
 from service.videos.models import Video
-from tests.conftest import SPEECH_VIDEO, serving, sha256_of, upload
+from tests.conftest import SPEECH_VIDEO, finished, serving, sha256_of, upload
 from tests.legacy_sqlite import CHAT, VIDEOS, build_legacy_db
 from tests.media import write_raw_video
 from tests.server import running_server
@@ -171,6 +171,30 @@ def test_a_worker_with_an_empty_folder_processes_a_video_uploaded_to_gridfs(
     assert files_under(worker_folder) == []
 
 
+async def test_a_gridfs_file_whose_chunks_are_gone_is_retried_like_a_missing_file(worker_settings: Settings) -> None:
+    """A worker reading a file while `move-files` deletes it from GridFS (its document now names
+    the other storage) finds its chunks gone: the video is retried, as when a local file is
+    missing, not failed at once as undecodable media. Here its chunks are gone for good, so it
+    fails once its attempts are spent, saying which chunk."""
+    settings = worker_settings.model_copy(update={"storage": "gridfs", "workers": 0})
+    async with serving(settings) as http:
+        video_id = (await upload(http, SPEECH_VIDEO)).json()["id"]
+    database = await connect(settings)
+    try:
+        key = (await Video.get(bson.ObjectId(video_id))).file.key
+        files = database.handle["fs.files"]
+        document = await files.find_one({"_id": key})
+        await open_storage(settings, database).gridfs.delete(key)
+        await files.insert_one(document)
+    finally:
+        database.close()
+    async with serving(settings.model_copy(update={"workers": 1})) as http:
+        video = await finished(http, video_id)
+    assert video["status"] == "failed"
+    assert video["job"]["attempts"] == settings.job_max_attempts
+    assert "chunk" in video["job"]["error"] and "decoded" not in video["job"]["error"], video["job"]
+
+
 # Media
 
 
@@ -251,6 +275,41 @@ async def test_chunks_an_upload_cut_short_left_go_when_the_store_next_opens(
         assert await open_storage(settings, database).gridfs.stored("whole") is not None
     finally:
         database.close()
+
+
+@pytest.mark.embedded_only
+async def test_check_reports_chunks_an_upload_cut_short_left_and_damage_in_any_bucket(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
+    """What a SIGKILL during an upload into GridFS leaves (chunks, no files document) is named by
+    `check`, run before anything opens the store again; and a damaged chunk of a thumbnail,
+    which no document refers to, is damage that would refuse the store's next start."""
+    settings = gridfs_settings(tmp_path, store)
+    database = await connect(settings)
+    embedded = database.client.store
+    storage = open_storage(settings, database)
+    await storage.gridfs.put("whole", b"kept")
+    await storage.gridfs.keep_thumbnail("whole", b"a poster frame")
+    cut = [{"_id": bson.ObjectId(), "files_id": "cut", "n": n, "data": b"x" * 10} for n in range(3)]
+    await embedded.run(embedded.add_chunks, DATABASE, "fs.chunks", cut)
+    database.close()
+
+    checked = cli(settings.data_dir, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (warning,) = [line for line in checked.stdout.splitlines() if line.startswith("WARNING: GridFS bucket fs")]
+    assert "chunks of 1 file" in warning and ": cut" in warning, checked.stdout
+
+    with sqlite3.connect(settings.data_dir / "db" / DATABASE_NAME) as connection:
+        (table,) = connection.execute(
+            "SELECT table_name FROM collections WHERE collection = 'thumbnails.chunks'"
+        ).fetchone()
+        rowid, body = connection.execute(f'SELECT rowid, body FROM "{table}"').fetchone()
+        damaged = bytearray(body)
+        damaged[-3] ^= 0xFF
+        connection.execute(f'UPDATE "{table}" SET body = ? WHERE rowid = ?', (bytes(damaged), rowid))
+    checked = cli(settings.data_dir, "check")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "thumbnails.chunks: 1 damaged document" in checked.stdout, checked.stdout
 
 
 @pytest.mark.embedded_only

@@ -243,10 +243,10 @@ async def test_more_form_fields_than_max_form_fields_is_413(client: httpx.AsyncC
 
 
 async def test_a_form_field_over_max_form_field_kb_is_413(client: httpx.AsyncClient) -> None:
-    body = multipart(form_field("language", b"e" * 1025), file_part("a.mp4", b"x"))
+    body = multipart(form_field("language", b"e" * 4097), file_part("a.mp4", b"x"))
     response = await client.post("/videos", content=body, headers=MULTIPART)
     assert response.status_code == 413
-    assert response.json() == {"detail": "the form field 'language' is longer than 1024 bytes"}
+    assert response.json() == {"detail": "the form field 'language' is longer than 4096 bytes"}
 
 
 async def test_form_fields_count_against_max_upload_mb(client: httpx.AsyncClient, settings: Settings) -> None:

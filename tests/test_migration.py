@@ -99,6 +99,7 @@ async def test_both_schema_forms_migrate_whole(settings: Settings, legacy_dir: P
     assert talk["processed_at"] == (utc(2024, 3, 1, 9, 40) if deployed else None)
     assert talk["updated_at"] == utc(2024, 3, 1, 10, 0)
     assert talk["requested_language"] == ("ja" if deployed else "auto")
+    assert talk["ui_language"] == talk["summary_language"] == ("en" if deployed else None)
     expected_legacy = {"id": 1, "file_path": "uploads/talk.mp4"}
     if deployed:
         expected_legacy.update(
@@ -141,6 +142,9 @@ async def test_both_schema_forms_migrate_whole(settings: Settings, legacy_dir: P
     assert untitled["uploaded_at"] == utc(2024, 3, 9, 10, 0)
     assert untitled["transcript"]["text"] == ""
     assert untitled["status"] == ("failed" if deployed else "completed")
+    assert untitled["ui_language"] is None and untitled["summary_language"] is None
+    assert untitled["legacy"].get("ui_language") == ("Klingon" if deployed else None)
+    assert documents[2]["ui_language"] == documents[2]["summary_language"] == ("ja" if deployed else None)
 
     report = legacy_dir / "report.jsonl"
     assert [line["chat"]["id"] for line in report_lines(report, "orphan_chat")] == ORPHAN_CHAT_IDS

@@ -95,7 +95,7 @@ def test_vtt(client: openai.OpenAI, tmp_path: Path) -> None:
 def test_verbose_json_with_word_and_segment_timestamps(client: openai.OpenAI) -> None:
     answer = transcribe(client, response_format="verbose_json", timestamp_granularities=["word", "segment"])
     assert isinstance(answer, openai.types.audio.TranscriptionVerbose)
-    assert answer.language == "en"
+    assert answer.language == "english"  # OpenAI names the language
     assert 30 < answer.duration < 40
     assert_close_to_the_script(answer.text)
     assert answer.segments and answer.words
@@ -123,11 +123,14 @@ def test_an_unknown_model_is_a_bad_request_in_openai_shape(client: openai.OpenAI
     assert "gpt-nothing" in error["message"] and "GET /v1/models" in error["message"]
 
 
-def test_not_media_is_415_in_openai_shape(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.APIStatusError) as raised:
-        client.audio.transcriptions.create(file=("notes.txt", b"not audio at all"), model="whisper-1")
-    assert raised.value.status_code == 415
-    assert raised.value.body["code"] == "unsupported_file"
+@pytest.mark.parametrize(("name", "content"), [("notes.txt", b"not audio at all"), ("empty.mp3", b"")])
+def test_not_media_is_a_bad_request_as_openai_answers_it(client: openai.OpenAI, name: str, content: bytes) -> None:
+    """OpenAI answers a file it cannot decode with 400 (its SDKs raise BadRequestError), where the
+    service's own routes say 415."""
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.audio.transcriptions.create(file=(name, content), model="whisper-1")
+    assert raised.value.status_code == 400
+    assert raised.value.body["code"] == "unsupported_file" and raised.value.body["message"]
 
 
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks translations deprecated
@@ -184,3 +187,17 @@ async def test_a_request_waits_at_most_its_limit(settings: Settings) -> None:
         video_id = (await http.get("/videos")).json()["items"][0]["id"]
     assert response.json()["error"]["type"] == "server_error"
     assert f"GET /videos/{video_id}" in response.json()["error"]["message"]
+
+
+async def test_a_wait_that_runs_out_with_uploads_not_kept_does_not_point_at_a_deleted_video(
+    settings: Settings,
+) -> None:
+    update = {"openai_api_wait_seconds": 0.3, "openai_api_keep_uploads": False}
+    async with serving(settings.model_copy(update=update)) as http:
+        with SPEECH_VIDEO.open("rb") as file:
+            response = await http.post("/v1/audio/transcriptions", files={"file": file}, data={"model": "whisper-1"})
+        assert response.status_code == 504
+        assert (await http.get("/videos")).json()["items"] == []
+    assert response.json()["error"]["message"] == (
+        "not transcribed within 0.3 s (OPENAI_API_WAIT_SECONDS); the upload was not kept (OPENAI_API_KEEP_UPLOADS=false)"
+    )

@@ -12,7 +12,7 @@ from service.config import Settings
 from service.processing.formats import to_srt, to_vtt
 from service.processing.subtitles import MAX_CUE_SECONDS, MIN_CUE_SECONDS, cues
 from service.processing.transcription import Transcriber
-from service.videos.models import Transcript, TranscriptionOptions
+from service.videos.models import Segment, Transcript, TranscriptionOptions, Word
 from tests.conftest import SPEECH_VIDEO, insert_completed_video
 
 
@@ -79,3 +79,57 @@ async def test_the_transcript_route_takes_the_layout(
     refused = await client.get(f"/videos/{video.id}/transcript", params={"format": "vtt", "max_line_width": 3})
     assert refused.status_code == 422
     assert "max_line_width" in refused.json()["detail"]
+
+
+def parsed_srt(transcript: Transcript, width: int = 42, count: int = 2) -> list[tuple[float, float, str]]:
+    return [
+        (c.start.total_seconds(), c.end.total_seconds(), c.content) for c in srt.parse(to_srt(transcript, width, count))
+    ]
+
+
+def test_cues_never_overlap_when_the_model_timed_segments_over_each_other() -> None:
+    """Whisper's segments (and their words) may overlap by a little, or start before the one
+    before them ended; the cues still follow each other."""
+    transcript = Transcript(
+        text="one two three four five six seven eight",
+        segments=[
+            Segment(start=0.0, end=5.0, text=" one two three four five"),
+            Segment(start=3.0, end=8.0, text=" six seven eight"),
+            Segment(start=2.5, end=9.0, text=" nine ten"),
+        ],
+    )
+    parsed = parsed_srt(transcript)
+    assert_broadcast_rules(parsed, 42, 2, "one two three four five six seven eight nine ten")
+    assert [start for start, _, _ in parsed] == sorted(start for start, _, _ in parsed)
+
+
+def test_text_without_spaces_is_cut_into_lines_too() -> None:
+    """Chinese and Japanese write no spaces between words: a line breaks between characters."""
+    sentence = "我叫克拉拉我住在里斯本我们公司明年三月将推出新款猎鹰手机天气预报说将会下三天雨"
+    words = [
+        Word(start=index * 0.25, end=index * 0.25 + 0.25, word=character, probability=1.0)
+        for index, character in enumerate(sentence)
+    ]
+    for segment in (
+        Segment(start=0.0, end=10.0, text=sentence),
+        Segment(start=0.0, end=10.0, text=sentence, words=words),
+    ):
+        parsed = parsed_srt(Transcript(text=sentence, segments=[segment]), width=16)
+        assert len(parsed) > 1
+        for _, _, text in parsed:
+            assert all(len(line) <= 16 for line in text.split("\n")), text
+        assert "".join(text.replace("\n", "") for _, _, text in parsed) == sentence
+
+
+async def test_a_transcript_without_timings_is_served_as_text_and_refused_as_subtitles(
+    client: httpx.AsyncClient,
+) -> None:
+    """A video migrated from the old service has its transcript's text alone."""
+    text = "Clara lives by the sea. She bakes pancakes on Sundays."
+    video = await insert_completed_video(Transcript(language="en", model="legacy", text=text))
+    as_text = await client.get(f"/videos/{video.id}/transcript", params={"format": "txt"})
+    assert as_text.status_code == 200 and as_text.text == text + "\n"
+    for format in ("srt", "vtt"):
+        refused = await client.get(f"/videos/{video.id}/transcript", params={"format": format})
+        assert refused.status_code == 409
+        assert "reprocess" in refused.json()["detail"]

@@ -97,10 +97,29 @@ async def test_a_bad_option_is_422_and_keeps_nothing(
     assert not any(path.is_file() for path in settings.files_dir.rglob("*"))
 
 
+@pytest.mark.parametrize("character", ["é", "東", "🎬"])
+async def test_a_prompt_of_800_characters_is_taken_in_any_script(client: httpx.AsyncClient, character: str) -> None:
+    """The limit is 800 characters, whatever their size in UTF-8 (up to 4 bytes each)."""
+    response = await upload(client, SPEECH_VIDEO, prompt=character * 800)
+    assert response.status_code == 202, response.text
+    assert response.json()["options"]["prompt"] == character * 800
+
+
 async def test_translate_with_an_english_only_model_is_refused(client: httpx.AsyncClient) -> None:
     response = await upload(client, SPEECH_VIDEO, task="translate")
     assert response.status_code == 422
     assert response.json()["detail"] == "the model bundled:tiny.en is English-only: it cannot translate"
+
+
+async def test_a_language_an_english_only_model_cannot_transcribe_is_refused(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """tiny.en would transcribe French speech as English words; the client asked for French."""
+    response = await upload(client, SPEECH_VIDEO, language="fr")
+    assert response.status_code == 422
+    assert response.json()["detail"] == "the model bundled:tiny.en is English-only: it cannot transcribe 'fr'"
+    assert (await client.get("/videos")).json()["items"] == []
+    assert not any(path.is_file() for path in settings.files_dir.rglob("*"))
 
 
 async def test_cancel_a_queued_video_then_reprocess_it(client: httpx.AsyncClient) -> None:

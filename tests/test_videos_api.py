@@ -148,6 +148,7 @@ async def test_body_that_is_not_multipart_is_422(client: httpx.AsyncClient) -> N
 async def test_unknown_language_is_422_and_leaves_nothing(client: httpx.AsyncClient, settings: Settings) -> None:
     response = await upload(client, SPEECH_VIDEO, language="klingon")
     assert response.status_code == 422
+    assert "Whisper language code" in response.json()["detail"] and "klingon" not in response.json()["detail"]
     assert stored_files(settings) == []
 
 

@@ -77,10 +77,16 @@ async def test_every_file_the_page_names_is_served(client: httpx.AsyncClient) ->
     assert seen == on_disk
 
 
-async def test_a_file_is_revalidated_not_sent_again(client: httpx.AsyncClient) -> None:
-    first = await client.get("/web/app.css")
-    again = await client.get("/web/app.css", headers={"if-none-match": first.headers["etag"]})
+@pytest.mark.parametrize("path", ["/", "/web/app.css"])
+async def test_a_file_is_revalidated_not_sent_again(client: httpx.AsyncClient, path: str) -> None:
+    html = {"accept": "text/html"}
+    first = await client.get(path, headers=html)
+    again = await client.get(path, headers={**html, "if-none-match": first.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["content-security-policy"] == first.headers["content-security-policy"]
+    changed = await client.get(path, headers={**html, "if-none-match": '"another"'})
+    assert changed.status_code == 200 and changed.content == first.content
 
 
 @pytest.mark.parametrize("path", ["/", "/web/app.css", "/web/js/main.js", "/docs/assets/swagger-ui.css"])

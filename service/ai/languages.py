@@ -1,6 +1,10 @@
 """The languages summaries and answers are asked for: codes as clients send them, names as models read them."""
 
 import re
+from functools import cache
+
+from babel import Locale, UnknownLocaleError
+from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 
 from service.errors import InvalidInput
 
@@ -40,10 +44,29 @@ def output_language(raw: str | None, field: str) -> str | None:
         return None
     code = raw.strip()
     if not _LANGUAGE.fullmatch(code):
-        raise InvalidInput(f"{field} must be a language code such as 'en', 'ja' or 'pt-BR', not {raw!r}")
+        raise InvalidInput(f"{field} must be a language code such as 'en', 'ja' or 'pt-BR'")
     return normalized(code)
 
 
 def normalized(code: str) -> str:
     """One spelling of a language tag: `pt_BR` and `PT-br` are both `pt-br`."""
     return code.replace("_", "-").lower()
+
+
+def known_ui_language(raw: object) -> str | None:
+    """`raw` as a Whisper language code (trimmed, lower case), the codes the old service's
+    `ui_language` took and `GET /supported-languages/` lists; None when it is not one."""
+    if not isinstance(raw, str):
+        return None
+    code = raw.strip().lower()
+    return code if code in WHISPER_LANGUAGES else None
+
+
+@cache
+def cldr_english_name(code: str) -> str | None:
+    """The language's English name in the Unicode CLDR (Babel): `Japanese` for `ja`; None when
+    CLDR has none. The first call for a code reads Babel's locale data: call it on a thread."""
+    try:
+        return Locale.parse(code.replace("-", "_")).get_language_name("en")
+    except (ValueError, UnknownLocaleError):
+        return None

@@ -11,7 +11,10 @@ leaves one, which loses nothing.
 """
 
 import asyncio
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
 from pymongo.errors import PyMongoError
 
@@ -19,7 +22,7 @@ from service.backup.documents import collection_models, initialise_models, model
 from service.backup.files import FileRef, StoredFiles, file_refs, open_stored_files, still_referenced
 from service.backup.schemas import CheckReport
 from service.config import Settings
-from service.db.durable import FILES_SUFFIX, is_chunk_collection
+from service.db.durable import CHUNKS_SUFFIX, FILES_SUFFIX, is_chunk_collection
 from service.db.gridfs import FILES_BUCKET
 from service.db.snapshot import StoreSnapshot, open_snapshot
 from service.storage.gridfs import GridFSStorage
@@ -28,7 +31,24 @@ from service.storage.schemas import StoredFile
 
 HASHING_THREADS = 4
 MISSING = "missing"
-GRIDFS_FILES = FILES_BUCKET + FILES_SUFFIX
+LISTED_IDS = 5
+"""File ids a warning names before it says how many more there are."""
+
+
+@dataclass
+class _Buckets:
+    """The ids of the files documents and of the files with chunks, in each GridFS bucket."""
+
+    files: defaultdict[str, set[Any]] = field(default_factory=lambda: defaultdict(set))
+    chunked: dict[str, set[Any]] = field(default_factory=dict)
+
+    def cut_short(self) -> dict[str, list[Any]]:
+        """Per bucket, the files with chunks but no files document (an upload cut short)."""
+        return {
+            bucket: sorted(chunked - self.files[bucket], key=str)
+            for bucket, chunked in self.chunked.items()
+            if chunked - self.files[bucket]
+        }
 
 
 class CheckFailed(Exception):
@@ -50,23 +70,25 @@ def _check(settings: Settings) -> CheckReport:
     report = CheckReport()
     with open_snapshot(settings) as snapshot:
         report.store = snapshot.description
-        refs, gridfs_keys = _check_documents(snapshot, report)
+        refs, buckets = _check_documents(snapshot, report)
         report.problems[:0] = snapshot.damage.report().splitlines()
         live, damaged = snapshot.live, bool(snapshot.damage)
     with open_stored_files(settings) as files:
         _check_files(settings, files, refs, live, report)
-        _warn_unreferenced(files, gridfs_keys, refs, damaged, report)
+        _warn_unreferenced(files, sorted(buckets.files[FILES_BUCKET]), refs, damaged, report)
+    _warn_cut_short(buckets, report)
     return report
 
 
-def _check_documents(snapshot: StoreSnapshot, report: CheckReport) -> tuple[list[FileRef], list[str]]:
-    """Validate every document; the stored files they refer to, and the keys of the files GridFS
-    holds. GridFS's chunks are verified by hashing its files, not read as documents."""
+def _check_documents(snapshot: StoreSnapshot, report: CheckReport) -> tuple[list[FileRef], _Buckets]:
+    """Validate every document; the stored files they refer to, and what each GridFS bucket
+    holds. Chunks are not documents: only the files they belong to are listed."""
     models = collection_models()
     refs: list[FileRef] = []
-    gridfs_keys: list[str] = []
+    buckets = _Buckets()
     for name in snapshot.collections():
         if is_chunk_collection(name):
+            buckets.chunked[name.removesuffix(CHUNKS_SUFFIX)] = snapshot.chunk_files(name)
             continue
         snapshot.indexes(name)  # reading the definitions verifies them: damage lands in snapshot.damage
         model = models.get(name)
@@ -74,15 +96,15 @@ def _check_documents(snapshot: StoreSnapshot, report: CheckReport) -> tuple[list
         for document in snapshot.documents(name):
             read += 1
             refs.extend(file_refs(name, document))
-            if name == GRIDFS_FILES:
-                gridfs_keys.append(document["_id"])
+            if name.endswith(FILES_SUFFIX):
+                buckets.files[name.removesuffix(FILES_SUFFIX)].add(document["_id"])
             if model is not None:
                 report.validated += 1
                 problem = model_problem(model, document)
                 if problem:
                     report.problems.append(f"collection {name}: document {document.get('_id')}: {problem}")
         report.collections[name] = read
-    return refs, gridfs_keys
+    return refs, buckets
 
 
 def _check_files(settings: Settings, files: StoredFiles, refs: list[FileRef], live: bool, report: CheckReport) -> None:
@@ -138,3 +160,16 @@ def _warn_unreferenced(
     for key in gridfs_keys:
         if (GridFSStorage.kind, key) not in referenced:
             report.warnings.append(f"GridFS file {key}: no document refers to it ({advice})")
+
+
+def _warn_cut_short(buckets: _Buckets, report: CheckReport) -> None:
+    """Chunks without their files document lose nothing (no file is visible without it), but
+    take room until a start-up sweep removes them."""
+    for bucket, ids in buckets.cut_short().items():
+        named = ", ".join(str(file_id) for file_id in ids[:LISTED_IDS])
+        more = f" and {len(ids) - LISTED_IDS} more" if len(ids) > LISTED_IDS else ""
+        report.warnings.append(
+            f"GridFS bucket {bucket}: chunks of {len(ids)} file(s) with no files document: {named}{more} "
+            "(an upload, move or import cut short, or one arriving now; `serve` removes them when it "
+            "starts: on the embedded store at once, on MongoDB an hour after their last chunk)"
+        )

@@ -613,6 +613,15 @@ class Snapshot:
     def indexes(self) -> list[tuple[str, str, dict[str, Any]]]:
         return self.reader.index_definitions(self.damage)
 
+    def chunk_files(self, database: str, collection: str) -> set[Any]:
+        """The `files_id` of every sound chunk of a collection of chunks, each chunk verified as it is
+        read; damaged ones are added to `damage`."""
+        files: set[Any] = set()
+        for known_database, known_collection, table in self.reader.tables():
+            if (known_database, known_collection) == (database, collection):
+                files |= self.reader.chunk_files(table, f"{database}.{collection}", self.damage)
+        return files
+
 
 @contextmanager
 def read_snapshot(directory: Path, check_wal: bool, check_integrity: bool = True) -> Iterator[Snapshot]:

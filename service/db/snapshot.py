@@ -59,6 +59,10 @@ class StoreSnapshot(Protocol):
         """The collection's index definitions, as MongoDB's listIndexes gives them."""
         ...
 
+    def chunk_files(self, collection: str) -> set[Any]:
+        """The `files_id` of every chunk in a GridFS bucket's collection of chunks."""
+        ...
+
 
 class EmbeddedSnapshot:
     """The configured database of the embedded store, in one read transaction. What SQLite cannot
@@ -97,6 +101,17 @@ class EmbeddedSnapshot:
             self.damage.add_problem(
                 f"collection {collection}: SQLite cannot read past its first {read} sound documents: {error}"
             )
+
+    def chunk_files(self, collection: str) -> set[Any]:
+        """Every chunk is read and verified (its checksum and BSON), as the store's start-up does, so
+        that damage the next start would refuse is found here first."""
+        if self._snapshot is None:
+            return set()
+        try:
+            return self._snapshot.chunk_files(self._database, collection)
+        except sqlite3.DatabaseError as error:
+            self.damage.add_problem(f"collection {collection}: SQLite cannot read its chunks: {error}")
+            return set()
 
     def indexes(self, collection: str) -> list[dict[str, Any]]:
         return [
@@ -149,6 +164,10 @@ class MongoSnapshot:
 
     def indexes(self, collection: str) -> list[dict[str, Any]]:
         return [dict(index) for index in self._database[collection].list_indexes()]
+
+    def chunk_files(self, collection: str) -> set[Any]:
+        """From GridFS's `files_id, n` index; the chunks themselves are not read."""
+        return set(self._database[collection].distinct("files_id", session=self._session))
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from typing import Any
 from babel import Locale
 from babel.core import get_global
 
+from service.ai.languages import known_ui_language
 from service.chat import service as chat
 from service.config import Settings
 from service.context import AppContext
@@ -163,9 +164,9 @@ def _ui_language_code(raw: str | None) -> str | None:
     else is the client's mistake (422), refused before the upload is read."""
     if raw is None or not raw.strip():
         return None
-    code = raw.strip().lower()
-    if code not in WHISPER_LANGUAGES:
-        raise InvalidInput(f"ui_language must be a language code GET /supported-languages/ lists, not {raw!r}")
+    code = known_ui_language(raw)
+    if code is None:
+        raise InvalidInput("ui_language must be a language code GET /supported-languages/ lists")
     return code
 
 

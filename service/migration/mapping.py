@@ -25,6 +25,7 @@ from typing import Any
 import bson
 from pydantic import ValidationError
 
+from service.ai.languages import known_ui_language
 from service.clock import store_precision
 from service.db.mongodb import MAX_DOCUMENT_BYTES
 from service.errors import InvalidInput
@@ -241,6 +242,7 @@ def _document(
     error = own_error or row.get("error_message")
     if own_error and row.get("error_message") is not None:
         legacy["error_message"] = row.get("error_message")
+    ui_language = known_ui_language(row.get("ui_language"))
     filename = row.get("filename")
     if not isinstance(filename, str) or not filename.strip():
         legacy["filename"] = filename
@@ -258,10 +260,12 @@ def _document(
         transcript=None
         if transcription is None
         else Transcript(language=language, model=LEGACY_MODEL, text=transcription),
-        summary=None if summary is None else Summary(text=summary, model=LEGACY_MODEL, language=row.get("ui_language")),
+        summary=None if summary is None else Summary(text=summary, model=LEGACY_MODEL, language=ui_language),
         chat=chat,
         legacy=legacy,
         requested_language=_requested_language(row.get("user_selected_language")),
+        ui_language=ui_language,
+        summary_language=ui_language,
         search_language=text_search_language(language),
         uploaded_at=uploaded_at,
         processed_at=processed_at,

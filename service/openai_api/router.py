@@ -16,8 +16,9 @@ router = APIRouter(prefix=API_PREFIX, tags=["openai"])
 ANY_REQUEST_ERRORS = (400, 401, 403, 408, 413, 422)
 """What service/openapi.py would add to any operation here, documented with OpenAI's error shape
 (a 422 is answered as OpenAI does, as a 400)."""
-AUDIO_ERRORS = (*ANY_REQUEST_ERRORS, 404, 409, 415, 503, 504, 507)
-"""Besides: a video deleted while awaited, cancelled, not media, the store, waited too long, a full disk."""
+AUDIO_ERRORS = (*ANY_REQUEST_ERRORS, 404, 409, 503, 504, 507)
+"""Besides: a video deleted while awaited, cancelled, the store, waited too long, a full disk (a
+file that is not media is a 400, as OpenAI answers it)."""
 
 
 def _errors(statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
@@ -64,7 +65,12 @@ async def transcriptions(
 ) -> Response:
     """OpenAI's `POST /v1/audio/transcriptions`: the answer comes once the workers are done."""
     return await service.transcribe(
-        context, viewer, request.headers.get("content-type", ""), request.stream(), "transcribe"
+        context,
+        viewer,
+        request.headers.get("content-type", ""),
+        request.stream(),
+        "transcribe",
+        request.is_disconnected,
     )
 
 
@@ -74,7 +80,7 @@ async def translations(
 ) -> Response:
     """OpenAI's `POST /v1/audio/translations`: the speech as English text (a multilingual model is needed)."""
     return await service.transcribe(
-        context, viewer, request.headers.get("content-type", ""), request.stream(), "translate"
+        context, viewer, request.headers.get("content-type", ""), request.stream(), "translate", request.is_disconnected
     )
 
 

@@ -2,8 +2,9 @@
 workers, awaited, then answered in the format asked for."""
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -11,6 +12,8 @@ from beanie import PydanticObjectId
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
+from service.ai.languages import cldr_english_name
+from service.config import Settings
 from service.context import AppContext
 from service.errors import Conflict, InvalidInput, NotFound, StillProcessing, describe_validation_errors, writable
 from service.openai_api.schemas import (
@@ -34,10 +37,20 @@ from service.videos.models import Segment, TranscriptionOptions, TranscriptionTa
 from service.videos.service import delete_video, upload_video
 from service.videos.upload import ReceivedUpload
 
+logger = logging.getLogger(__name__)
+
 STATUS_POLL_SECONDS = 0.2
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a request whose client hung up first: what the access log and the metrics
+record for a transcription nobody waits for any more."""
+NOT_TO_BE_RETRIED = frozenset({HTTPStatus.CONFLICT, HTTPStatus.GATEWAY_TIMEOUT, HTTPStatus.INSUFFICIENT_STORAGE})
+"""Errors OpenAI's SDKs would retry (409 and 5xx, twice by default) by uploading the file again,
+though the first upload is still queued, was cancelled on purpose, or found the disk full:
+`x-should-retry: false` tells them not to."""
 GRANULARITIES_FIELDS = ("timestamp_granularities[]", "timestamp_granularities")
 """OpenAI's SDKs send the list as one `timestamp_granularities[]` field per value."""
 ERROR_CODES = {401: "invalid_api_key", 404: "not_found", 413: "file_too_large", 415: "unsupported_file"}
+AS_BAD_REQUEST = frozenset({HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.UNSUPPORTED_MEDIA_TYPE})
 PROCESS_STARTED = int(time.time())
 """GET /v1/models' `created`: the service does not know when the model was made, so when it loaded it."""
 SEEK_FRAMES_PER_SECOND = 100
@@ -50,11 +63,15 @@ def is_openai_path(path: str) -> bool:
 
 
 def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """An error of a /v1 route as OpenAI answers it; a request OpenAI would call invalid is a 400."""
-    if status == HTTPStatus.UNPROCESSABLE_ENTITY:
+    """An error of a /v1 route as OpenAI answers it: a request OpenAI would call invalid, a file it
+    cannot decode among them, is a 400."""
+    code = ERROR_CODES.get(status)
+    if status in AS_BAD_REQUEST:
         status = HTTPStatus.BAD_REQUEST
     kind = "server_error" if status >= 500 else "invalid_request_error"
-    body = OpenAIError(error=ErrorBody(message=writable(message), type=kind, code=ERROR_CODES.get(status)))
+    body = OpenAIError(error=ErrorBody(message=writable(message), type=kind, code=code))
+    if status in NOT_TO_BE_RETRIED:
+        headers = {**(headers or {}), "x-should-retry": "false"}
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
@@ -66,6 +83,10 @@ def models(context: AppContext) -> ModelList:
             for name in (model_name(context.settings), MODEL_ALIAS)
         ]
     )
+
+
+class _ClientLeft(Exception):
+    """The client hung up while its request waited for the transcription."""
 
 
 class _FormReader:
@@ -104,21 +125,30 @@ async def transcribe(
     content_type: str,
     body: AsyncIterator[bytes],
     task: TranscriptionTask,
+    client_left: Callable[[], Awaitable[bool]],
 ) -> Response:
     """Upload, wait until the workers are done with it, answer; the video is kept like any upload
-    unless OPENAI_API_KEEP_UPLOADS=false."""
+    unless OPENAI_API_KEEP_UPLOADS=false. A client that hangs up ends the wait: its kept video goes
+    on through the queue like any upload (GET /videos finds it), one not kept is deleted, which
+    stops its worker too."""
     reader = _FormReader(model_name(context.settings), task)
     video = await upload_video(context, viewer, content_type, body, read_options=reader)
     try:
-        done = await _finished(video.id, context.settings.openai_api_wait_seconds)
-        return _answer(done, reader.form, task)
+        done = await _finished(video.id, context.settings, client_left)
+        return await _answer(done, reader.form, task)
+    except _ClientLeft:
+        logger.info("video %s: the client left before its transcription was done", video.id)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
         if not context.settings.openai_api_keep_uploads:
             await delete_video(context, str(video.id), viewer)
 
 
-async def _finished(video_id: PydanticObjectId, wait_seconds: float) -> Video:
+async def _finished(
+    video_id: PydanticObjectId, settings: Settings, client_left: Callable[[], Awaitable[bool]]
+) -> Video:
     collection = Video.get_motor_collection()
+    wait_seconds = settings.openai_api_wait_seconds
     try:
         async with asyncio.timeout(wait_seconds):
             while True:
@@ -127,10 +157,17 @@ async def _finished(video_id: PydanticObjectId, wait_seconds: float) -> Video:
                     raise NotFound("the video was deleted before its transcription was done")
                 if document["status"] in FINAL_STATUSES:
                     break
+                if await client_left():
+                    raise _ClientLeft
                 await asyncio.sleep(STATUS_POLL_SECONDS)
     except TimeoutError:
+        follow = (
+            f"GET /videos/{video_id} follows it"
+            if settings.openai_api_keep_uploads
+            else "the upload was not kept (OPENAI_API_KEEP_UPLOADS=false)"
+        )
         raise StillProcessing(
-            f"not transcribed within {wait_seconds:g} s (OPENAI_API_WAIT_SECONDS); GET /videos/{video_id} follows it"
+            f"not transcribed within {wait_seconds:g} s (OPENAI_API_WAIT_SECONDS); {follow}"
         ) from None
     video = await Video.get(video_id)
     if video is None:
@@ -138,7 +175,16 @@ async def _finished(video_id: PydanticObjectId, wait_seconds: float) -> Video:
     return video
 
 
-def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask) -> Response:
+async def _language_name(code: str | None) -> str:
+    """The language as OpenAI names it in `verbose_json`: its English name in lower case (`english`),
+    from the CLDR; the code itself where the CLDR has no name."""
+    if not code:
+        return ""
+    name = await asyncio.to_thread(cldr_english_name, code)
+    return name.lower() if name else code
+
+
+async def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask) -> Response:
     if video.status == "cancelled":
         raise Conflict("the transcription was cancelled")
     if video.status == "failed" or video.transcript is None:
@@ -150,12 +196,12 @@ def _answer(video: Video, form: TranscriptionForm, task: TranscriptionTask) -> R
         return PlainTextResponse(transcript.text + "\n")
     if form.response_format in SUBTITLE_FORMATS:
         render, media_type = SUBTITLE_FORMATS[form.response_format]
-        return PlainTextResponse(render(transcript), media_type=media_type)
+        return PlainTextResponse(await asyncio.to_thread(render, transcript), media_type=media_type)
     if form.response_format == "json":
         return JSONResponse(TextAnswer(text=transcript.text, usage=usage).model_dump())
     verbose = VerboseAnswer(
         task=task,
-        language=transcript.language or "",
+        language=await _language_name(transcript.language),
         duration=round(duration, 3),
         text=transcript.text,
         segments=[_segment_out(number, s) for number, s in enumerate(transcript.segments)]

@@ -32,8 +32,13 @@ async def transcript_file(
         return JSONResponse(video.transcript.model_dump(mode="json"), headers=disposition)
     if format == "txt":
         return PlainTextResponse(to_txt(video.transcript), media_type=TXT_MEDIA_TYPE, headers=disposition)
+    if not video.transcript.segments and video.transcript.text.strip():
+        raise Conflict(
+            f"the transcript has no timings (it came from the old service): POST /videos/{video.id}/reprocess "
+            "makes them; format=txt or json serve its text"
+        )
     render, media_type = SUBTITLE_FORMATS[format]
-    text = render(video.transcript, layout.max_line_width, layout.max_line_count)
+    text = await asyncio.to_thread(render, video.transcript, layout.max_line_width, layout.max_line_count)
     return PlainTextResponse(text, media_type=media_type, headers=disposition)
 
 

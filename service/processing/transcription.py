@@ -25,6 +25,7 @@ from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from faster_whisper.transcribe import Segment as WhisperSegment
 
 from service.config import Settings
+from service.db.gridfs import DamagedFile
 from service.videos.models import Segment, Transcript, TranscriptionOptions, Word
 
 logger = logging.getLogger(__name__)
@@ -285,11 +286,15 @@ def is_loop(text: str) -> bool:
 
 def _decode(source: Path | BinaryIO) -> np.ndarray:
     """The audio as 16 kHz mono samples, from a file's path or a file object (one in GridFS). A
-    missing file is not undecodable: it may come back."""
+    missing file is not undecodable: it may come back. Neither is a GridFS file whose chunks
+    went while it was read (a move to local storage deleted them): PyAV passes the reader's
+    DamagedFile through, and it is retried like a missing file."""
     if isinstance(source, Path) and not source.is_file():
         raise FileNotFoundError(f"the stored file {source.name} is missing")
     try:
         audio = decode_audio(str(source) if isinstance(source, Path) else source, sampling_rate=SAMPLE_RATE)
+    except DamagedFile:
+        raise
     except (av.FFmpegError, IndexError, ValueError, OSError) as error:
         raise UndecodableMedia(f"the audio could not be decoded: {error}") from error
     if len(audio) == 0:

@@ -97,7 +97,7 @@ async def upload_video(
     try:
         language = requested_language(language if language is not None else received.fields.get("language"))
         options = (read_options or upload_options)(received)
-        await _check_model_can(context.settings, options)
+        await _check_model_can(context.settings, language, options)
         summary_language = output_language(
             summary_language if summary_language is not None else received.fields.get("summary_language"),
             "summary_language",
@@ -142,7 +142,7 @@ def requested_language(raw: str | None) -> str:
     """`auto`, or a language code Whisper knows; anything else is the client's mistake (422)."""
     language = (raw or "auto").strip().lower()
     if language != "auto" and language not in WHISPER_LANGUAGES:
-        raise InvalidInput(f"language must be 'auto' or a Whisper language code, not {raw!r}")
+        raise InvalidInput("language must be 'auto' or a Whisper language code")
     return language
 
 
@@ -154,11 +154,15 @@ def upload_options(received: ReceivedUpload) -> TranscriptionOptions:
         raise InvalidInput(describe_validation_errors(error.errors())) from None
 
 
-async def _check_model_can(settings: Settings, options: TranscriptionOptions) -> None:
-    if options.task == "translate" and await asyncio.to_thread(transcription_languages, settings.whisper_model) == (
-        "en",
-    ):
+async def _check_model_can(settings: Settings, language: str, options: TranscriptionOptions) -> None:
+    """Refuse what WHISPER_MODEL would not do: an English-only model translates nothing, and it
+    would write speech in another language as English words."""
+    if await asyncio.to_thread(transcription_languages, settings.whisper_model) != ("en",):
+        return
+    if options.task == "translate":
         raise InvalidInput(f"the model {settings.whisper_model} is English-only: it cannot translate")
+    if language not in ("auto", "en"):
+        raise InvalidInput(f"the model {settings.whisper_model} is English-only: it cannot transcribe {language!r}")
 
 
 def _encode_cursor(video: Video) -> str:

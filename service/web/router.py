@@ -23,6 +23,6 @@ PAGE_ANSWER = {
 async def home(request: Request, response: Response, context: Annotated[AppContext, Depends(get_context)]) -> Any:
     """The web app when the request prefers text/html (a browser); otherwise which service this is."""
     if service.wants_page(request.headers.get("accept", "")):
-        return service.page()
+        return await service.page(request.headers)
     response.headers["vary"] = "Accept"
     return await service.greeting(context.settings)

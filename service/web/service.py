@@ -35,13 +35,25 @@ class AppFiles(StaticFiles):
     ) -> Response:
         headers = {"cache-control": REVALIDATE}
         response = WholeFileResponse(full_path, status_code=status_code, headers=headers, stat_result=stat_result)
-        if self.is_not_modified(response.headers, Headers(scope=scope)):
-            return NotModifiedResponse(response.headers)
-        return response
+        return self.revalidated(response, Headers(scope=scope))
+
+    def revalidated(self, response: WholeFileResponse, request_headers: Headers) -> Response:
+        """304 with no body when the client's copy (If-None-Match, If-Modified-Since) is current. A
+        browser updates its copy's headers from a 304's, so the page's content policy is sent again:
+        without it, the service's API policy (`default-src 'none'`) would replace it and block the app."""
+        if not self.is_not_modified(response.headers, request_headers):
+            return response
+        not_modified = NotModifiedResponse(response.headers)
+        if policy := response.headers.get("content-security-policy"):
+            not_modified.headers["content-security-policy"] = policy
+        return not_modified
 
 
 def app_files() -> AppFiles:
     return AppFiles(directory=STATIC_DIR)
+
+
+_APP_FILES = app_files()
 
 
 def wants_page(accept: str) -> bool:
@@ -70,9 +82,11 @@ def _quality(parameters: list[str]) -> float:
     return 1.0
 
 
-def page() -> WholeFileResponse:
+async def page(request_headers: Headers) -> Response:
     headers = {"content-security-policy": PAGE_POLICY, "cache-control": REVALIDATE, "vary": "Accept"}
-    return WholeFileResponse(PAGE, media_type="text/html", headers=headers)
+    stat_result = await asyncio.to_thread(os.stat, PAGE)
+    response = WholeFileResponse(PAGE, media_type="text/html", headers=headers, stat_result=stat_result)
+    return _APP_FILES.revalidated(response, request_headers)
 
 
 async def greeting(settings: Settings) -> ServiceGreeting:
