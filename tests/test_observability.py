@@ -130,6 +130,15 @@ async def test_openmetrics_when_the_scraper_asks_for_it(client: httpx.AsyncClien
     assert response.text.endswith("# EOF\n")
 
 
+@pytest.mark.parametrize(
+    "accept", ["application/openmetrics-text;version=abc", "application/openmetrics-text; version=1.x.0"]
+)
+async def test_a_malformed_accept_header_gets_the_prometheus_text(client: httpx.AsyncClient, accept: str) -> None:
+    """A version the library cannot compare made it raise, and the scrape a 500."""
+    metrics = await scrape(client, Accept=accept)
+    assert "video_analyzer_http_requests" in metrics.families
+
+
 async def test_queue_gauges_move_with_uploads_and_claims(client: httpx.AsyncClient) -> None:
     empty = await scrape(client)
     assert empty.value("video_analyzer_store_up") == 1
