@@ -16,6 +16,7 @@ import tarfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import bson
 import httpx
@@ -466,6 +467,37 @@ async def test_a_move_finishes_what_a_stopped_one_left_and_leaves_a_file_unlike_
         for file in (copied, switched):
             assert await storage.gridfs.stored(file.key) == StoredFile(size=file.size, sha256=file.sha256)
         assert (await Video.get(bson.ObjectId(ids[2]))).file.storage == "local"
+    finally:
+        database.close()
+
+
+async def test_a_copy_that_cannot_be_read_back_is_a_problem_and_the_file_stays(
+    settings: Settings, large_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy's chunks gone before it is read back, as when its video is deleted during the copy
+    on MongoDB: reported, the copy deleted, the file left where it was, the run finished."""
+    async with serving(settings) as http:
+        video_id = (await upload(http, large_video)).json()["id"]
+    database = await connect(settings)
+    try:
+        file = (await Video.get(bson.ObjectId(video_id))).file
+        storage = open_storage(settings, database)
+        receive = storage.gridfs.receive
+
+        async def receive_then_lose_a_chunk(source: BinaryIO, key: str) -> StoredFile:
+            received = await receive(source, key)
+            files = database.handle["fs.files"]
+            document = await files.find_one({"_id": key})
+            await storage.gridfs.delete(key)
+            await files.insert_one(document)  # its chunks gone, as deleted during the copy
+            return received
+
+        monkeypatch.setattr(storage.gridfs, "receive", receive_then_lose_a_chunk)
+        summary = await move_files(storage, "gridfs")
+        assert summary.moved == 0 and len(summary.problems) == 1, summary.render()
+        assert file.key in summary.problems[0] and "could not be read back" in summary.problems[0]
+        assert await storage.gridfs.list_keys() == [] and storage.local.keys() == [file.key]
+        assert (await Video.get(bson.ObjectId(video_id))).file.storage == "local"
     finally:
         database.close()
 

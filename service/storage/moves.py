@@ -127,9 +127,15 @@ class _Mover:
         if sent != recorded:
             await self.target.delete(key)
             return f"{sent.size} bytes with sha256 {sent.sha256}, but its document records {recorded.size} bytes with sha256 {recorded.sha256}"
-        if await self.target.stored(key) != recorded:
+        try:
+            read_back = await self.target.stored(key)
+        except OSError as error:  # damaged, or gone: a video deleted while its file was copied
+            read_back, why = None, f"the copy could not be read back ({error})"
+        else:
+            why = "the copy read back differs from what was written"
+        if read_back != recorded:
             await self.target.delete(key)
-            return "the copy read back differs from what was written"
+            return why
         return None
 
     async def remove_sources_left(self) -> None:
