@@ -58,9 +58,10 @@ async def create_subscription(
 
 
 async def _within_limit(subscription: WebhookSubscription) -> bool:
-    """Whether a subscription just inserted is among its owner's first MAX_SUBSCRIPTIONS (by id,
-    which follows insertion): the count before the insert does not stop creates racing past the
-    limit, so the ones found past it take themselves back."""
+    """Whether a subscription just inserted is among its owner's first MAX_SUBSCRIPTIONS by id:
+    the count before the insert does not stop creates racing past the limit, so the ones found past
+    it take themselves back. Ids follow insertion within a process; two API nodes racing within the
+    same second can make ids and insertion disagree, and one subscription more slip through."""
     first = WebhookSubscription.get_motor_collection().find({"owner_id": subscription.owner_id}, {"_id": 1})
     kept = await first.sort("_id", 1).limit(MAX_SUBSCRIPTIONS).to_list(None)
     return any(found["_id"] == subscription.id for found in kept)
