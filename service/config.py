@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_retry_hours: float = Field(default=24.0, gt=0)
     webhook_concurrency: int = Field(default=8, ge=1)
+    webhook_user_concurrency: int = Field(default=2, ge=1)
     webhook_poll_seconds: float = Field(default=5.0, gt=0)
     webhook_log_days: int = Field(default=30, ge=1)
 

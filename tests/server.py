@@ -24,6 +24,15 @@ def free_port() -> int:
 
 
 @contextmanager
+def silent_peer() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers (a hung server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+@contextmanager
 def app_on_loopback(app: ASGIApp, port: int, name: str, log_level: str = "warning") -> Iterator[None]:
     """A peer of the service (`app`) served by uvicorn on 127.0.0.1:`port`, from a thread of its own."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))

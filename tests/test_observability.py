@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from service.users.service import register
 from service.videos.models import Transcript, Video
 from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
 from tests.openai_server import Reply, fake_openai_server
-from tests.server import free_port, running_server
+from tests.server import free_port, running_server, silent_peer
 from tests.store import StoreDatabase
 
 SECRET = "s" * 48
@@ -129,6 +128,15 @@ async def test_openmetrics_when_the_scraper_asks_for_it(client: httpx.AsyncClien
     response = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert response.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
     assert response.text.endswith("# EOF\n")
+
+
+@pytest.mark.parametrize(
+    "accept", ["application/openmetrics-text;version=abc", "application/openmetrics-text; version=1.x.0"]
+)
+async def test_a_malformed_accept_header_gets_the_prometheus_text(client: httpx.AsyncClient, accept: str) -> None:
+    """A version the library cannot compare made it raise, and the scrape a 500."""
+    metrics = await scrape(client, Accept=accept)
+    assert "video_analyzer_http_requests" in metrics.families
 
 
 async def test_queue_gauges_move_with_uploads_and_claims(client: httpx.AsyncClient) -> None:
@@ -536,15 +544,6 @@ def test_ready_is_503_while_another_program_holds_the_stores_write_lock(tmp_path
     assert held.json() == {"detail": "not ready: the embedded store cannot take a write now (database is locked)"}
     assert health.status_code == 200
     assert released.status_code == 200
-
-
-@contextmanager
-def silent_peer() -> Iterator[int]:
-    """A TCP port that accepts connections and never answers (a hung server)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener.getsockname()[1]
 
 
 @pytest.mark.parametrize("peer", ["closed port", "silent peer"])

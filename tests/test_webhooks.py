@@ -4,6 +4,9 @@ users kept apart, and the delivery log."""
 
 import asyncio
 import base64
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +30,8 @@ from service.videos.models import Job, Video
 from service.videos.service import delete_video
 from service.webhooks import events
 from service.webhooks.delivery import Dispatcher, relay
-from service.webhooks.models import WebhookDelivery
+from service.webhooks.models import WebhookDelivery, WebhookSubscription
+from service.webhooks.service import MAX_SUBSCRIPTIONS
 from tests.conftest import (
     NO_AUDIO_VIDEO,
     SHORT_TRANSCRIPT,
@@ -37,7 +41,7 @@ from tests.conftest import (
     serving,
     upload,
 )
-from tests.server import ServerProcess, free_port, running_server
+from tests.server import ServerProcess, free_port, running_server, silent_peer
 from tests.store import StoreDatabase
 from tests.webhook_receiver import Receiver, webhook_receiver
 
@@ -484,6 +488,9 @@ async def test_a_given_secret_signs_and_no_answer_shows_it_again(
         ({"url": "https://user:pass@example.com/hook"}, "url: a webhook URL carries no user name or password"),
         ({"url": "https://example.com/hook#part"}, "url: a webhook URL has no #fragment"),
         ({"url": "https://" + "a" * 2050}, "url: String should have at most 2048 characters"),
+        ({"url": "https://93.184.215.14:99999/"}, "url: a webhook URL's port is 1 to 65535"),
+        ({"url": "https://93.184.215.14:4294967297/"}, "url: a webhook URL's port is 1 to 65535"),
+        ({"url": "https://93.184.215.14:0/"}, "url: a webhook URL's port is 1 to 65535"),
         (
             {"url": "https://93.184.215.14/", "secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
             "a webhook secret starts with 'whsec_'",
@@ -612,3 +619,159 @@ async def test_a_delivery_still_failing_when_its_retry_window_ends_is_given_up(
     window_end = datetime.fromisoformat(delivery["created_at"]) + timedelta(seconds=1)
     assert datetime.fromisoformat(delivery["last_attempts"][-1]["at"]) >= window_end - timedelta(milliseconds=1)
     assert REGISTRY.get_sample_value("video_analyzer_webhook_deliveries_abandoned_total") - before == 1
+
+
+async def test_an_attempt_that_fails_in_an_unforeseen_way_is_logged_and_retried_with_backoff(
+    tmp_path: Path, store: StoreDatabase
+) -> None:
+    """A subscription an earlier version accepted, to a port no socket can take: the connection
+    fails with an OverflowError, which is no network error. The attempt still counts, is in the
+    delivery log, and is retried with backoff, rather than left claimed to come round every lease
+    forever, unlogged and never given up."""
+    settings = webhook_settings(tmp_path, store, workers=0, webhook_retry_base_seconds=60, webhook_retry_max_seconds=60)
+    database = await connect(settings)
+    try:
+        subscription = WebhookSubscription(
+            url="http://127.0.0.1:99999/", secret=GLOBAL_SECRET, event_types=["video.completed"]
+        )
+        await subscription.insert()
+        created = utc_now()
+        delivery = WebhookDelivery(
+            message_id="msg_1",
+            subscription_id=subscription.id,
+            type="video.completed",
+            body="{}",
+            created_at=created,
+            next_attempt_at=created,
+        )
+        await delivery.insert()
+        before = outcomes()
+        dispatcher = Dispatcher(settings)
+        dispatcher.start()
+        try:
+            async with asyncio.timeout(10):
+                while not (tried := await WebhookDelivery.get(delivery.id)).last_attempts:
+                    await asyncio.sleep(0.05)
+        finally:
+            await dispatcher.stop()
+    finally:
+        database.close()
+    [attempt] = tried.last_attempts
+    assert attempt.status_code is None and attempt.error is not None and attempt.error.startswith("OverflowError: ")
+    assert (tried.status, tried.attempts, tried.leased_by) == ("pending", 1, None)
+    assert tried.next_attempt_at is not None
+    assert timedelta(seconds=29) <= tried.next_attempt_at - attempt.at <= timedelta(seconds=61)
+    assert outcomes()["unreachable"] - before["unreachable"] == 1
+
+
+async def all_subscriptions(http: httpx.AsyncClient) -> list[dict]:
+    found: list[dict] = []
+    cursor: str | None = None
+    while True:
+        page = (await http.get("/webhooks", params={"limit": 100, **({"cursor": cursor} if cursor else {})})).json()
+        found += page["items"]
+        if (cursor := page["next_cursor"]) is None:
+            return found
+
+
+async def test_concurrent_subscriptions_never_pass_the_limit(client: httpx.AsyncClient) -> None:
+    """Sixty at once: the limit's worth are created and kept, the others are 409 and leave nothing."""
+    answers = await asyncio.gather(
+        *(client.post("/webhooks", json={"url": f"https://93.184.215.14/{number}"}) for number in range(60))
+    )
+    assert {answer.status_code for answer in answers} == {201, 409}
+    created = {answer.json()["id"] for answer in answers if answer.status_code == 201}
+    assert created == {subscription["id"] for subscription in await all_subscriptions(client)}
+    assert len(created) == MAX_SUBSCRIPTIONS
+    assert (await client.post("/webhooks", json={"url": "https://93.184.215.14/one-more"})).status_code == 409
+
+
+async def test_one_users_receivers_that_never_answer_do_not_hold_back_another_users(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    """A user whose receivers hang until the timeout, with many deliveries due before another
+    user's one: once WEBHOOK_USER_CONCURRENCY attempts are theirs, the other user's delivery is
+    claimed first, so it goes out at once rather than after round upon round of timeouts; and
+    then the slots left go to the hanging ones again, none idle while work is due."""
+    settings = webhook_settings(
+        tmp_path, store, workers=0, webhook_timeout_seconds=3, webhook_concurrency=4, webhook_user_concurrency=2
+    )
+    database = await connect(settings)
+    try:
+        with silent_peer() as silent:
+            hanging_owner = PydanticObjectId()
+            hanging = [
+                WebhookSubscription(
+                    owner_id=hanging_owner,
+                    url=f"http://127.0.0.1:{silent}/{number}",
+                    secret=GLOBAL_SECRET,
+                    event_types=["video.completed"],
+                )
+                for number in range(12)
+            ]
+            for subscription in hanging:
+                await subscription.insert()
+            answering = WebhookSubscription(
+                owner_id=PydanticObjectId(), url=receiver.url(), secret=GLOBAL_SECRET, event_types=["video.completed"]
+            )
+            await answering.insert()
+            receiver.secrets["/"] = GLOBAL_SECRET
+            earlier = utc_now() - timedelta(seconds=1)
+            for number, subscription in enumerate([*hanging, answering]):
+                at = earlier + timedelta(milliseconds=number)
+                await WebhookDelivery(
+                    message_id=f"msg_{number}",
+                    subscription_id=subscription.id,
+                    owner_id=subscription.owner_id,
+                    type="video.completed",
+                    body="{}",
+                    created_at=at,
+                    next_attempt_at=at,
+                ).insert()
+            dispatcher = Dispatcher(settings)
+            started = time.time()
+            dispatcher.start()
+            try:
+                [request] = await receiver.wait_for(1, timeout=60)
+                async with asyncio.timeout(10):
+                    while len(await WebhookDelivery.find({"leased_by": {"$ne": None}}).to_list()) < 4:
+                        await asyncio.sleep(0.05)
+                held = await WebhookDelivery.find({"leased_by": {"$ne": None}}).to_list()
+            finally:
+                await dispatcher.stop()
+    finally:
+        database.close()
+    assert request.verified and request.webhook_id == "msg_12"
+    assert request.arrived - started < settings.webhook_timeout_seconds
+    assert len(held) == settings.webhook_concurrency
+    assert {delivery.owner_id for delivery in held} == {hanging_owner}
+
+
+async def test_a_resolver_that_never_answers_holds_up_no_other_work(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subscriptions on a domain whose name servers never answer: each lookup keeps a thread until
+    the system resolver gives up, long after the request's own timeout. They must not take the
+    threads every other request runs its blocking work on (an upload's file writes here)."""
+    answer = threading.Event()
+    system_resolver = socket.getaddrinfo
+
+    def resolver(host: str, *args: object, **kwargs: object) -> object:
+        if host.endswith(".unanswered.example"):
+            answer.wait(60)
+        return system_resolver(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    hanging = [
+        asyncio.create_task(client.post("/webhooks", json={"url": f"https://hook{number}.unanswered.example/"}))
+        for number in range(40)
+    ]
+    try:
+        await asyncio.sleep(0.5)
+        async with asyncio.timeout(20):
+            uploaded = await upload(client, SPEECH_VIDEO)
+    finally:
+        answer.set()
+        refused = await asyncio.gather(*hanging)
+    assert uploaded.status_code == 202
+    assert {answer.status_code for answer in refused} == {422}

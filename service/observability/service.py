@@ -7,7 +7,8 @@ done first, on the event loop; the text is then made on a thread, with what was 
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -38,8 +39,17 @@ async def scrape(accept: str | None, timeout: float) -> tuple[bytes, str]:
     """The metrics in the format the scraper's Accept header asks for (Prometheus text by
     default, OpenMetrics when asked), and that format's content type."""
     depth = await read_queue(timeout)
-    encode, content_type = choose_encoder(accept or "")
+    encode, content_type = _encoder(accept or "")
     return await asyncio.to_thread(encode, Scrape(depth)), content_type
+
+
+def _encoder(accept: str) -> tuple[Callable[[Any], bytes], str]:
+    """The encoder the Accept header asks for; Prometheus text for one the library cannot read
+    (it raises on a version that is not numbers, `version=abc`): an Accept header is a preference."""
+    try:
+        return choose_encoder(accept)
+    except (TypeError, ValueError):
+        return choose_encoder("")
 
 
 class _ScrapeOnLoop:

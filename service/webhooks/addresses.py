@@ -9,16 +9,26 @@ point elsewhere).
 """
 
 import asyncio
+import functools
 import ipaddress
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
+MIN_PORT, MAX_PORT = 1, 65535
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+RESOLVER_THREADS = 8
+_resolver_threads = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="webhook-resolver")
+"""Receivers' names are looked up on threads of their own. A lookup that the name's servers never
+answer holds its thread until the system resolver gives up, long after the attempt's timeout; on
+the event loop's default threads, a few such names would stall every other request's blocking
+work (file writes, password hashing). Here they can only hold up other webhook lookups."""
 
 
 class AddressRefused(Exception):
@@ -44,6 +54,8 @@ def check_url(url: str) -> str:
         raise ValueError("a webhook URL carries no user name or password: the signature authenticates each delivery")
     if parsed.fragment:
         raise ValueError("a webhook URL has no #fragment")
+    if parsed.port is not None and not MIN_PORT <= parsed.port <= MAX_PORT:
+        raise ValueError(f"a webhook URL's port is {MIN_PORT} to {MAX_PORT}")
     return url
 
 
@@ -82,11 +94,12 @@ def refusal(address: IPAddress) -> str | None:
 
 async def resolve(host: str, port: int, timeout: float) -> list[str]:
     """The addresses `host` resolves to, in the resolver's order, without repeats; resolved on a
-    thread (getaddrinfo blocks). HostUnresolved when it does not resolve in time."""
+    thread of RESOLVER_THREADS (getaddrinfo blocks). HostUnresolved when it does not resolve in time."""
     loop = asyncio.get_running_loop()
+    lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
         async with asyncio.timeout(timeout):
-            answers = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            answers = await loop.run_in_executor(_resolver_threads, lookup)
     except TimeoutError:
         raise HostUnresolved(f"the host {host} did not resolve within {timeout:g} s") from None
     except (socket.gaierror, UnicodeError) as error:

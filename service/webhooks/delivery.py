@@ -14,6 +14,7 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,9 +168,26 @@ def _describe(error: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
+def _first_cause(error: BaseException) -> BaseException:
+    """The first error an exception group holds (the network library's task groups wrap them),
+    which says more in a delivery log than the group does."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+SenderGroup = tuple[bool, PydanticObjectId | None]
+"""Whose receiver an attempt goes to: (True, None) for WEBHOOK_URL, (False, owner) for a user's."""
+
+
+def _sender_group(delivery: WebhookDelivery) -> SenderGroup:
+    return (True, None) if delivery.subscription_id is None else (False, delivery.owner_id)
+
+
 class Dispatcher:
     """This process's deliveries: relays outboxes and sends what is due, WEBHOOK_CONCURRENCY at
-    once; woken at once by an event raised in this process (whose video alone it then relays), and
+    once (another user's due deliveries first, once one user's receivers have WEBHOOK_USER_CONCURRENCY);
+    woken at once by an event raised in this process (whose video alone it then relays), and
     when the next retry is due. At start-up, and on MongoDB every WEBHOOK_POLL_SECONDS, it relays
     every outbox and looks for due deliveries: the events and retries of other processes, or those
     a process left behind when it died."""
@@ -182,6 +200,10 @@ class Dispatcher:
         self._next_full_relay = 0.0
         self._look_every = EMBEDDED_LOOK_SECONDS if settings.uses_embedded_store else settings.webhook_poll_seconds
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._in_flight: Counter[SenderGroup] = Counter()
+        """Attempts running now, by sender group. A group past WEBHOOK_USER_CONCURRENCY gets a slot
+        only when no other group has a delivery due, so that one user's receivers hanging until the
+        timeout hold another user's delivery back one attempt's time at most, not round upon round."""
         self._sending: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -229,13 +251,14 @@ class Dispatcher:
         while True:
             await self._slots.acquire()
             try:
-                delivery = await self.claim()
+                delivery = await self._claim_fairly()
             except BaseException:
                 self._slots.release()
                 raise
             if delivery is None:
                 self._slots.release()
                 return await self._seconds_until_due()
+            self._in_flight[_sender_group(delivery)] += 1
             task = asyncio.create_task(self._deliver(delivery))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -258,11 +281,28 @@ class Dispatcher:
             self._raised |= raised
             raise
 
-    async def claim(self) -> WebhookDelivery | None:
+    async def _claim_fairly(self) -> WebhookDelivery | None:
+        """The next due delivery, one of a sender group with fewer than WEBHOOK_USER_CONCURRENCY
+        attempts running when there is one; otherwise any (no slot stays idle while work is due)."""
+        full = [
+            group for group, running in self._in_flight.items() if running >= self.settings.webhook_user_concurrency
+        ]
+        if full:
+            excluded = [
+                {"subscription_id": None} if is_global else {"subscription_id": {"$ne": None}, "owner_id": owner}
+                for is_global, owner in full
+            ]
+            delivery = await self.claim({"$nor": excluded})
+            if delivery is not None:
+                return delivery
+        return await self.claim()
+
+    async def claim(self, among: dict[str, Any] | None = None) -> WebhookDelivery | None:
+        """Lease the due delivery (of those matching `among`) that has waited longest."""
         now = utc_now()
         lease = timedelta(seconds=self.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
         document = await WebhookDelivery.get_motor_collection().find_one_and_update(
-            {"status": "pending", "next_attempt_at": {"$lte": now}, **self._receivers},
+            {"status": "pending", "next_attempt_at": {"$lte": now}, **self._receivers, **(among or {})},
             {"$set": {"leased_by": self.name, "next_attempt_at": now + lease}, "$inc": {"attempts": 1}},
             sort=[("next_attempt_at", 1), ("_id", 1)],
             return_document=ReturnDocument.AFTER,
@@ -297,6 +337,7 @@ class Dispatcher:
             logger.exception("webhooks: delivery %s of %s failed unexpectedly", delivery.id, delivery.message_id)
         finally:
             self._slots.release()
+            self._in_flight -= Counter([_sender_group(delivery)])
 
     async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | None:
         """Where the delivery goes and the key that signs it, as they are now."""
@@ -329,6 +370,10 @@ class Dispatcher:
             outcome, error = "unreachable", f"no answer within {timeout:g} s (WEBHOOK_TIMEOUT_SECONDS)"
         except (httpx.HTTPError, OSError) as failure:
             outcome, error = "unreachable", f"{failure.__class__.__name__}: {_describe(failure)}"
+        except Exception as failure:  # a bug's or a library's: still an attempt, logged, retried with backoff
+            logger.exception("webhooks: attempt %d of %s failed unexpectedly", delivery.attempts, delivery.message_id)
+            cause = _first_cause(failure)
+            outcome, error = "unreachable", f"{cause.__class__.__name__}: {_describe(cause)}"
         seconds = round(time.perf_counter() - started, 4)
         return DeliveryAttempt(at=at, status_code=status, error=error, seconds=seconds), outcome
 
