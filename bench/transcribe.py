@@ -2,6 +2,7 @@
 
     python -m bench.transcribe                      # a 10-minute file made from the speech fixture
     python -m bench.transcribe --loop-minutes 3 --batch-sizes 4,8,16
+    python -m bench.transcribe --direct-threads 2  # the direct runs on two threads, not four
 
 The file repeats the speech fixture, so its script is the fixture's script repeated. The pipeline
 run starts `video-analyzer serve` (embedded store, one worker, the default settings), warms its
@@ -125,12 +126,14 @@ def pipeline_run(path: Path) -> tuple[Run, str, list[float]]:
         return run, stages(video), latencies
 
 
-def direct_run(path: Path, batch_size: int) -> Run:
-    """faster-whisper called directly on the file (decoding included), its model loaded as
-    faster-whisper loads it by default: sequentially with beam 5 and no VAD as the model alone
-    would be, or, with `batch_size`, its batched pipeline (VAD on)."""
+def direct_run(path: Path, batch_size: int, cpu_threads: int) -> Run:
+    """faster-whisper called directly on the file (decoding included), its model loaded with int8
+    and `cpu_threads` (0: faster-whisper's default, 4): sequentially with beam 5 and no VAD as the
+    model alone would be, or, with `batch_size`, its batched pipeline (VAD on)."""
     settings = Settings(_env_file=None)
-    model = WhisperModel(model_location(settings.whisper_model), device="cpu", compute_type="int8")
+    model = WhisperModel(
+        model_location(settings.whisper_model), device="cpu", compute_type="int8", cpu_threads=cpu_threads
+    )
     load, cpu, began = os.getloadavg()[0], own_cpu_seconds(), time.perf_counter()
     arguments = {"beam_size": settings.whisper_beam_size, "language": "en"}
     if batch_size:
@@ -152,15 +155,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loop-minutes", type=float, default=10, help="how long a file to make from the fixture")
     parser.add_argument("--batch-sizes", default="8", help="batch sizes of the batched runs, comma-separated")
+    parser.add_argument(
+        "--direct-threads", type=int, default=0, help="CPU threads of the direct runs (0: faster-whisper's default)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         path = loop_media(SPEECH_VIDEO, Path(directory) / "long.mkv", args.loop_minutes)
         length = media_seconds(path)
         script = " ".join([SPEECH_SCRIPT.read_text()] * round(length / media_seconds(SPEECH_VIDEO)))
         pipeline, pipeline_stages, latencies = pipeline_run(path)
-        runs = {"faster-whisper sequential": direct_run(path, 0)}
+        runs = {"faster-whisper sequential": direct_run(path, 0, args.direct_threads)}
         for size in (int(size) for size in args.batch_sizes.split(",")):
-            runs[f"faster-whisper batched {size}"] = direct_run(path, size)
+            runs[f"faster-whisper batched {size}"] = direct_run(path, size, args.direct_threads)
     print(f"media: {length:.1f} s (the speech fixture repeated) on {os.cpu_count()} CPUs")
     for name, run in {"pipeline (upload to completed)": pipeline, **runs}.items():
         print(
