@@ -53,7 +53,10 @@ MIN_PART_SECONDS = 30.0
 """Audio is cut into parts decoded at once no shorter than this (one Whisper window)."""
 QUIET_SEARCH_SECONDS = 15.0
 """How far a cut between parts may move from an even split to land in a pause."""
-QUIET_STRETCH_SECONDS = 1.0
+QUIET_STRETCH_SECONDS = 0.2
+"""The quiet a cut looks for: a pause between words or sentences of fast speech is a quarter of a
+second; a stretch as long as a second would hold parts of the words around it, and its middle could
+fall in one of them."""
 ENERGY_FRAME_SAMPLES = 320
 """20 ms at 16 kHz: the step at which a cut looks for the quietest stretch."""
 
