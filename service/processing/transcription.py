@@ -309,16 +309,19 @@ class Transcriber:
         window = audio[int(looping.start * SAMPLE_RATE) : int(looping.end * SAMPLE_RATE)]
         retry = {**arguments, "condition_on_previous_text": False, "temperature": DEFAULT_TEMPERATURES}
         segments, _ = self.model().transcribe(window, **retry)
-        redecoded = [self.placed(segment, looping.start, end_of_media) for segment in segments]
+        until = min(looping.end, end_of_media)
+        redecoded = [self.placed(segment, looping.start, until) for segment in segments]
         if not redecoded or any(is_loop(segment.text) for segment in redecoded):
             logger.warning("a decoding loop at %.1f-%.1f s could not be repaired", looping.start, looping.end)
             return [looping.model_copy(update={"low_confidence": True})]
         logger.info("repaired a decoding loop at %.1f-%.1f s", looping.start, looping.end)
         return redecoded
 
-    def placed(self, segment: WhisperSegment, offset: float, end_of_media: float) -> Segment:
-        """A segment decoded from audio starting `offset` seconds in, on the whole audio's time line."""
-        return _shifted(self._segment(segment, end_of_media - offset), offset)
+    def placed(self, segment: WhisperSegment, offset: float, until: float) -> Segment:
+        """A segment decoded from the audio between `offset` and `until` seconds, on the whole audio's
+        time line. Whisper may time the last word of a window past the window's end; the audio after
+        it belongs to the next window, so such a timing is cut back to where the samples ended."""
+        return _shifted(self._segment(segment, until - offset), offset)
 
     def _segment(self, segment: WhisperSegment, duration: float) -> Segment:
         def clamp(seconds: float) -> float:
@@ -372,12 +375,13 @@ class _PartsRun:
         try:
             start, end = self.parts[index]
             offset = start / SAMPLE_RATE
+            until = min(end / SAMPLE_RATE, self.end_of_media)
             segments, info = self.decoder(self.audio[start:end])
             kept = []
             for segment in segments:
                 if self.cancelled.is_set() or self.abandoned.is_set():
                     raise JobCancelled()
-                kept.append(self.transcriber.placed(segment, offset, self.end_of_media))
+                kept.append(self.transcriber.placed(segment, offset, until))
                 self._advanced(index, segment.end)
             return kept, info
         except BaseException:
