@@ -250,7 +250,7 @@ class Transcriber:
             audio=audio,
             parts=parts,
             decoder=self.decoder(decoded_seconds, options, arguments),
-            end_of_media=min(decoded_seconds, declared_duration or decoded_seconds),
+            end_of_media=_end_of_media(decoded_seconds, declared_duration),
             on_progress=on_progress,
             cancelled=cancelled,
         )
@@ -266,7 +266,7 @@ class Transcriber:
             text=" ".join(segment.text for segment in kept),
             segments=kept,
         )
-        return TranscriptionResult(transcript, _partial_note(decoded_seconds, declared_duration))
+        return TranscriptionResult(transcript, _duration_note(decoded_seconds, declared_duration))
 
     def detect_language(self, audio: np.ndarray, arguments: dict[str, Any]) -> tuple[str, float]:
         """The language of the whole audio, decided once so that every part is decoded in it, as
@@ -460,9 +460,21 @@ def _decode(source: Path | BinaryIO) -> np.ndarray:
     return audio
 
 
-def _partial_note(decoded: float, declared: float | None) -> str | None:
-    if declared is None or decoded >= declared - PARTIAL_DECODE_TOLERANCE_SECONDS:
+def _end_of_media(decoded: float, declared: float | None) -> float:
+    """Where timings end: where the decoded audio ends, or the declared duration when that is up to
+    PARTIAL_DECODE_TOLERANCE_SECONDS shorter (an encoder's padding). A header declaring far less
+    than the audio holds is not believed: every timing past it would be pressed onto one moment."""
+    if declared is None or decoded - declared > PARTIAL_DECODE_TOLERANCE_SECONDS:
+        return decoded
+    return min(decoded, declared)
+
+
+def _duration_note(decoded: float, declared: float | None) -> str | None:
+    """What the job's note says when the file's declared duration and its decoded audio disagree."""
+    if declared is None or abs(decoded - declared) <= PARTIAL_DECODE_TOLERANCE_SECONDS:
         return None
+    if decoded > declared:
+        return f"the file declares {declared:.1f} s but its audio lasts {decoded:.1f} s; the timings follow the audio"
     return f"decoded {decoded:.1f} s of {declared:.1f} s declared; the rest of the file could not be decoded"
 
 
