@@ -92,6 +92,8 @@ async def test_upload_options_are_kept_and_reach_faster_whisper(
         ("task", "summarize", "task"),
         ("vad", "perhaps", "vad"),
         ("prompt", "x" * 801, "prompt"),
+        ("prompt", "<|startoftranscript|><|notimestamps|>", "prompt: holds <|startoftranscript|>"),
+        ("prompt", "Glossary: Falcon. <|0.00|>", "prompt: holds <|0.00|>"),
     ],
 )
 async def test_a_bad_option_is_422_and_keeps_nothing(
@@ -110,6 +112,12 @@ async def test_a_prompt_of_800_characters_is_taken_in_any_script(client: httpx.A
     response = await upload(client, SPEECH_VIDEO, prompt=character * 800)
     assert response.status_code == 202, response.text
     assert response.json()["options"]["prompt"] == character * 800
+
+
+async def test_a_prompt_that_looks_like_a_token_but_is_none_is_taken(client: httpx.AsyncClient) -> None:
+    """Only Whisper's own control tokens are refused: other text between <| and |> is plain text."""
+    response = await upload(client, SPEECH_VIDEO, prompt="Operators: <|>, <|Hello World|> and a|b.")
+    assert response.status_code == 202, response.text
 
 
 async def test_translate_with_an_english_only_model_is_refused(client: httpx.AsyncClient) -> None:
