@@ -14,7 +14,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
 
 from service.config import Settings
-from service.processing.transcription import SAMPLE_RATE, Transcriber
+from service.processing.transcription import SAMPLE_RATE, JobCancelled, Transcriber
 from service.videos.models import TranscriptionOptions
 from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
 from tests.media import loop_media
@@ -192,6 +192,38 @@ async def test_cancel_a_running_job_frees_its_worker_within_a_second(
     assert len(whisper_calls) == 1
     assert all(call["batch_size"] == worker_settings.whisper_batch_size for call in batched_calls)
     assert all(call["vad_filter"] is True for call in batched_calls)
+
+
+def part_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("transcribe-part")]
+
+
+def test_a_cancel_stops_every_part_thread(long_speech: Path) -> None:
+    """A cancel as soon as the parts are being decoded: the transcription raises JobCancelled once
+    every part's thread has ended. A part stops at its next segment, so after the batch of windows
+    it is decoding; the time that takes is printed."""
+    transcriber = Transcriber(Settings(_env_file=None, whisper_parallel_parts=2))
+    transcriber.model()
+    cancelled = threading.Event()
+    failure: list[BaseException] = []
+
+    def transcribe() -> None:
+        try:
+            transcriber.transcribe(long_speech, "en", TranscriptionOptions(), None, lambda _: None, cancelled)
+        except BaseException as error:
+            failure.append(error)
+
+    runner = threading.Thread(target=transcribe)
+    runner.start()
+    while not part_threads() and runner.is_alive():
+        time.sleep(0.01)
+    cancelled.set()
+    cancelled_at = time.monotonic()
+    runner.join(timeout=60)
+    print(f"every part stopped {time.monotonic() - cancelled_at:.2f} s after the cancel")
+    assert not runner.is_alive()
+    assert [type(error) for error in failure] == [JobCancelled]
+    assert not part_threads()
 
 
 async def test_language_detection_is_asked_over_several_windows(
