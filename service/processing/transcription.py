@@ -50,7 +50,8 @@ LOOP_COMPRESSION_RATIO = 2.4
 LOOP_NGRAM = 3
 LOOP_NGRAM_REPEATS = 4
 MIN_PART_SECONDS = 30.0
-"""Audio is cut into parts decoded at once no shorter than this (one Whisper window)."""
+"""Audio is split evenly into parts decoded at once no shorter than this (one Whisper window); a cut
+then moves at most a quarter of a part to land in a pause, so a part lasts at least 22.5 s."""
 QUIET_SEARCH_SECONDS = 15.0
 """How far a cut between parts may move from an even split to land in a pause."""
 QUIET_STRETCH_SECONDS = 0.2
@@ -194,7 +195,7 @@ class Transcriber:
 
     def parts(self, audio: np.ndarray) -> list[tuple[int, int]]:
         """The audio's sample ranges decoded at once: long audio (WHISPER_BATCH_MIN_SECONDS or more)
-        cut at pauses into up to `parallel_parts` parts of MIN_PART_SECONDS or more; else the whole."""
+        cut at pauses into up to `parallel_parts` parts of about MIN_PART_SECONDS or more; else the whole."""
         seconds = len(audio) / SAMPLE_RATE
         count = min(self.parallel_parts, int(seconds // MIN_PART_SECONDS))
         if seconds < self.settings.whisper_batch_min_seconds or count < 2:
