@@ -4,6 +4,7 @@ users kept apart, and the delivery log."""
 
 import asyncio
 import base64
+import logging
 import socket
 import threading
 import time
@@ -408,7 +409,7 @@ async def test_an_event_raised_just_before_its_video_is_deleted_is_still_deliver
 
 
 async def test_the_delivery_log_pages_and_filters(tmp_path: Path, store: StoreDatabase, receiver: Receiver) -> None:
-    receiver.script(200, 200, 200, 410)
+    receiver.script(200, 200, 200, 400)
     async with serving(webhook_settings(tmp_path, store, workers=0, webhook_retry_base_seconds=60)) as http:
         subscription = await subscribe(http, receiver, event_types=["video.failed"])
         for number in range(4):
@@ -442,8 +443,8 @@ async def test_the_delivery_log_pages_and_filters(tmp_path: Path, store: StoreDa
     assert gone["last_attempts"] == [
         {
             "at": gone["last_attempts"][0]["at"],
-            "status_code": 410,
-            "error": "the receiver answered 410",
+            "status_code": 400,
+            "error": "the receiver answered 400",
             "seconds": gone["last_attempts"][0]["seconds"],
         }
     ]
@@ -775,3 +776,81 @@ async def test_a_resolver_that_never_answers_holds_up_no_other_work(
         refused = await asyncio.gather(*hanging)
     assert uploaded.status_code == 202
     assert {answer.status_code for answer in refused} == {422}
+
+
+async def fail_a_video(name: str, owner_id: str | None = None) -> Video:
+    """A video (of `owner_id`'s) whose job fails for good: one `video.failed` event."""
+    owner = None if owner_id is None else PydanticObjectId(owner_id)
+    video = Video(filename=name, owner_id=owner, job=Job(stage="queued", queued_at=utc_now()))
+    await video.insert()
+    claimed = await queue.claim("test-worker", 60, 3)
+    assert claimed is not None and claimed.id == video.id
+    assert await queue.fail(claimed, "test-worker", f"{name} is unreadable", 3, 0, permanent=True)
+    return video
+
+
+async def test_a_receiver_answering_410_gone_disables_its_subscription_until_its_owner_enables_it(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    """By the Standard Webhooks recommendation: 410 Gone says the receiver wants no more. The
+    subscription is disabled (shown, with when and why), its other pending delivery ends as `gone`
+    without another attempt, new events make no delivery; its owner enables it again, and only
+    the owner can."""
+    receiver.script(500, 410)
+    settings = webhook_settings(
+        tmp_path, store, workers=0, auth_enabled=True, secret_key="s" * 48, webhook_retry_base_seconds=60
+    )
+    async with serving(settings) as http:
+        alice, bob = await users(http, settings, "alice", "bob")
+        subscription = await subscribe(http, receiver, headers=alice, event_types=["video.failed"])
+        alices_id = (await http.get("/auth/me", headers=alice)).json()["id"]
+        await fail_a_video("first.mp4", alices_id)
+        await receiver.wait_for(1)
+        await fail_a_video("second.mp4", alices_id)
+        await receiver.wait_for(2)
+        log = await delivery_log(http, subscription["id"], until="gone", headers=alice)
+        shown = (await http.get(f"/webhooks/{subscription['id']}", headers=alice)).json()
+        await fail_a_video("while-disabled.mp4", alices_id)
+        await asyncio.sleep(0.5)
+        assert len(receiver.received) == 2, "nothing is sent to a disabled subscription"
+        assert len((await http.get(f"/webhooks/{subscription['id']}/deliveries", headers=alice)).json()["items"]) == 2
+        bobs_try = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": True}, headers=bob)
+        not_a_flag = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": "yes please"}, headers=alice)
+        enabled = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": True}, headers=alice)
+        await fail_a_video("after.mp4", alices_id)
+        [*_, after] = await receiver.wait_for(3)
+    assert [request.answered for request in receiver.received] == [500, 410, 200]
+    assert shown["enabled"] is False
+    assert shown["disabled_reason"] == "the receiver answered 410 Gone"
+    assert datetime.fromisoformat(shown["disabled_at"]) >= datetime.fromisoformat(subscription["created_at"])
+    by_file = {item["payload"]["data"]["filename"]: item for item in log}
+    assert by_file["second.mp4"]["attempts"] == 1
+    assert by_file["second.mp4"]["last_attempts"][0]["status_code"] == 410
+    assert by_file["first.mp4"]["attempts"] == 1, "no attempt after the 410"
+    assert by_file["first.mp4"]["next_attempt_at"] is None
+    assert by_file["first.mp4"]["reason"] == "the receiver answered 410 Gone"
+    assert bobs_try.status_code == 404
+    assert not_a_flag.status_code == 422
+    assert enabled.status_code == 200, enabled.text
+    assert enabled.json()["enabled"] is True
+    assert enabled.json()["disabled_at"] is None and enabled.json()["disabled_reason"] is None
+    assert after.verified and after.message["data"]["filename"] == "after.mp4"
+
+
+async def test_a_410_from_the_operators_webhook_url_is_a_failure_retried_and_warned_of(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.script(410)
+    receiver.secrets["/global"] = GLOBAL_SECRET
+    settings = webhook_settings(
+        tmp_path, store, workers=0, webhook_url=receiver.url("/global"), webhook_secret=GLOBAL_SECRET
+    )
+    with caplog.at_level(logging.WARNING, logger="service.webhooks.delivery"):
+        async with serving(settings) as http:
+            await fail_a_video("broken.mp4")
+            gone, taken = await receiver.wait_for(2)
+            assert (await http.get("/webhooks")).json()["items"] == []
+    assert (gone.answered, taken.answered) == (410, 200)
+    assert gone.webhook_id == taken.webhook_id and taken.verified
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("WEBHOOK_URL answered 410 Gone" in message for message in warned), warned

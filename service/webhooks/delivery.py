@@ -32,7 +32,15 @@ from service.observability.metrics import WebhookOutcome, observe_webhook_abando
 from service.videos.models import Video
 from service.webhooks import events
 from service.webhooks.addresses import AddressRefused, HostUnresolved, public_addresses
-from service.webhooks.models import KEPT_ATTEMPTS, DeliveryAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
+from service.webhooks.models import (
+    GONE_REASON,
+    KEPT_ATTEMPTS,
+    DeliveryAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
+from service.webhooks.service import disable, ended, ended_status
 from service.webhooks.signing import secret_bytes, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -47,6 +55,8 @@ EMBEDDED_LOOK_SECONDS = 3600.0
 other process writes that store, so this process's announcements tell of every event and its own
 records of every retry; what a crash left behind is found at start-up. The look is a safety net."""
 USER_AGENT = f"video-analyzer/{__version__}"
+GONE = 410
+"""The Standard Webhooks specification: the receiver wants no more; the sender disables it."""
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -127,9 +137,9 @@ async def relay(settings: Settings, video_filter: dict[str, Any]) -> int:
 
 async def _fan_out(settings: Settings, event: WebhookEvent, owner_id: PydanticObjectId | None) -> None:
     """One delivery of `event` to each receiver that was listening for it when it happened: the
-    owner's subscriptions to its type, and WEBHOOK_URL."""
+    owner's enabled subscriptions to its type, and WEBHOOK_URL."""
     subscribed = WebhookSubscription.find(
-        {"owner_id": owner_id, "event_types": event.type, "created_at": {"$lte": event.at}}
+        {"owner_id": owner_id, "event_types": event.type, "created_at": {"$lte": event.at}, "disabled_at": None}
     )
     receivers: list[PydanticObjectId | None] = [subscription.id for subscription in await subscribed.to_list()]
     if settings.webhook_url is not None:
@@ -325,6 +335,9 @@ class Dispatcher:
             if endpoint is None:  # its subscription was deleted, and its deliveries with it
                 await WebhookDelivery.get_motor_collection().delete_one({"_id": delivery.id})
                 return
+            if isinstance(endpoint, WebhookSubscription):
+                await self._end_unsent(delivery, endpoint)
+                return
             attempt, outcome = await self._attempt(delivery, *endpoint)
             observe_webhook_attempt(outcome)
             await self._record(delivery, attempt)
@@ -339,13 +352,27 @@ class Dispatcher:
             self._slots.release()
             self._in_flight -= Counter([_sender_group(delivery)])
 
-    async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | None:
-        """Where the delivery goes and the key that signs it, as they are now."""
+    async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | WebhookSubscription | None:
+        """Where the delivery goes and the key that signs it, as they are now; the subscription
+        itself when it is disabled; None when it is gone."""
         if delivery.subscription_id is None:
             assert self.settings.webhook_url is not None and self.settings.webhook_secret is not None
             return self.settings.webhook_url, secret_bytes(self.settings.webhook_secret.get_secret_value())
         subscription = await WebhookSubscription.get(delivery.subscription_id)
-        return None if subscription is None else (subscription.url, secret_bytes(subscription.secret))
+        if subscription is None:
+            return None
+        if subscription.disabled_at is not None:
+            return subscription
+        return subscription.url, secret_bytes(subscription.secret)
+
+    async def _end_unsent(self, delivery: WebhookDelivery, subscription: WebhookSubscription) -> None:
+        """End, without an attempt (the claim's is taken back), a delivery claimed for a
+        subscription disabled after the delivery was made."""
+        reason = subscription.disabled_reason or "the subscription is disabled"
+        fields = ended(self.settings, ended_status(subscription.disabled_by), reason, utc_now())
+        await WebhookDelivery.get_motor_collection().update_one(
+            self._held(delivery), {"$set": {**fields, "leased_by": None}, "$inc": {"attempts": -1}}
+        )
 
     async def _attempt(self, delivery: WebhookDelivery, url: str, key: bytes) -> tuple[DeliveryAttempt, WebhookOutcome]:
         """One signed POST; the whole of it, resolving the address included, within WEBHOOK_TIMEOUT_SECONDS."""
@@ -381,9 +408,18 @@ class Dispatcher:
         """Keep the attempt and what follows from it, if the claim is still this node's."""
         now = utc_now()
         fields: dict[str, Any] = {"leased_by": None}
+        gone = attempt.status_code == GONE
         if attempt.error is None:
             fields.update(status="delivered", delivered_at=now, next_attempt_at=None, expires_at=self._expiry(now))
+        elif gone and delivery.subscription_id is not None:
+            fields.update(ended(self.settings, "gone", GONE_REASON, now))
         else:
+            if gone:
+                logger.warning(
+                    "webhooks: WEBHOOK_URL answered 410 Gone to %s: the receiver wants no more events, but "
+                    "WEBHOOK_URL is the operator's to change, so it is retried as any failure",
+                    delivery.message_id,
+                )
             next_attempt_at = self.retry_at(delivery, now)
             fields["next_attempt_at"] = next_attempt_at
             if next_attempt_at is None:
@@ -403,6 +439,9 @@ class Dispatcher:
         await WebhookDelivery.get_motor_collection().update_one(
             self._held(delivery), {"$set": fields, "$push": {"last_attempts": kept}}
         )
+        if gone and delivery.subscription_id is not None:
+            logger.warning("webhooks: subscription %s answered 410 Gone; it is disabled", delivery.subscription_id)
+            await disable(self.settings, delivery.subscription_id, "receiver", GONE_REASON)
 
     def retry_at(self, delivery: WebhookDelivery, now: datetime) -> datetime | None:
         """After a failed attempt: exponential backoff (WEBHOOK_RETRY_BASE_SECONDS doubling, at
