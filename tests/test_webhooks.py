@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from email.utils import formatdate
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from service.clock import utc_now
 from service.config import Settings
 from service.context import AppContext
 from service.db.service import connect
+from service.http.retry_after import retry_after_seconds
 from service.processing import queue
 from service.storage.service import LocalStorage
 from service.users.schemas import Registration
@@ -553,11 +555,17 @@ async def test_two_nodes_never_claim_the_same_attempt_and_a_lost_lease_is_claime
         database.close()
 
 
+def unsaved_delivery(created: datetime) -> WebhookDelivery:
+    """A delivery as the dispatcher plans its retries, with no store (model_construct: Beanie
+    refuses to build a document before a store is connected)."""
+    return WebhookDelivery.model_construct(message_id="msg_1", type="video.completed", body="{}", created_at=created)
+
+
 def test_retries_back_off_exponentially_with_jitter_until_the_window_ends() -> None:
     settings = Settings(_env_file=None, webhook_retry_base_seconds=5, webhook_retry_max_seconds=3600)
     dispatcher = Dispatcher(settings)
     created = utc_now()
-    delivery = WebhookDelivery(message_id="msg_1", type="video.completed", body="{}", created_at=created)
+    delivery = unsaved_delivery(created)
     for attempts, backoff in ((1, 5), (2, 10), (3, 20), (8, 640), (11, 3600), (500, 3600)):
         delivery.attempts = attempts
         delays = [(dispatcher.retry_at(delivery, created) - created).total_seconds() for _ in range(200)]
@@ -854,3 +862,62 @@ async def test_a_410_from_the_operators_webhook_url_is_a_failure_retried_and_war
     assert gone.webhook_id == taken.webhook_id and taken.verified
     warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert any("WEBHOOK_URL answered 410 Gone" in message for message in warned), warned
+
+
+async def test_a_receiver_asking_to_wait_with_retry_after_is_not_tried_again_sooner(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    """429 with Retry-After in seconds, then 503 with it as an HTTP date: each next attempt comes
+    no earlier than asked, though the backoff alone would retry within a fraction of a second."""
+    receiver.script(429, 503)
+    asked_until = time.time() + 3
+    receiver.answer_headers += [{"retry-after": "1"}, {"retry-after": formatdate(asked_until, usegmt=True)}]
+    async with serving(webhook_settings(tmp_path, store, workers=0)) as http:
+        subscription = await subscribe(http, receiver, event_types=["video.failed"])
+        await fail_a_video("broken.mp4")
+        throttled, unavailable, taken = await receiver.wait_for(3)
+        [delivery] = await delivery_log(http, subscription["id"])
+    assert [request.answered for request in (throttled, unavailable, taken)] == [429, 503, 200]
+    assert unavailable.arrived - throttled.arrived >= 1.0
+    assert taken.arrived >= int(asked_until), "an HTTP date has whole seconds"
+    assert [attempt["retry_after"] for attempt in delivery["last_attempts"]][0] == 1.0
+    assert 0 < delivery["last_attempts"][1]["retry_after"] <= 3.0
+    assert delivery["last_attempts"][2]["retry_after"] is None
+
+
+def test_retry_after_sets_the_next_attempt_within_the_retry_window() -> None:
+    settings = Settings(_env_file=None, webhook_retry_base_seconds=5, webhook_retry_max_seconds=3600)
+    dispatcher = Dispatcher(settings)
+    created = utc_now()
+    delivery = unsaved_delivery(created)
+    delivery.attempts = 1
+    asked = [(dispatcher.retry_at(delivery, created, 120.0) - created).total_seconds() for _ in range(50)]
+    assert set(asked) == {120.0}, "later than the backoff: as asked"
+    sooner = [(dispatcher.retry_at(delivery, created, 1.0) - created).total_seconds() for _ in range(50)]
+    assert 2.5 <= min(sooner) and max(sooner) <= 5, "sooner than the backoff: the backoff"
+    window_end = created + timedelta(hours=24)
+    assert dispatcher.retry_at(delivery, created, 7 * 24 * 3600.0) == window_end
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+        (None, None),
+        ("soon", None),
+        ("nan", None),
+        ("inf", None),
+        ("1e999", None),
+        ("Wed, 21 Oct 2015 07:28:00", None),
+    ],
+)
+def test_a_retry_after_header_is_read_as_seconds_or_an_http_date(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header) == seconds
+
+
+def test_a_retry_after_date_ahead_is_the_seconds_until_it() -> None:
+    ahead = retry_after_seconds(formatdate(time.time() + 60, usegmt=True))
+    assert ahead is not None and 58 <= ahead <= 60

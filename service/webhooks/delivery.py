@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 from service import __version__
 from service.clock import utc_now
 from service.config import Settings
+from service.http.retry_after import retry_after_seconds
 from service.observability.metrics import WebhookOutcome, observe_webhook_abandoned, observe_webhook_attempt
 from service.videos.models import Video
 from service.webhooks import events
@@ -55,6 +56,10 @@ EMBEDDED_LOOK_SECONDS = 3600.0
 other process writes that store, so this process's announcements tell of every event and its own
 records of every retry; what a crash left behind is found at start-up. The look is a safety net."""
 USER_AGENT = f"video-analyzer/{__version__}"
+ASKS_TO_WAIT = (429, 503)
+"""Statuses whose Retry-After is heeded (RFC 6585, RFC 9110)."""
+MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600.0
+"""Past any retry window; keeps a receiver's absurd Retry-After within what timedelta can hold."""
 GONE = 410
 """The Standard Webhooks specification: the receiver wants no more; the sender disables it."""
 
@@ -381,11 +386,14 @@ class Dispatcher:
         started = time.perf_counter()
         headers = signed_headers(key, delivery.message_id, int(time.time()), delivery.body)
         status: int | None = None
+        retry_after: float | None = None
         outcome: WebhookOutcome
         try:
             async with asyncio.timeout(self.settings.webhook_timeout_seconds):
                 async with self._client.stream("POST", url, content=delivery.body.encode(), headers=headers) as answer:
                     status = answer.status_code
+                    if status in ASKS_TO_WAIT:
+                        retry_after = retry_after_seconds(answer.headers.get("retry-after"))
             delivered = 200 <= status < 300
             outcome, error = ("delivered", None) if delivered else ("rejected", f"the receiver answered {status}")
         except HostUnresolved as unresolved:
@@ -402,7 +410,8 @@ class Dispatcher:
             cause = _first_cause(failure)
             outcome, error = "unreachable", f"{cause.__class__.__name__}: {_describe(cause)}"
         seconds = round(time.perf_counter() - started, 4)
-        return DeliveryAttempt(at=at, status_code=status, error=error, seconds=seconds), outcome
+        attempt = DeliveryAttempt(at=at, status_code=status, error=error, seconds=seconds, retry_after=retry_after)
+        return attempt, outcome
 
     async def _record(self, delivery: WebhookDelivery, attempt: DeliveryAttempt) -> None:
         """Keep the attempt and what follows from it, if the claim is still this node's."""
@@ -420,7 +429,7 @@ class Dispatcher:
                     "WEBHOOK_URL is the operator's to change, so it is retried as any failure",
                     delivery.message_id,
                 )
-            next_attempt_at = self.retry_at(delivery, now)
+            next_attempt_at = self.retry_at(delivery, now, attempt.retry_after)
             fields["next_attempt_at"] = next_attempt_at
             if next_attempt_at is None:
                 fields.update(status="failed", expires_at=self._expiry(now))
@@ -443,18 +452,21 @@ class Dispatcher:
             logger.warning("webhooks: subscription %s answered 410 Gone; it is disabled", delivery.subscription_id)
             await disable(self.settings, delivery.subscription_id, "receiver", GONE_REASON)
 
-    def retry_at(self, delivery: WebhookDelivery, now: datetime) -> datetime | None:
+    def retry_at(self, delivery: WebhookDelivery, now: datetime, asked: float | None = None) -> datetime | None:
         """After a failed attempt: exponential backoff (WEBHOOK_RETRY_BASE_SECONDS doubling, at
         most WEBHOOK_RETRY_MAX_SECONDS) with jitter (a random half to all of it), so that receivers
-        coming back are not met by every retry at once; a last attempt when the retry window ends;
-        None once it has."""
+        coming back are not met by every retry at once, or the `asked` seconds of the receiver's
+        Retry-After when that is later; a last attempt when the retry window ends; None once it has."""
         settings = self.settings
         deadline = delivery.created_at + timedelta(hours=settings.webhook_retry_hours)
         if now >= deadline:
             return None
         exponent = min(delivery.attempts - 1, MAX_BACKOFF_EXPONENT)
         backoff = min(settings.webhook_retry_max_seconds, settings.webhook_retry_base_seconds * 2**exponent)
-        return min(now + timedelta(seconds=random.uniform(backoff / 2, backoff)), deadline)
+        wait = max(random.uniform(backoff / 2, backoff), asked or 0.0)
+        if now + timedelta(seconds=min(wait, MAX_WAIT_SECONDS)) >= deadline:
+            return deadline
+        return now + timedelta(seconds=wait)
 
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(days=self.settings.webhook_log_days)

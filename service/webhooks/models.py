@@ -55,6 +55,9 @@ class DeliveryAttempt(BaseModel):
     status_code: int | None = Field(description="the receiver's answer; null when none came")
     error: str | None = Field(description="why the attempt failed; null when it was delivered")
     seconds: float
+    retry_after: float | None = Field(
+        default=None, description="the seconds the receiver asked to wait (Retry-After with 429 or 503); null if none"
+    )
 
 
 class WebhookDelivery(Document):
