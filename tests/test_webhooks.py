@@ -28,7 +28,7 @@ from service.http.retry_after import retry_after_seconds
 from service.processing import queue
 from service.storage.service import LocalStorage
 from service.users.schemas import Registration
-from service.users.service import register
+from service.users.service import register, set_active
 from service.videos.models import Job, Video
 from service.videos.service import delete_video
 from service.webhooks import events
@@ -346,9 +346,14 @@ async def users(http: httpx.AsyncClient, settings: Settings, *names: str) -> lis
     for name in names:
         password = f"{name}-password-1"
         await register(settings, Registration(username=name, email=f"{name}@example.com", password=password))
-        token = (await http.post("/auth/token", data={"username": name, "password": password})).json()
-        signed_in.append({"Authorization": f"Bearer {token['access_token']}"})
+        signed_in.append(await sign_in(http, name))
     return signed_in
+
+
+async def sign_in(http: httpx.AsyncClient, name: str) -> dict[str, str]:
+    """A fresh access token of the user `users` made, as headers."""
+    token = (await http.post("/auth/token", data={"username": name, "password": f"{name}-password-1"})).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def test_failed_videos_raise_video_failed(tmp_path: Path, store: StoreDatabase, receiver: Receiver) -> None:
@@ -921,3 +926,31 @@ def test_a_retry_after_header_is_read_as_seconds_or_an_http_date(header: str | N
 def test_a_retry_after_date_ahead_is_the_seconds_until_it() -> None:
     ahead = retry_after_seconds(formatdate(time.time() + 60, usegmt=True))
     assert ahead is not None and 58 <= ahead <= 60
+
+
+async def test_a_deactivated_users_subscriptions_receive_nothing_until_the_user_is_active_again(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    """Events of a deactivated user's videos are skipped, with the reason in the log; the user
+    reactivated, new events flow again. Another user's deliveries go on meanwhile."""
+    settings = webhook_settings(tmp_path, store, workers=0, auth_enabled=True, secret_key="s" * 48)
+    async with serving(settings) as http:
+        alice, bob = await users(http, settings, "alice", "bob")
+        alices = await subscribe(http, receiver, "/alice", headers=alice, event_types=["video.failed"])
+        await subscribe(http, receiver, "/bob", headers=bob, event_types=["video.failed"])
+        alices_id = (await http.get("/auth/me", headers=alice)).json()["id"]
+        bobs_id = (await http.get("/auth/me", headers=bob)).json()["id"]
+        await set_active(None, alices_id, active=False)
+        await fail_a_video("while-away.mp4", alices_id)
+        await fail_a_video("bobs.mp4", bobs_id)
+        await receiver.wait_for(1, "/bob")
+        await set_active(None, alices_id, active=True)
+        alice = await sign_in(http, "alice")
+        [skipped] = await delivery_log(http, alices["id"], until="skipped", headers=alice)
+        await fail_a_video("back.mp4", alices_id)
+        [arrived] = await receiver.wait_for(1, "/alice")
+    assert [request.message["data"]["filename"] for request in receiver.at("/alice")] == ["back.mp4"]
+    assert arrived.verified
+    assert skipped["payload"]["data"]["filename"] == "while-away.mp4"
+    assert skipped["reason"] == "its owner's account is deactivated"
+    assert (skipped["attempts"], skipped["last_attempts"], skipped["next_attempt_at"]) == (0, [], None)

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpcore
 import httpx
@@ -37,11 +37,12 @@ from service.webhooks.models import (
     GONE_REASON,
     KEPT_ATTEMPTS,
     DeliveryAttempt,
+    DeliveryStatus,
     WebhookDelivery,
     WebhookEvent,
     WebhookSubscription,
 )
-from service.webhooks.service import disable, ended, ended_status
+from service.webhooks.service import OWNER_INACTIVE_REASON, disable, ended, ended_status, is_active_user
 from service.webhooks.signing import secret_bytes, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,13 @@ def _first_cause(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
     return error
+
+
+class Unsent(NamedTuple):
+    """How a delivery ends that is not to be sent at all."""
+
+    status: DeliveryStatus
+    reason: str
 
 
 SenderGroup = tuple[bool, PydanticObjectId | None]
@@ -340,7 +348,7 @@ class Dispatcher:
             if endpoint is None:  # its subscription was deleted, and its deliveries with it
                 await WebhookDelivery.get_motor_collection().delete_one({"_id": delivery.id})
                 return
-            if isinstance(endpoint, WebhookSubscription):
+            if isinstance(endpoint, Unsent):
                 await self._end_unsent(delivery, endpoint)
                 return
             attempt, outcome = await self._attempt(delivery, *endpoint)
@@ -357,9 +365,9 @@ class Dispatcher:
             self._slots.release()
             self._in_flight -= Counter([_sender_group(delivery)])
 
-    async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | WebhookSubscription | None:
-        """Where the delivery goes and the key that signs it, as they are now; the subscription
-        itself when it is disabled; None when it is gone."""
+    async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | Unsent | None:
+        """Where the delivery goes and the key that signs it, as they are now; why it is not sent
+        when its subscription is disabled or its owner deactivated; None when it is gone."""
         if delivery.subscription_id is None:
             assert self.settings.webhook_url is not None and self.settings.webhook_secret is not None
             return self.settings.webhook_url, secret_bytes(self.settings.webhook_secret.get_secret_value())
@@ -367,14 +375,15 @@ class Dispatcher:
         if subscription is None:
             return None
         if subscription.disabled_at is not None:
-            return subscription
+            reason = subscription.disabled_reason or "the subscription is disabled"
+            return Unsent(ended_status(subscription.disabled_by), reason)
+        if subscription.owner_id is not None and not await is_active_user(subscription.owner_id):
+            return Unsent("skipped", OWNER_INACTIVE_REASON)
         return subscription.url, secret_bytes(subscription.secret)
 
-    async def _end_unsent(self, delivery: WebhookDelivery, subscription: WebhookSubscription) -> None:
-        """End, without an attempt (the claim's is taken back), a delivery claimed for a
-        subscription disabled after the delivery was made."""
-        reason = subscription.disabled_reason or "the subscription is disabled"
-        fields = ended(self.settings, ended_status(subscription.disabled_by), reason, utc_now())
+    async def _end_unsent(self, delivery: WebhookDelivery, unsent: Unsent) -> None:
+        """End a claimed delivery without an attempt (the claim's is taken back)."""
+        fields = ended(self.settings, unsent.status, unsent.reason, utc_now())
         await WebhookDelivery.get_motor_collection().update_one(
             self._held(delivery), {"$set": {**fields, "leased_by": None}, "$inc": {"attempts": -1}}
         )

@@ -25,6 +25,7 @@ from service.webhooks.schemas import (
 from service.webhooks.signing import new_secret
 
 OWNER_DISABLED_REASON = "disabled by its owner"
+OWNER_INACTIVE_REASON = "its owner's account is deactivated"
 MAX_SUBSCRIPTIONS = 25
 """Per user: each event is written once per subscription, so their number bounds that work."""
 
@@ -105,6 +106,11 @@ async def update_subscription(
     elif not update.enabled and subscription.disabled_at is None:
         await disable(settings, subscription.id, "owner", OWNER_DISABLED_REASON)
     return SubscriptionOut.of(await get_subscription(raw_id, viewer))
+
+
+async def is_active_user(user_id: PydanticObjectId) -> bool:
+    """Whether the subscription owner's account exists and is active, as it is now."""
+    return await User.find_one({"_id": user_id, "is_active": True}) is not None
 
 
 def ended_status(disabled_by: DisabledBy | None) -> DeliveryStatus:
