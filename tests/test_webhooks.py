@@ -954,3 +954,25 @@ async def test_a_deactivated_users_subscriptions_receive_nothing_until_the_user_
     assert skipped["payload"]["data"]["filename"] == "while-away.mp4"
     assert skipped["reason"] == "its owner's account is deactivated"
     assert (skipped["attempts"], skipped["last_attempts"], skipped["next_attempt_at"]) == (0, [], None)
+
+
+async def test_an_owner_pausing_a_subscription_ends_its_pending_deliveries_as_skipped(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    receiver.script(500)
+    async with serving(webhook_settings(tmp_path, store, workers=0, webhook_retry_base_seconds=60)) as http:
+        subscription = await subscribe(http, receiver, event_types=["video.failed"])
+        await fail_a_video("first.mp4")
+        await receiver.wait_for(1)
+        paused = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": False})
+        again = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": False})
+        [skipped] = await delivery_log(http, subscription["id"], until="skipped")
+        await fail_a_video("while-paused.mp4")
+        await asyncio.sleep(0.5)
+        logged = (await http.get(f"/webhooks/{subscription['id']}/deliveries")).json()["items"]
+    assert len(receiver.received) == 1
+    assert paused.status_code == 200
+    assert paused.json()["enabled"] is False and paused.json()["disabled_by"] == "owner"
+    assert again.json()["disabled_at"] == paused.json()["disabled_at"], "pausing twice changes nothing"
+    assert (skipped["reason"], skipped["attempts"], skipped["next_attempt_at"]) == ("disabled by its owner", 1, None)
+    assert [item["id"] for item in logged] == [skipped["id"]], "no delivery for an event while paused"
