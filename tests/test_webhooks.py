@@ -453,6 +453,7 @@ async def test_the_delivery_log_pages_and_filters(tmp_path: Path, store: StoreDa
             "status_code": 400,
             "error": "the receiver answered 400",
             "seconds": gone["last_attempts"][0]["seconds"],
+            "retry_after": None,
         }
     ]
     assert gone["next_attempt_at"] is not None

@@ -42,7 +42,7 @@ from service.webhooks.models import (
     WebhookEvent,
     WebhookSubscription,
 )
-from service.webhooks.service import OWNER_INACTIVE_REASON, disable, ended, ended_status, is_active_user
+from service.webhooks.service import OWNER_INACTIVE_REASON, disable, ended, ended_status, is_deactivated_user
 from service.webhooks.signing import secret_bytes, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -377,7 +377,7 @@ class Dispatcher:
         if subscription.disabled_at is not None:
             reason = subscription.disabled_reason or "the subscription is disabled"
             return Unsent(ended_status(subscription.disabled_by), reason)
-        if subscription.owner_id is not None and not await is_active_user(subscription.owner_id):
+        if subscription.owner_id is not None and await is_deactivated_user(subscription.owner_id):
             return Unsent("skipped", OWNER_INACTIVE_REASON)
         return subscription.url, secret_bytes(subscription.secret)
 

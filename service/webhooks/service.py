@@ -108,9 +108,9 @@ async def update_subscription(
     return SubscriptionOut.of(await get_subscription(raw_id, viewer))
 
 
-async def is_active_user(user_id: PydanticObjectId) -> bool:
-    """Whether the subscription owner's account exists and is active, as it is now."""
-    return await User.find_one({"_id": user_id, "is_active": True}) is not None
+async def is_deactivated_user(user_id: PydanticObjectId) -> bool:
+    """Whether the subscription owner's account is deactivated, as it is now."""
+    return await User.find_one({"_id": user_id, "is_active": False}) is not None
 
 
 def ended_status(disabled_by: DisabledBy | None) -> DeliveryStatus:
