@@ -2,23 +2,30 @@
 
     python -m bench.transcribe                      # a 10-minute file made from the speech fixture
     python -m bench.transcribe --loop-minutes 3 --batch-sizes 4,8,16
+    python -m bench.transcribe --direct-threads 2  # the direct runs on two threads, not four
 
 The file repeats the speech fixture, so its script is the fixture's script repeated. The pipeline
 run starts `video-analyzer serve` (embedded store, one worker, the default settings), warms its
 model on the short fixture, then times upload-to-completed while another thread calls GET /health
-every 50 ms. The direct runs load the same model and time faster-whisper on the file: sequentially
-(beam 5, no VAD: the model alone) and batched (its BatchedInferencePipeline, VAD on) at each batch
-size. Prints each time, real-time factor and word error rate against the script, the pipeline's
-ratio to the sequential run, /health p99, and the load average (other work on the machine).
+every 50 ms, and splits that time by the job's own timestamps. The direct runs load the same model
+as faster-whisper loads it by default (int8, its own thread count) and time it on the file:
+sequentially (beam 5, no VAD: the model alone) and batched (its BatchedInferencePipeline, VAD on)
+at each batch size. Prints each time with its CPU time (the server process's for the pipeline: the
+figure other programs on a shared machine do not inflate) and the load average around it,
+real-time factor and word error rate against the script, the pipeline's ratio to the sequential
+run in both, and /health p50 and p99.
 """
 
 import argparse
 import os
 import re
+import resource
 import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import av
@@ -27,10 +34,32 @@ import jiwer
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from service.config import Settings
-from service.processing.transcription import Transcriber
+from service.processing.transcription import model_location
 from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO
 from tests.media import loop_media
 from tests.server import running_server
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    seconds: float
+    cpu_seconds: float
+    text: str
+    load: tuple[float, float]
+    """The load average (1 minute) when the run started and when it ended."""
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system time of another process, every thread, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def media_seconds(path: Path) -> float:
@@ -38,12 +67,14 @@ def media_seconds(path: Path) -> float:
         return container.duration / av.time_base
 
 
-def upload_and_wait(base_url: str, path: Path) -> tuple[float, str]:
-    """Seconds from the upload's start until the video is completed, and its transcript's text."""
+def upload_and_wait(base_url: str, path: Path) -> tuple[float, dict]:
+    """Seconds from the upload's start until the video is seen completed, and the video; its
+    `accepted_after` is the seconds until the upload was answered."""
     began = time.perf_counter()
     with path.open("rb") as file:
         response = httpx.post(f"{base_url}/videos", files={"file": (path.name, file)}, timeout=600)
     response.raise_for_status()
+    accepted_after = time.perf_counter() - began
     url = f"{base_url}/videos/{response.json()['id']}"
     while (status := httpx.get(url, timeout=30).json()["status"]) not in ("completed", "failed"):
         time.sleep(0.05)
@@ -51,7 +82,17 @@ def upload_and_wait(base_url: str, path: Path) -> tuple[float, str]:
     video = httpx.get(url, timeout=30).json()
     if status != "completed":
         raise RuntimeError(f"the pipeline did not complete: {video['job']}")
-    return seconds, video["transcript"]["text"]
+    return seconds, {**video, "accepted_after": accepted_after}
+
+
+def stages(video: dict) -> str:
+    """The pipeline's time split by the job's timestamps: uploaded, waiting, processing."""
+    job = video["job"]
+    queued, started, finished = (datetime.fromisoformat(job[key]) for key in ("queued_at", "started_at", "finished_at"))
+    return (
+        f"upload answered after {video['accepted_after']:.2f} s, waited {(started - queued).total_seconds():.2f} s "
+        f"for a worker, processed (decode, transcription, summary, store) in {(finished - started).total_seconds():.2f} s"
+    )
 
 
 def health_latencies(base_url: str, stop: threading.Event) -> list[float]:
@@ -65,7 +106,8 @@ def health_latencies(base_url: str, stop: threading.Event) -> list[float]:
     return latencies
 
 
-def pipeline_run(path: Path) -> tuple[float, str, list[float]]:
+def pipeline_run(path: Path) -> tuple[Run, str, list[float]]:
+    """The pipeline's run, its stages, and the GET /health latencies during it."""
     with (
         tempfile.TemporaryDirectory() as directory,
         running_server(Path(directory) / "data", {"WORKERS": "1", "WORKER_POLL_SECONDS": "0.05"}) as server,
@@ -75,25 +117,31 @@ def pipeline_run(path: Path) -> tuple[float, str, list[float]]:
         latencies: list[float] = []
         poller = threading.Thread(target=lambda: latencies.extend(health_latencies(server.base_url, stop)))
         poller.start()
-        seconds, text = upload_and_wait(server.base_url, path)
+        load, cpu = os.getloadavg()[0], process_cpu_seconds(server.process.pid)
+        seconds, video = upload_and_wait(server.base_url, path)
+        cpu = process_cpu_seconds(server.process.pid) - cpu
         stop.set()
         poller.join()
-        return seconds, text, latencies
+        run = Run(seconds, cpu, video["transcript"]["text"], (load, os.getloadavg()[0]))
+        return run, stages(video), latencies
 
 
-def direct_run(path: Path, batch_size: int) -> tuple[float, str]:
-    """faster-whisper called directly on the file (decoding included): sequentially with beam 5 and
-    no VAD as the model alone would be, or, with `batch_size`, its batched pipeline (VAD on)."""
+def direct_run(path: Path, batch_size: int, cpu_threads: int) -> Run:
+    """faster-whisper called directly on the file (decoding included), its model loaded with int8
+    and `cpu_threads` (0: faster-whisper's default, 4): sequentially with beam 5 and no VAD as the
+    model alone would be, or, with `batch_size`, its batched pipeline (VAD on)."""
     settings = Settings(_env_file=None)
-    model: WhisperModel = Transcriber(settings).model()
-    began = time.perf_counter()
+    model = WhisperModel(
+        model_location(settings.whisper_model), device="cpu", compute_type="int8", cpu_threads=cpu_threads
+    )
+    load, cpu, began = os.getloadavg()[0], own_cpu_seconds(), time.perf_counter()
     arguments = {"beam_size": settings.whisper_beam_size, "language": "en"}
     if batch_size:
         segments, _ = BatchedInferencePipeline(model).transcribe(str(path), batch_size=batch_size, **arguments)
     else:
         segments, _ = model.transcribe(str(path), vad_filter=False, **arguments)
     text = " ".join(segment.text.strip() for segment in segments)
-    return time.perf_counter() - began, text
+    return Run(time.perf_counter() - began, own_cpu_seconds() - cpu, text, (load, os.getloadavg()[0]))
 
 
 def word_error_rate(script: str, text: str) -> float:
@@ -107,24 +155,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loop-minutes", type=float, default=10, help="how long a file to make from the fixture")
     parser.add_argument("--batch-sizes", default="8", help="batch sizes of the batched runs, comma-separated")
+    parser.add_argument(
+        "--direct-threads", type=int, default=0, help="CPU threads of the direct runs (0: faster-whisper's default)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         path = loop_media(SPEECH_VIDEO, Path(directory) / "long.mkv", args.loop_minutes)
         length = media_seconds(path)
         script = " ".join([SPEECH_SCRIPT.read_text()] * round(length / media_seconds(SPEECH_VIDEO)))
-        pipeline, pipeline_text, latencies = pipeline_run(path)
-        runs = {"faster-whisper sequential": direct_run(path, 0)}
+        pipeline, pipeline_stages, latencies = pipeline_run(path)
+        runs = {"faster-whisper sequential": direct_run(path, 0, args.direct_threads)}
         for size in (int(size) for size in args.batch_sizes.split(",")):
-            runs[f"faster-whisper batched {size}"] = direct_run(path, size)
-    print(f"media: {length:.1f} s (the speech fixture repeated); load average {os.getloadavg()[0]:.2f} at the end")
-    rows = {"pipeline (upload to completed)": (pipeline, pipeline_text), **runs}
-    for name, (seconds, text) in rows.items():
+            runs[f"faster-whisper batched {size}"] = direct_run(path, size, args.direct_threads)
+    print(f"media: {length:.1f} s (the speech fixture repeated) on {os.cpu_count()} CPUs")
+    for name, run in {"pipeline (upload to completed)": pipeline, **runs}.items():
         print(
-            f"{name:32} {seconds:7.2f} s  real-time factor {seconds / length:.4f}  "
-            f"WER {word_error_rate(script, text) * 100:.2f} %"
+            f"{name:32} {run.seconds:7.2f} s (CPU {run.cpu_seconds:6.2f} s, load {run.load[0]:.1f}-{run.load[1]:.1f})"
+            f"  real-time factor {run.seconds / length:.4f}  WER {word_error_rate(script, run.text) * 100:.2f} %"
         )
-    direct = runs["faster-whisper sequential"][0]
-    print(f"pipeline / direct sequential: {pipeline / direct:.3f} (target <= 0.6)")
+    print(f"pipeline: {pipeline_stages}")
+    direct = runs["faster-whisper sequential"]
+    print(
+        f"pipeline / direct sequential: {pipeline.seconds / direct.seconds:.3f} (target <= 0.6), "
+        f"in CPU time {pipeline.cpu_seconds / direct.cpu_seconds:.3f}"
+    )
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     print(

@@ -55,9 +55,11 @@ class Settings(BaseSettings):
     whisper_beam_size: int = Field(default=5, ge=1)
     whisper_vad_filter: bool = False
     whisper_word_timestamps: bool = False
+    whisper_hallucination_silence_seconds: float = Field(default=2.0, ge=0)
     whisper_batch_size: int = Field(default=8, ge=0)
     whisper_batch_min_seconds: float = Field(default=60.0, ge=0)
     whisper_cpu_threads: int = Field(default=0, ge=0)
+    whisper_parallel_parts: int = Field(default=0, ge=0)
     whisper_language_detection_segments: int = Field(default=3, ge=1)
     whisper_language_detection_threshold: float = Field(default=0.5, ge=0, le=1)
     whisper_low_confidence_logprob: float = -1.0

@@ -112,6 +112,14 @@ def speech_transcript() -> Transcript:
     return result.transcript
 
 
+def flagged(transcript: Transcript, spoken: str) -> Transcript:
+    """The transcript with the segments that say `spoken` flagged low confidence, the others not."""
+    segments = [
+        segment.model_copy(update={"low_confidence": spoken in segment.text}) for segment in transcript.segments
+    ]
+    return transcript.model_copy(update={"segments": segments})
+
+
 async def insert_completed_video(transcript: Transcript, filename: str = "speech.mp4") -> Video:
     """A processed video in the store, as a worker leaves it (file facts aside)."""
     video = Video(

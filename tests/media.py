@@ -33,9 +33,10 @@ def remux(source: Path, target: Path, container_format: str) -> Path:
     return target
 
 
-def write_tone(path: Path, seconds: float = 1.0, rate: int = 16_000) -> Path:
-    """A WAV file of a 440 Hz tone: audio and no picture."""
-    samples = (np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate) * 8000).astype(np.int16)
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
+    """A mono 16-bit WAV file of `samples` (int16, or floats in -1..1)."""
+    if samples.dtype != np.int16:
+        samples = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
     with av.open(str(path), "w", format="wav") as container:
         stream = container.add_stream("pcm_s16le", rate=rate, layout="mono")
         frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="s16", layout="mono")
@@ -43,6 +44,12 @@ def write_tone(path: Path, seconds: float = 1.0, rate: int = 16_000) -> Path:
         for packet in [*stream.encode(frame), *stream.encode()]:
             container.mux(packet)
     return path
+
+
+def write_tone(path: Path, seconds: float = 1.0, rate: int = 16_000) -> Path:
+    """A WAV file of a 440 Hz tone: audio and no picture."""
+    samples = (np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate) * 8000).astype(np.int16)
+    return write_wav(path, samples, rate)
 
 
 def loop_media(source: Path, target: Path, minutes: float) -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 from service.db.mongodb import MAX_DOCUMENT_BYTES, document_size
 from service.videos.models import ChatEntry, Transcript, Video
-from tests.conftest import SPEECH_VIDEO, insert_completed_video, upload
+from tests.conftest import SPEECH_VIDEO, flagged, insert_completed_video, upload
 
 QUESTIONS_AND_ANSWERS = [
     ("What is the speaker's name?", "clara"),
@@ -149,3 +149,26 @@ async def test_a_question_that_would_pass_16_mb_is_507_and_stores_nothing(
     assert response.status_code == 507
     assert "16 MB" in response.json()["detail"]
     assert [e["id"] for e in (await client.get(f"/videos/{video.id}/chat")).json()["items"]] == ["filler"]
+
+
+async def test_a_citation_of_a_low_confidence_segment_is_marked(
+    client: httpx.AsyncClient, speech_transcript: Transcript
+) -> None:
+    """A passage from a segment the model was unsure of is cited with `low_confidence`, and the
+    answer's note says so; a passage from a confident segment is not marked."""
+    transcript = flagged(speech_transcript, "Lisbon")
+    assert not any(segment.low_confidence for segment in transcript.segments if "Berlin" in segment.text)
+    video = await insert_completed_video(transcript)
+
+    doubtful = (await ask(client, str(video.id), "Which city does Clara live in?")).json()
+    assert "lisbon" in doubtful["citations"][0]["text"].lower()
+    assert doubtful["citations"][0]["low_confidence"] is True
+    assert "low confidence" in doubtful["note"]
+
+    confident = (await ask(client, str(video.id), "What time does the morning train to Berlin leave?")).json()
+    assert "berlin" in confident["citations"][0]["text"].lower()
+    assert not any(citation["low_confidence"] for citation in confident["citations"])
+    assert confident["note"] is None
+
+    stored = (await client.get(f"/videos/{video.id}/chat")).json()["items"]
+    assert [entry["citations"][0]["low_confidence"] for entry in stored] == [True, False]

@@ -10,7 +10,7 @@ import pytest
 from service.ai.providers.openai_compatible import OpenAICompatibleModel
 from service.ai.schemas import SummaryRequest
 from service.videos.models import Segment, Transcript
-from tests.conftest import SPEECH_VIDEO, finished, insert_completed_video, serving, upload
+from tests.conftest import SPEECH_VIDEO, finished, flagged, insert_completed_video, serving, upload
 from tests.openai_server import FakeOpenAI, Reply, openai_settings
 from tests.server import free_port
 from tests.store import StoreDatabase
@@ -104,6 +104,20 @@ async def test_a_429_is_retried_then_succeeds(
     response = await chat(openai_client, str(video.id), "Where does Clara live?")
     assert response.status_code == 201
     assert len(fake.requests) == 2
+
+
+async def test_an_excerpt_from_a_low_confidence_segment_is_marked_in_the_prompt_and_the_citation(
+    openai_client: httpx.AsyncClient, fake: FakeOpenAI, speech_transcript: Transcript
+) -> None:
+    video = await insert_completed_video(flagged(speech_transcript, "Lisbon"))
+    fake.script(Reply("content", "She lives in Lisbon [1], though that part may be misheard."))
+    entry = (await chat(openai_client, str(video.id), "Where does Clara live?")).json()
+    [request] = fake.requests
+    assert "low_confidence" in request["messages"][0]["content"]
+    first = request["messages"][-1]["content"].split("</excerpt>")[0]
+    assert "Lisbon" in first and 'low_confidence="true"' in first
+    assert [citation["low_confidence"] for citation in entry["citations"]] == [True]
+    assert (await stored_chat(openai_client, str(video.id)))[0]["citations"][0]["low_confidence"] is True
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,24 @@
 """Per-request transcription options, and cancelling a queued or running job."""
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jiwer
+import numpy as np
 import pytest
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.audio import decode_audio
 
 from service.config import Settings
-from tests.conftest import SPEECH_VIDEO, finished, serving, upload
+from service.processing.transcription import SAMPLE_RATE, Transcriber
+from service.videos.models import TranscriptionOptions
+from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
 from tests.media import loop_media
+from tests.test_loops import normalized_words
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +157,8 @@ async def test_cancel_a_running_job_frees_its_worker_within_a_second(
     whisper_calls: list[dict[str, Any]],
     batched_calls: list[dict[str, Any]],
 ) -> None:
-    """The long file goes through the batched pipeline, the short one sequentially."""
+    """The long file goes through the batched pipeline (a call for each part decoded at once), the
+    short one sequentially; a cancel stops every part."""
     async with serving(worker_settings) as client:
         running_id = (await upload(client, long_speech, language="en")).json()["id"]
         async with asyncio.timeout(60):
@@ -172,9 +180,10 @@ async def test_cancel_a_running_job_frees_its_worker_within_a_second(
     assert done["status"] == "completed"
     assert stopped["status"] == "cancelled"
     assert stopped["transcript"] is None
-    assert len(batched_calls) == 1 and len(whisper_calls) == 1
-    assert batched_calls[0]["batch_size"] == worker_settings.whisper_batch_size
-    assert batched_calls[0]["vad_filter"] is True
+    assert len(batched_calls) == len(Transcriber(worker_settings).parts(decode_audio(str(long_speech))))
+    assert len(whisper_calls) == 1
+    assert all(call["batch_size"] == worker_settings.whisper_batch_size for call in batched_calls)
+    assert all(call["vad_filter"] is True for call in batched_calls)
 
 
 async def test_language_detection_is_asked_over_several_windows(
@@ -193,3 +202,38 @@ async def test_language_detection_is_asked_over_several_windows(
     assert first["language_detection_threshold"] == 0.5
     assert video["transcript"]["language"] == "en"
     assert video["transcript"]["language_probability"] == 1.0
+
+
+def loudness(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples))))
+
+
+def test_long_audio_is_cut_into_parts_at_pauses(long_speech: Path) -> None:
+    audio = decode_audio(str(long_speech), sampling_rate=SAMPLE_RATE)
+    parts = Transcriber(Settings(_env_file=None, whisper_parallel_parts=3)).parts(audio)
+    assert len(parts) == 3
+    assert parts[0][0] == 0 and parts[-1][1] == len(audio)
+    assert all(previous[1] == following[0] for previous, following in zip(parts, parts[1:], strict=False))
+    tenth = SAMPLE_RATE // 10
+    for _, cut in parts[:-1]:
+        assert loudness(audio[cut - tenth : cut + tenth]) < 0.1 * loudness(audio)
+
+
+def test_parts_decoded_at_once_make_one_transcript_in_order(long_speech: Path) -> None:
+    """Two parts on two CTranslate2 workers: one transcript, in time order, as accurate as the
+    model, with progress that only rises; the language (auto) decided once for both parts."""
+    progress: list[float] = []
+    transcriber = Transcriber(Settings(_env_file=None, whisper_parallel_parts=2))
+    result = transcriber.transcribe(
+        long_speech, "auto", TranscriptionOptions(), None, progress.append, threading.Event()
+    )
+
+    segments = result.transcript.segments
+    assert all(
+        following.start >= previous.end - 0.05 for previous, following in zip(segments, segments[1:], strict=False)
+    )
+    repeats = round(segments[-1].end / 34.9)
+    script = " ".join([SPEECH_SCRIPT.read_text()] * repeats)
+    assert jiwer.wer(normalized_words(script), normalized_words(result.transcript.text)) < 0.05
+    assert progress == sorted(progress) and progress[-1] > 0.9
+    assert (result.transcript.language, result.transcript.language_probability) == ("en", 1.0)

@@ -143,7 +143,8 @@ def test_process_again_and_delete(page: Page, server: ServerProcess) -> None:
 
 
 def test_segments_the_recognizer_was_unsure_of_say_so(page: Page, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """With the bar set above any log-probability, every segment is low confidence."""
+    """With the bar set above any log-probability, every segment is low confidence: each is marked
+    in the transcript, and an answer's cited moment and note say so too."""
     env = {"WORKERS": "1", "LLM_PROVIDER": "local", "WHISPER_LOW_CONFIDENCE_LOGPROB": "0"}
     with running_server(tmp_path_factory.mktemp("unsure") / "data", env) as unsure_server:
         video_id = upload_by_api(unsure_server, "unsure.mp4")
@@ -154,6 +155,14 @@ def test_segments_the_recognizer_was_unsure_of_say_so(page: Page, tmp_path_facto
         assert segments and all(segment["low_confidence"] for segment in segments)
         expect(page.locator(".segments button.seek .unsure")).to_have_count(len(segments))
         expect(page.locator(".segments button.seek").first).to_contain_text("(unsure)")
+
+        page.get_by_label("Your question").fill("How do you make pancakes?")
+        page.get_by_role("button", name="Ask").click()
+        answered = page.locator(".chat-entry:not(.pending)").last
+        chip = answered.locator(".chip").first
+        expect(chip.locator(".unsure")).to_have_text("(unsure)")
+        expect(chip).to_have_attribute("aria-label", re.compile(r"transcribed with low confidence"))
+        expect(answered.locator(".note")).to_contain_text("low confidence")
 
 
 def test_drop_a_file_on_the_upload_panel(page: Page, server: ServerProcess) -> None:

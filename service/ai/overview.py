@@ -43,7 +43,7 @@ def _chapter_citation(chapter: Chapter) -> Citation:
 def _key_point_citation(point: KeyPoint) -> Citation | None:
     if point.start is None or point.end is None:
         return None
-    return Citation(start=point.start, end=point.end, text=point.text)
+    return Citation(start=point.start, end=point.end, text=point.text, low_confidence=point.low_confidence)
 
 
 def _heading(title: str, listed: int, asked: int | None, wording: dict[str, str]) -> str:

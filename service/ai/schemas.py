@@ -15,13 +15,21 @@ class Excerpt(BaseModel):
     end: float
     text: str
     relevance: float = Field(ge=0, le=1, description="retrieval score relative to the best excerpt")
+    low_confidence: bool = False
 
     @classmethod
     def of(cls, number: int, passage: TimedText, relevance: float) -> "Excerpt":
-        return cls(number=number, start=passage.start, end=passage.end, text=passage.text, relevance=relevance)
+        return cls(
+            number=number,
+            start=passage.start,
+            end=passage.end,
+            text=passage.text,
+            relevance=relevance,
+            low_confidence=passage.low_confidence,
+        )
 
     def citation(self) -> Citation:
-        return Citation(start=self.start, end=self.end, text=self.text)
+        return Citation(start=self.start, end=self.end, text=self.text, low_confidence=self.low_confidence)
 
 
 class SummaryRequest(BaseModel):
@@ -44,6 +52,7 @@ class KeyPoint(BaseModel):
     start: float | None = None
     end: float | None = None
     """Where the transcript says it, when the key point is one of its sentences."""
+    low_confidence: bool = False
 
 
 class Overview(BaseModel):

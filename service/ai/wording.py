@@ -5,6 +5,7 @@ language it was written in, and its own words follow that language where it has 
 """
 
 from service.ai.languages import language_name, primary, same_language
+from service.videos.models import Citation
 
 WORDING: dict[str, dict[str, str]] = {
     "en": {
@@ -112,3 +113,14 @@ def language_note(requested: str | None, written: str | None) -> str | None:
         f"The local provider cannot translate: this is written in {language_name(written)}, "
         f"not in {language_name(requested)} as asked."
     )
+
+
+def low_confidence_note(citations: list[Citation]) -> str | None:
+    """What the entry's note says when a quoted passage comes from speech the recognizer was unsure of."""
+    doubtful = sum(citation.low_confidence for citation in citations)
+    if not doubtful:
+        return None
+    quoted = (
+        "The quoted passage was" if len(citations) == 1 else f"{doubtful} of the {len(citations)} quoted passages were"
+    )
+    return f"{quoted} transcribed with low confidence and may be misheard (marked low_confidence)."

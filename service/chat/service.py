@@ -70,7 +70,9 @@ def _overview(summary: Summary | None, index: TranscriptIndex) -> Overview | Non
         if moment is None:
             key_points.append(KeyPoint(text=point))
         else:
-            key_points.append(KeyPoint(text=point, start=moment.start, end=moment.end))
+            key_points.append(
+                KeyPoint(text=point, start=moment.start, end=moment.end, low_confidence=moment.low_confidence)
+            )
     return Overview(text=summary.text, key_points=key_points, chapters=summary.chapters, language=summary.language)
 
 

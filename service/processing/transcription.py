@@ -6,12 +6,14 @@ concurrent calls. Everything here blocks and belongs on a worker thread.
 
 import json
 import logging
+import os
 import re
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,6 +25,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
 from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from faster_whisper.transcribe import Segment as WhisperSegment
+from faster_whisper.transcribe import TranscriptionInfo
 
 from service.config import Settings
 from service.db.gridfs import DamagedFile
@@ -46,6 +49,15 @@ LOOP_COMPRESSION_RATIO = 2.4
 """Whisper's own threshold: text that zlib shrinks more than this is taken for a repetition."""
 LOOP_NGRAM = 3
 LOOP_NGRAM_REPEATS = 4
+MIN_PART_SECONDS = 30.0
+"""Audio is cut into parts decoded at once no shorter than this (one Whisper window)."""
+QUIET_SEARCH_SECONDS = 15.0
+"""How far a cut between parts may move from an even split to land in a pause."""
+QUIET_STRETCH_SECONDS = 1.0
+ENERGY_FRAME_SAMPLES = 320
+"""20 ms at 16 kHz: the step at which a cut looks for the quietest stretch."""
+
+Decoder = Callable[[np.ndarray], tuple[Iterable[WhisperSegment], TranscriptionInfo]]
 
 
 class JobCancelled(Exception):
@@ -109,42 +121,97 @@ def _compute_type(setting: str, device: str) -> str:
     return "int8" if device == "cpu" else "float16"
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (a container's or taskset's share, not the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def parallel_parts(settings: Settings, device: str) -> int:
+    """WHISPER_PARALLEL_PARTS, or for 0 one part per core on CPU and one on a GPU (whose batches
+    already fill it)."""
+    if settings.whisper_parallel_parts:
+        return settings.whisper_parallel_parts
+    return 1 if device == "cuda" else available_cores()
+
+
+def cpu_threads(settings: Settings, parts: int) -> int:
+    """WHISPER_CPU_THREADS, or for 0 the cores shared among the parts decoded at once: more threads
+    than cores only make CTranslate2's threads wait for each other."""
+    return settings.whisper_cpu_threads or max(1, available_cores() // parts)
+
+
 class Transcriber:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.model_name = model_name(settings)
+        self.device = _device(settings.whisper_device)
+        self.parallel_parts = parallel_parts(settings, self.device)
         self._model: WhisperModel | None = None
-        self._batched: BatchedInferencePipeline | None = None
         self._lock = threading.Lock()
 
     def model(self) -> WhisperModel:
+        """The model, with one CTranslate2 worker for each part decoded at once."""
         with self._lock:
             if self._model is None:
-                device = _device(self.settings.whisper_device)
                 self._model = WhisperModel(
                     model_location(self.settings.whisper_model),
-                    device=device,
-                    compute_type=_compute_type(self.settings.whisper_compute_type, device),
-                    cpu_threads=self.settings.whisper_cpu_threads,
+                    device=self.device,
+                    compute_type=_compute_type(self.settings.whisper_compute_type, self.device),
+                    cpu_threads=cpu_threads(self.settings, self.parallel_parts),
+                    num_workers=self.parallel_parts,
                 )
-                self._batched = BatchedInferencePipeline(self._model)
             return self._model
 
-    def batched(self, decoded_seconds: float, options: TranscriptionOptions) -> BatchedInferencePipeline | None:
-        """The batched pipeline (which cuts the audio with VAD) for audio long enough to gain from it
-        (WHISPER_BATCH_MIN_SECONDS); None for shorter audio, with WHISPER_BATCH_SIZE=0, or when the
-        request turned VAD off."""
+    def uses_batches(self, decoded_seconds: float, options: TranscriptionOptions) -> bool:
+        """Audio long enough to gain from the batched pipeline (which cuts it with VAD), unless
+        WHISPER_BATCH_SIZE is 0 or the request turned VAD off."""
         settings = self.settings
         if settings.whisper_batch_size == 0 or options.vad is False:
-            return None
-        if decoded_seconds < settings.whisper_batch_min_seconds:
-            return None
-        self.model()
-        return self._batched
+            return False
+        return decoded_seconds >= settings.whisper_batch_min_seconds
+
+    def decoder(self, decoded_seconds: float, options: TranscriptionOptions, arguments: dict[str, Any]) -> Decoder:
+        """faster-whisper's batched pipeline (one per call: it keeps state between batches) or its
+        sequential decoding, with the request's arguments. The batched pipeline decodes only what
+        its VAD found to be speech, so it needs no silence skipping (it would ignore it) nor the
+        word timings that skipping needs."""
+        model = self.model()
+        if not self.uses_batches(decoded_seconds, options):
+            return lambda audio: model.transcribe(audio, **arguments)
+        batched = {
+            **arguments,
+            "vad_filter": True,
+            "batch_size": self.settings.whisper_batch_size,
+            "word_timestamps": self.wants_words(options),
+            "hallucination_silence_threshold": None,
+        }
+        return lambda audio: BatchedInferencePipeline(model).transcribe(audio, **batched)
+
+    def parts(self, audio: np.ndarray) -> list[tuple[int, int]]:
+        """The audio's sample ranges decoded at once: long audio (WHISPER_BATCH_MIN_SECONDS or more)
+        cut at pauses into up to `parallel_parts` parts of MIN_PART_SECONDS or more; else the whole."""
+        seconds = len(audio) / SAMPLE_RATE
+        count = min(self.parallel_parts, int(seconds // MIN_PART_SECONDS))
+        if seconds < self.settings.whisper_batch_min_seconds or count < 2:
+            return [(0, len(audio))]
+        bounds = [0, *quiet_cuts(audio, count), len(audio)]
+        return list(zip(bounds, bounds[1:], strict=False))
+
+    def wants_words(self, options: TranscriptionOptions) -> bool:
+        """Whether the transcript keeps word timings: the request's choice, else the server's."""
+        return self.settings.whisper_word_timestamps if options.word_timestamps is None else options.word_timestamps
 
     def decoding_arguments(self, language: str, options: TranscriptionOptions) -> dict[str, Any]:
-        """faster-whisper's arguments for one request: its options over the server's settings."""
+        """faster-whisper's arguments for one request: its options over the server's settings.
+
+        Sequential decoding skips a silence longer than WHISPER_HALLUCINATION_SILENCE_SECONDS
+        around a segment that looks hallucinated (text over silence or noise) and decodes again
+        after it; that needs word timings, so they are computed even when not kept.
+        """
         settings = self.settings
+        silence = settings.whisper_hallucination_silence_seconds or None
         return {
             "language": None if language == "auto" else language,
             "task": options.task,
@@ -152,9 +219,8 @@ class Transcriber:
             "beam_size": settings.whisper_beam_size,
             "temperature": DEFAULT_TEMPERATURES if options.temperature is None else options.temperature,
             "vad_filter": settings.whisper_vad_filter if options.vad is None else options.vad,
-            "word_timestamps": settings.whisper_word_timestamps
-            if options.word_timestamps is None
-            else options.word_timestamps,
+            "word_timestamps": self.wants_words(options) or silence is not None,
+            "hallucination_silence_threshold": silence,
             "language_detection_segments": settings.whisper_language_detection_segments,
             "language_detection_threshold": settings.whisper_language_detection_threshold,
         }
@@ -171,28 +237,47 @@ class Transcriber:
         audio = _decode(source)
         decoded_seconds = len(audio) / SAMPLE_RATE
         arguments = self.decoding_arguments(language, options)
-        batched = self.batched(decoded_seconds, options)
-        if batched is None:
-            segments, info = self.model().transcribe(audio, **arguments)
-        else:
-            arguments["vad_filter"] = True
-            segments, info = batched.transcribe(audio, batch_size=self.settings.whisper_batch_size, **arguments)
-        end_of_media = min(decoded_seconds, declared_duration or decoded_seconds)
-        kept: list[Segment] = []
-        for segment in segments:
-            if cancelled.is_set():
-                raise JobCancelled()
-            kept.append(self._segment(segment, end_of_media))
-            on_progress(min(1.0, segment.end / decoded_seconds) if decoded_seconds else 1.0)
-        kept = self.repair_loops(audio, kept, {**arguments, "language": info.language}, end_of_media, cancelled)
+        parts = self.parts(audio)
+        detected = None
+        if len(parts) > 1 and arguments["language"] is None:
+            detected = self.detect_language(audio, arguments)
+            arguments["language"] = detected[0]
+        run = _PartsRun(
+            transcriber=self,
+            audio=audio,
+            parts=parts,
+            decoder=self.decoder(decoded_seconds, options, arguments),
+            end_of_media=min(decoded_seconds, declared_duration or decoded_seconds),
+            on_progress=on_progress,
+            cancelled=cancelled,
+        )
+        kept, info = run.decode()
+        language, probability = detected or (info.language, info.language_probability)
+        kept = self.repair_loops(audio, kept, {**arguments, "language": language}, run.end_of_media, cancelled)
+        if not self.wants_words(options):
+            kept = [segment.model_copy(update={"words": None}) for segment in kept]
         transcript = Transcript(
-            language=info.language,
-            language_probability=round(info.language_probability, 4),
+            language=language,
+            language_probability=round(probability, 4),
             model=self.model_name,
             text=" ".join(segment.text for segment in kept),
             segments=kept,
         )
         return TranscriptionResult(transcript, _partial_note(decoded_seconds, declared_duration))
+
+    def detect_language(self, audio: np.ndarray, arguments: dict[str, Any]) -> tuple[str, float]:
+        """The language of the whole audio, decided once so that every part is decoded in it, as
+        faster-whisper decides it: over several windows with a threshold; English for an
+        English-only model."""
+        model = self.model()
+        if not model.model.is_multilingual:
+            return "en", 1.0
+        language, probability, _ = model.detect_language(
+            audio,
+            language_detection_segments=arguments["language_detection_segments"],
+            language_detection_threshold=arguments["language_detection_threshold"],
+        )
+        return language, probability
 
     def repair_loops(
         self,
@@ -221,14 +306,16 @@ class Transcriber:
         window = audio[int(looping.start * SAMPLE_RATE) : int(looping.end * SAMPLE_RATE)]
         retry = {**arguments, "condition_on_previous_text": False, "temperature": DEFAULT_TEMPERATURES}
         segments, _ = self.model().transcribe(window, **retry)
-        redecoded = [
-            _shifted(self._segment(segment, end_of_media - looping.start), looping.start) for segment in segments
-        ]
+        redecoded = [self.placed(segment, looping.start, end_of_media) for segment in segments]
         if not redecoded or any(is_loop(segment.text) for segment in redecoded):
             logger.warning("a decoding loop at %.1f-%.1f s could not be repaired", looping.start, looping.end)
             return [looping.model_copy(update={"low_confidence": True})]
         logger.info("repaired a decoding loop at %.1f-%.1f s", looping.start, looping.end)
         return redecoded
+
+    def placed(self, segment: WhisperSegment, offset: float, end_of_media: float) -> Segment:
+        """A segment decoded from audio starting `offset` seconds in, on the whole audio's time line."""
+        return _shifted(self._segment(segment, end_of_media - offset), offset)
 
     def _segment(self, segment: WhisperSegment, duration: float) -> Segment:
         def clamp(seconds: float) -> float:
@@ -253,6 +340,70 @@ class Transcriber:
             low_confidence=segment.avg_logprob < settings.whisper_low_confidence_logprob
             or segment.no_speech_prob > settings.whisper_low_confidence_no_speech,
         )
+
+
+@dataclass
+class _PartsRun:
+    """The parts of one audio decoded at once, each on its own thread (and CTranslate2 worker);
+    any part failing or the job being cancelled stops the others at their next segment."""
+
+    transcriber: Transcriber
+    audio: np.ndarray
+    parts: list[tuple[int, int]]
+    decoder: Decoder
+    end_of_media: float
+    on_progress: Callable[[float], None]
+    cancelled: threading.Event
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    done_seconds: list[float] = field(default_factory=list)
+    progress_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def decode(self) -> tuple[list[Segment], TranscriptionInfo]:
+        """Every part's segments in time order, and the first part's information."""
+        self.done_seconds = [0.0] * len(self.parts)
+        with ThreadPoolExecutor(max_workers=len(self.parts), thread_name_prefix="transcribe-part") as pool:
+            decoded = list(pool.map(self._decode_part, range(len(self.parts))))
+        return [segment for segments, _ in decoded for segment in segments], decoded[0][1]
+
+    def _decode_part(self, index: int) -> tuple[list[Segment], TranscriptionInfo]:
+        try:
+            start, end = self.parts[index]
+            offset = start / SAMPLE_RATE
+            segments, info = self.decoder(self.audio[start:end])
+            kept = []
+            for segment in segments:
+                if self.cancelled.is_set() or self.abandoned.is_set():
+                    raise JobCancelled()
+                kept.append(self.transcriber.placed(segment, offset, self.end_of_media))
+                self._advanced(index, segment.end)
+            return kept, info
+        except BaseException:
+            self.abandoned.set()
+            raise
+
+    def _advanced(self, index: int, seconds: float) -> None:
+        """Progress over all parts; under a lock, so that it never goes back."""
+        total = len(self.audio) / SAMPLE_RATE
+        with self.progress_lock:
+            self.done_seconds[index] = seconds
+            self.on_progress(min(1.0, sum(self.done_seconds) / total) if total else 1.0)
+
+
+def quiet_cuts(audio: np.ndarray, count: int) -> list[int]:
+    """Where to cut the audio into `count` parts of about equal length: each even cut moved to the
+    middle of the quietest stretch near it (a pause), so that no word is cut in two."""
+    length = len(audio) // count
+    radius = min(int(QUIET_SEARCH_SECONDS * SAMPLE_RATE), length // 4)
+    return [_quietest_near(audio, index * length, radius) for index in range(1, count)]
+
+
+def _quietest_near(audio: np.ndarray, around: int, radius: int) -> int:
+    low = around - radius
+    frames = (2 * radius) // ENERGY_FRAME_SAMPLES
+    energy = np.square(audio[low : low + frames * ENERGY_FRAME_SAMPLES].reshape(frames, ENERGY_FRAME_SAMPLES))
+    stretch = max(1, min(frames, int(QUIET_STRETCH_SECONDS * SAMPLE_RATE) // ENERGY_FRAME_SAMPLES))
+    smoothed = np.convolve(energy.mean(axis=1), np.ones(stretch) / stretch, mode="valid")
+    return low + (int(np.argmin(smoothed)) + stretch // 2) * ENERGY_FRAME_SAMPLES
 
 
 def _shifted(segment: Segment, offset: float) -> Segment:

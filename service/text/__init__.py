@@ -140,6 +140,8 @@ class TimedText:
     start: float
     end: float
     text: str
+    low_confidence: bool = False
+    """Some of it comes from a segment the speech recognizer was unsure of."""
 
 
 def timed_sentences(segments: list[Segment]) -> list[TimedText]:
@@ -148,7 +150,7 @@ def timed_sentences(segments: list[Segment]) -> list[TimedText]:
     Whisper cuts segments by time, not by sentence, so a sentence may begin in one segment and
     end in the next; its times are interpolated by character position within each segment.
     """
-    pieces: list[tuple[str, float, float]] = []
+    pieces: list[TimedText] = []
     for segment in segments:
         parts = [part for part in _SENTENCE_END.split(segment.text.strip()) if part]
         total = sum(len(part) for part in parts) or 1
@@ -157,12 +159,12 @@ def timed_sentences(segments: list[Segment]) -> list[TimedText]:
             start = segment.start + (segment.end - segment.start) * position / total
             position += len(part)
             end = segment.start + (segment.end - segment.start) * position / total
-            pieces.append((part, start, end))
+            pieces.append(TimedText(start, end, part, segment.low_confidence))
     sentences: list[TimedText] = []
-    buffer: list[tuple[str, float, float]] = []
+    buffer: list[TimedText] = []
     for piece in pieces:
         buffer.append(piece)
-        if piece[0].rstrip().endswith((".", "!", "?", "。", "！", "？")):
+        if piece.text.rstrip().endswith((".", "!", "?", "。", "！", "？")):
             sentences.append(_joined(buffer))
             buffer = []
     if buffer:
@@ -170,9 +172,10 @@ def timed_sentences(segments: list[Segment]) -> list[TimedText]:
     return sentences
 
 
-def _joined(pieces: list[tuple[str, float, float]]) -> TimedText:
+def _joined(pieces: list[TimedText]) -> TimedText:
     return TimedText(
-        start=round(pieces[0][1], 3),
-        end=round(pieces[-1][2], 3),
-        text=" ".join(text.strip() for text, _, _ in pieces),
+        start=round(pieces[0].start, 3),
+        end=round(pieces[-1].end, 3),
+        text=" ".join(piece.text.strip() for piece in pieces),
+        low_confidence=any(piece.low_confidence for piece in pieces),
     )

@@ -145,6 +145,11 @@ class Citation(BaseModel):
     start: float
     end: float
     text: str
+    low_confidence: bool = Field(
+        default=False,
+        description="the passage comes from speech the recognizer was unsure of (a low-confidence segment): "
+        "it may be misheard",
+    )
 
 
 class ChatEntry(BaseModel):
@@ -155,7 +160,8 @@ class ChatEntry(BaseModel):
     model: str | None = None
     language: str | None = None
     note: str | None = None
-    """Why the answer is not in the language asked for (a provider that cannot translate)."""
+    """Why the answer is not in the language asked for (a provider that cannot translate), and
+    that it quotes speech the recognizer was unsure of (the `local` provider)."""
     created_at: datetime = Field(default_factory=utc_now)
 
 

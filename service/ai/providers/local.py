@@ -17,7 +17,7 @@ from service.ai.intents import whole_video_request
 from service.ai.overview import clock, overview_answer
 from service.ai.providers.base import LanguageModel
 from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt, SummaryDraft, SummaryRequest
-from service.ai.wording import language_note, wording_language, words_in
+from service.ai.wording import language_note, low_confidence_note, wording_language, words_in
 from service.text import TimedText, terms, text_search_language, timed_sentences, words
 from service.videos.models import Chapter
 
@@ -123,7 +123,8 @@ def local_answer(request: AnswerRequest) -> AnswerDraft:
         draft = quoted_answer(request)
     else:
         draft = overview_answer(request.overview, wanted, request.transcript_language or request.language)
-    return draft.model_copy(update={"note": language_note(request.language, draft.language)})
+    notes = [language_note(request.language, draft.language), low_confidence_note(draft.citations)]
+    return draft.model_copy(update={"note": " ".join(note for note in notes if note) or None})
 
 
 class LocalModel(LanguageModel):

@@ -58,8 +58,9 @@ COMBINE_INSTRUCTIONS = (
 ANSWER_INSTRUCTIONS = (
     "You answer questions about one video using only the numbered transcript excerpts and the summary given. "
     "{untrusted} Cite each excerpt you rely on by its number in square brackets, like [2], and give times from "
-    "the summary as m:ss. Requests about the whole video (a summary, key points, chapters, questions and "
-    "answers) are answered from the summary. If neither holds the answer, say plainly that the video does "
+    'the summary as m:ss. An excerpt marked low_confidence="true" is speech the recognizer was unsure of: '
+    "if you rely on one, say that it may be misheard. Requests about the whole video (a summary, key points, "
+    "chapters, questions and answers) are answered from the summary. If neither holds the answer, say plainly that the video does "
     "not cover it. Answer in {language}."
 )
 _CITED = re.compile(r"\[(\d+)\]")
@@ -94,7 +95,9 @@ def _chunks(lines: list[str], limit: int) -> list[list[str]]:
 
 
 def _excerpt_block(excerpt: Excerpt) -> str:
-    return f'<excerpt number="{excerpt.number}" start="{clock(excerpt.start)}" end="{clock(excerpt.end)}">{_quote(excerpt.text)}</excerpt>'
+    doubt = ' low_confidence="true"' if excerpt.low_confidence else ""
+    times = f'start="{clock(excerpt.start)}" end="{clock(excerpt.end)}"'
+    return f'<excerpt number="{excerpt.number}" {times}{doubt}>{_quote(excerpt.text)}</excerpt>'
 
 
 def _overview_block(overview: Overview, limit: int) -> str:

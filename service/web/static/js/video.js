@@ -295,30 +295,33 @@ class VideoPage {
   }
 
   chatEntry(entry) {
-    const citations = entry.citations.map((citation) =>
-      h(
-        "li",
-        {},
-        h(
-          "button",
-          {
-            type: "button",
-            class: "chip",
-            dataset: { start: citation.start },
-            title: citation.text,
-            "aria-label": `Play ${formatSpan(citation.start, citation.end)}: ${citation.text}`,
-            onclick: () => this.player.seek(citation.start),
-          },
-          `▶ ${formatSpan(citation.start, citation.end)}`,
-        ),
-      ),
-    );
+    const citations = entry.citations.map((citation) => h("li", {}, this.citationChip(citation)));
     return h(
       "li",
       { class: "chat-entry", dataset: { entryId: entry.id } },
       h("p", { class: "question" }, entry.question),
       h("p", { class: "answer" }, entry.answer),
+      entry.note ? h("p", { class: "note" }, entry.note) : null,
       citations.length ? h("ul", { class: "citations", "aria-label": "Moments cited" }, citations) : null,
+    );
+  }
+
+  /** A cited moment that plays it; marked when it quotes speech the recognizer was unsure of. */
+  citationChip(citation) {
+    const span = formatSpan(citation.start, citation.end);
+    const doubt = citation.low_confidence ? " (transcribed with low confidence)" : "";
+    return h(
+      "button",
+      {
+        type: "button",
+        class: "chip",
+        dataset: { start: citation.start },
+        title: citation.text,
+        "aria-label": `Play ${span}${doubt}: ${citation.text}`,
+        onclick: () => this.player.seek(citation.start),
+      },
+      `▶ ${span}`,
+      citation.low_confidence ? h("span", { class: "unsure" }, UNSURE_LABEL) : null,
     );
   }
 
