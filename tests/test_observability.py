@@ -29,7 +29,7 @@ from service.db.durable import DATABASE_NAME
 from service.db.service import Database, StoreUnreachable, connect
 from service.main import create_app
 from service.observability.logs import log_handler
-from service.observability.service import serve_worker_metrics
+from service.observability.worker_server import serve_worker_metrics
 from service.processing import queue
 from service.users.schemas import Registration
 from service.users.service import register
@@ -227,25 +227,35 @@ async def test_a_scrape_without_the_store_still_answers(settings: Settings) -> N
 
 
 async def test_worker_metrics_server_reads_the_queue_from_the_store(client: httpx.AsyncClient) -> None:
-    server = serve_worker_metrics("127.0.0.1", 0, timeout=2.0)
+    """The worker's metrics server (uvicorn on the event loop, as `video-analyzer worker` runs it)
+    on loopback: the queue read from the store; an Accept header prometheus_client cannot parse
+    gets the Prometheus text, as at the API's /metrics; /health answers."""
+    server = await serve_worker_metrics(Settings(_env_file=None, ready_timeout_seconds=2.0), "127.0.0.1", 0)
     try:
         await upload(client, SPEECH_VIDEO)
-        url = f"http://127.0.0.1:{server.server_port}/metrics"
-        response = await asyncio.to_thread(httpx.get, url, timeout=10)
-        assert response.status_code == 200
-        metrics = Metrics(response.text)
-        assert metrics.value("video_analyzer_queue_depth") == 1
-        assert metrics.families["video_analyzer_transcription_seconds"].type == "histogram"
-        assert metrics.families["process_resident_memory_bytes"].samples
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as peer:
+            response = await peer.get("/metrics")
+            odd_accept = await peer.get("/metrics", headers={"accept": "application/openmetrics-text;version=abc"})
+            openmetrics = await peer.get("/metrics", headers={"accept": "application/openmetrics-text;version=1.0.0"})
+            health = await peer.get("/health")
     finally:
-        await asyncio.to_thread(server.shutdown)
-        server.server_close()
+        await server.stop()
+    assert response.status_code == 200
+    metrics = Metrics(response.text)
+    assert metrics.value("video_analyzer_queue_depth") == 1
+    assert metrics.families["video_analyzer_transcription_seconds"].type == "histogram"
+    assert metrics.families["process_resident_memory_bytes"].samples
+    assert odd_accept.status_code == 200 and odd_accept.headers["content-type"].startswith("text/plain")
+    assert Metrics(odd_accept.text).value("video_analyzer_queue_depth") == 1
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
 
 
 def test_a_worker_process_serves_its_metrics_on_the_metrics_port(tmp_path: Path) -> None:
     """`video-analyzer worker --metrics-port`, waiting on a MongoDB that does not answer: the
-    metrics are served from the start, saying the store is not up; a second worker asking for the
-    same port stops at once, saying why."""
+    metrics are served from the start, saying the store is not up, even to an Accept header that
+    prometheus_client cannot parse, with nothing but JSON log lines on the way (LOG_FORMAT=json);
+    a second worker asking for the same port stops at once, saying why."""
     port = free_port()
     command = [sys.executable, "-m", "service.cli", "worker", "--metrics-port", str(port)]
     with silent_peer() as mongodb:
@@ -255,17 +265,31 @@ def test_a_worker_process_serves_its_metrics_on_the_metrics_port(tmp_path: Path)
             "MONGODB_URL": f"mongodb://127.0.0.1:{mongodb}/?directConnection=true",
             "MONGODB_SERVER_SELECTION_TIMEOUT_MS": "120000",
             "READY_TIMEOUT_SECONDS": "0.5",
+            "LOG_FORMAT": "json",
         }
         worker = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             metrics = Metrics(_scrape_when_served(f"http://127.0.0.1:{port}/metrics", worker))
+            odd_accept = httpx.get(
+                f"http://127.0.0.1:{port}/metrics",
+                headers={"accept": "application/openmetrics-text;version=abc"},
+                timeout=10,
+            )
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
             second = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+            worker.terminate()
+            output, _ = worker.communicate(timeout=30)
         finally:
             worker.kill()
             worker.wait(timeout=30)
     assert metrics.value("video_analyzer_store_up") == 0
     assert metrics.families["video_analyzer_transcription_real_time_factor"].type == "histogram"
     assert metrics.value("process_resident_memory_bytes") > 0
+    assert odd_accept.status_code == 200
+    assert Metrics(odd_accept.text).value("video_analyzer_store_up") == 0
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    lines = output.decode().splitlines()
+    assert lines and all(json.loads(line)["message"] for line in lines), output.decode()
     assert second.returncode == 1
     assert f"video-analyzer worker: cannot serve metrics on 127.0.0.1:{port}" in second.stderr
 

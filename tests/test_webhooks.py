@@ -4,11 +4,13 @@ users kept apart, and the delivery log."""
 
 import asyncio
 import base64
+import logging
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from email.utils import formatdate
 from pathlib import Path
 
 import httpx
@@ -22,10 +24,11 @@ from service.clock import utc_now
 from service.config import Settings
 from service.context import AppContext
 from service.db.service import connect
+from service.http.retry_after import retry_after_seconds
 from service.processing import queue
 from service.storage.service import LocalStorage
 from service.users.schemas import Registration
-from service.users.service import register
+from service.users.service import register, set_active
 from service.videos.models import Job, Video
 from service.videos.service import delete_video
 from service.webhooks import events
@@ -343,9 +346,14 @@ async def users(http: httpx.AsyncClient, settings: Settings, *names: str) -> lis
     for name in names:
         password = f"{name}-password-1"
         await register(settings, Registration(username=name, email=f"{name}@example.com", password=password))
-        token = (await http.post("/auth/token", data={"username": name, "password": password})).json()
-        signed_in.append({"Authorization": f"Bearer {token['access_token']}"})
+        signed_in.append(await sign_in(http, name))
     return signed_in
+
+
+async def sign_in(http: httpx.AsyncClient, name: str) -> dict[str, str]:
+    """A fresh access token of the user `users` made, as headers."""
+    token = (await http.post("/auth/token", data={"username": name, "password": f"{name}-password-1"})).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def test_failed_videos_raise_video_failed(tmp_path: Path, store: StoreDatabase, receiver: Receiver) -> None:
@@ -408,7 +416,7 @@ async def test_an_event_raised_just_before_its_video_is_deleted_is_still_deliver
 
 
 async def test_the_delivery_log_pages_and_filters(tmp_path: Path, store: StoreDatabase, receiver: Receiver) -> None:
-    receiver.script(200, 200, 200, 410)
+    receiver.script(200, 200, 200, 400)
     async with serving(webhook_settings(tmp_path, store, workers=0, webhook_retry_base_seconds=60)) as http:
         subscription = await subscribe(http, receiver, event_types=["video.failed"])
         for number in range(4):
@@ -442,9 +450,10 @@ async def test_the_delivery_log_pages_and_filters(tmp_path: Path, store: StoreDa
     assert gone["last_attempts"] == [
         {
             "at": gone["last_attempts"][0]["at"],
-            "status_code": 410,
-            "error": "the receiver answered 410",
+            "status_code": 400,
+            "error": "the receiver answered 400",
             "seconds": gone["last_attempts"][0]["seconds"],
+            "retry_after": None,
         }
     ]
     assert gone["next_attempt_at"] is not None
@@ -552,11 +561,17 @@ async def test_two_nodes_never_claim_the_same_attempt_and_a_lost_lease_is_claime
         database.close()
 
 
+def unsaved_delivery(created: datetime) -> WebhookDelivery:
+    """A delivery as the dispatcher plans its retries, with no store (model_construct: Beanie
+    refuses to build a document before a store is connected)."""
+    return WebhookDelivery.model_construct(message_id="msg_1", type="video.completed", body="{}", created_at=created)
+
+
 def test_retries_back_off_exponentially_with_jitter_until_the_window_ends() -> None:
     settings = Settings(_env_file=None, webhook_retry_base_seconds=5, webhook_retry_max_seconds=3600)
     dispatcher = Dispatcher(settings)
     created = utc_now()
-    delivery = WebhookDelivery(message_id="msg_1", type="video.completed", body="{}", created_at=created)
+    delivery = unsaved_delivery(created)
     for attempts, backoff in ((1, 5), (2, 10), (3, 20), (8, 640), (11, 3600), (500, 3600)):
         delivery.attempts = attempts
         delays = [(dispatcher.retry_at(delivery, created) - created).total_seconds() for _ in range(200)]
@@ -606,7 +621,7 @@ async def test_a_delivery_still_failing_when_its_retry_window_ends_is_given_up(
 ) -> None:
     receiver.script(*[500] * 10_000)
     before = REGISTRY.get_sample_value("video_analyzer_webhook_deliveries_abandoned_total") or 0.0
-    settings = webhook_settings(tmp_path, store, webhook_retry_hours=1 / 3600)  # a window of one second
+    settings = webhook_settings(tmp_path, store, webhook_retry_hours=2 / 3600)  # a window of two seconds
     async with serving(settings) as http:
         subscription = await subscribe(http, receiver, event_types=["video.completed"])
         await upload(http, NO_AUDIO_VIDEO)
@@ -616,7 +631,7 @@ async def test_a_delivery_still_failing_when_its_retry_window_ends_is_given_up(
         assert len(receiver.received) == tried, "nothing is sent once it is given up"
     assert delivery["next_attempt_at"] is None and delivery["delivered_at"] is None
     assert delivery["attempts"] == tried >= 2
-    window_end = datetime.fromisoformat(delivery["created_at"]) + timedelta(seconds=1)
+    window_end = datetime.fromisoformat(delivery["created_at"]) + timedelta(seconds=2)
     assert datetime.fromisoformat(delivery["last_attempts"][-1]["at"]) >= window_end - timedelta(milliseconds=1)
     assert REGISTRY.get_sample_value("video_analyzer_webhook_deliveries_abandoned_total") - before == 1
 
@@ -775,3 +790,190 @@ async def test_a_resolver_that_never_answers_holds_up_no_other_work(
         refused = await asyncio.gather(*hanging)
     assert uploaded.status_code == 202
     assert {answer.status_code for answer in refused} == {422}
+
+
+async def fail_a_video(name: str, owner_id: str | None = None) -> Video:
+    """A video (of `owner_id`'s) whose job fails for good: one `video.failed` event."""
+    owner = None if owner_id is None else PydanticObjectId(owner_id)
+    video = Video(filename=name, owner_id=owner, job=Job(stage="queued", queued_at=utc_now()))
+    await video.insert()
+    claimed = await queue.claim("test-worker", 60, 3)
+    assert claimed is not None and claimed.id == video.id
+    assert await queue.fail(claimed, "test-worker", f"{name} is unreadable", 3, 0, permanent=True)
+    return video
+
+
+async def test_a_receiver_answering_410_gone_disables_its_subscription_until_its_owner_enables_it(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    """By the Standard Webhooks recommendation: 410 Gone says the receiver wants no more. The
+    subscription is disabled (shown, with when and why), its other pending delivery ends as `gone`
+    without another attempt, new events make no delivery; its owner enables it again, and only
+    the owner can."""
+    receiver.script(500, 410)
+    settings = webhook_settings(
+        tmp_path, store, workers=0, auth_enabled=True, secret_key="s" * 48, webhook_retry_base_seconds=60
+    )
+    async with serving(settings) as http:
+        alice, bob = await users(http, settings, "alice", "bob")
+        subscription = await subscribe(http, receiver, headers=alice, event_types=["video.failed"])
+        alices_id = (await http.get("/auth/me", headers=alice)).json()["id"]
+        await fail_a_video("first.mp4", alices_id)
+        await receiver.wait_for(1)
+        await fail_a_video("second.mp4", alices_id)
+        await receiver.wait_for(2)
+        log = await delivery_log(http, subscription["id"], until="gone", headers=alice)
+        shown = (await http.get(f"/webhooks/{subscription['id']}", headers=alice)).json()
+        await fail_a_video("while-disabled.mp4", alices_id)
+        await asyncio.sleep(0.5)
+        assert len(receiver.received) == 2, "nothing is sent to a disabled subscription"
+        assert len((await http.get(f"/webhooks/{subscription['id']}/deliveries", headers=alice)).json()["items"]) == 2
+        bobs_try = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": True}, headers=bob)
+        not_a_flag = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": "yes please"}, headers=alice)
+        enabled = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": True}, headers=alice)
+        await fail_a_video("after.mp4", alices_id)
+        [*_, after] = await receiver.wait_for(3)
+    assert [request.answered for request in receiver.received] == [500, 410, 200]
+    assert shown["enabled"] is False
+    assert shown["disabled_reason"] == "the receiver answered 410 Gone"
+    assert datetime.fromisoformat(shown["disabled_at"]) >= datetime.fromisoformat(subscription["created_at"])
+    by_file = {item["payload"]["data"]["filename"]: item for item in log}
+    assert by_file["second.mp4"]["attempts"] == 1
+    assert by_file["second.mp4"]["last_attempts"][0]["status_code"] == 410
+    assert by_file["first.mp4"]["attempts"] == 1, "no attempt after the 410"
+    assert by_file["first.mp4"]["next_attempt_at"] is None
+    assert by_file["first.mp4"]["reason"] == "the receiver answered 410 Gone"
+    assert bobs_try.status_code == 404
+    assert not_a_flag.status_code == 422
+    assert enabled.status_code == 200, enabled.text
+    assert enabled.json()["enabled"] is True
+    assert enabled.json()["disabled_at"] is None and enabled.json()["disabled_reason"] is None
+    assert after.verified and after.message["data"]["filename"] == "after.mp4"
+
+
+async def test_a_410_from_the_operators_webhook_url_is_a_failure_retried_and_warned_of(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.script(410)
+    receiver.secrets["/global"] = GLOBAL_SECRET
+    settings = webhook_settings(
+        tmp_path, store, workers=0, webhook_url=receiver.url("/global"), webhook_secret=GLOBAL_SECRET
+    )
+    with caplog.at_level(logging.WARNING, logger="service.webhooks.delivery"):
+        async with serving(settings) as http:
+            await fail_a_video("broken.mp4")
+            gone, taken = await receiver.wait_for(2)
+            assert (await http.get("/webhooks")).json()["items"] == []
+    assert (gone.answered, taken.answered) == (410, 200)
+    assert gone.webhook_id == taken.webhook_id and taken.verified
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("WEBHOOK_URL answered 410 Gone" in message for message in warned), warned
+
+
+async def test_a_receiver_asking_to_wait_with_retry_after_is_not_tried_again_sooner(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    """429 with Retry-After in seconds, then 503 with it as an HTTP date: each next attempt comes
+    no earlier than asked, though the backoff alone would retry within a fraction of a second."""
+    receiver.script(429, 503)
+    asked_until = time.time() + 3
+    receiver.answer_headers += [{"retry-after": "1"}, {"retry-after": formatdate(asked_until, usegmt=True)}]
+    async with serving(webhook_settings(tmp_path, store, workers=0)) as http:
+        subscription = await subscribe(http, receiver, event_types=["video.failed"])
+        await fail_a_video("broken.mp4")
+        throttled, unavailable, taken = await receiver.wait_for(3)
+        [delivery] = await delivery_log(http, subscription["id"])
+    assert [request.answered for request in (throttled, unavailable, taken)] == [429, 503, 200]
+    assert unavailable.arrived - throttled.arrived >= 1.0
+    assert taken.arrived >= int(asked_until), "an HTTP date has whole seconds"
+    assert [attempt["retry_after"] for attempt in delivery["last_attempts"]][0] == 1.0
+    assert 0 < delivery["last_attempts"][1]["retry_after"] <= 3.0
+    assert delivery["last_attempts"][2]["retry_after"] is None
+
+
+def test_retry_after_sets_the_next_attempt_within_the_retry_window() -> None:
+    settings = Settings(_env_file=None, webhook_retry_base_seconds=5, webhook_retry_max_seconds=3600)
+    dispatcher = Dispatcher(settings)
+    created = utc_now()
+    delivery = unsaved_delivery(created)
+    delivery.attempts = 1
+    asked = [(dispatcher.retry_at(delivery, created, 120.0) - created).total_seconds() for _ in range(50)]
+    assert set(asked) == {120.0}, "later than the backoff: as asked"
+    sooner = [(dispatcher.retry_at(delivery, created, 1.0) - created).total_seconds() for _ in range(50)]
+    assert 2.5 <= min(sooner) and max(sooner) <= 5, "sooner than the backoff: the backoff"
+    window_end = created + timedelta(hours=24)
+    assert dispatcher.retry_at(delivery, created, 7 * 24 * 3600.0) == window_end
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+        (None, None),
+        ("soon", None),
+        ("nan", None),
+        ("inf", None),
+        ("1e999", None),
+        ("Wed, 21 Oct 2015 07:28:00", None),
+    ],
+)
+def test_a_retry_after_header_is_read_as_seconds_or_an_http_date(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header) == seconds
+
+
+def test_a_retry_after_date_ahead_is_the_seconds_until_it() -> None:
+    ahead = retry_after_seconds(formatdate(time.time() + 60, usegmt=True))
+    assert ahead is not None and 58 <= ahead <= 60
+
+
+async def test_a_deactivated_users_subscriptions_receive_nothing_until_the_user_is_active_again(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    """Events of a deactivated user's videos are skipped, with the reason in the log; the user
+    reactivated, new events flow again. Another user's deliveries go on meanwhile."""
+    settings = webhook_settings(tmp_path, store, workers=0, auth_enabled=True, secret_key="s" * 48)
+    async with serving(settings) as http:
+        alice, bob = await users(http, settings, "alice", "bob")
+        alices = await subscribe(http, receiver, "/alice", headers=alice, event_types=["video.failed"])
+        await subscribe(http, receiver, "/bob", headers=bob, event_types=["video.failed"])
+        alices_id = (await http.get("/auth/me", headers=alice)).json()["id"]
+        bobs_id = (await http.get("/auth/me", headers=bob)).json()["id"]
+        await set_active(None, alices_id, active=False)
+        await fail_a_video("while-away.mp4", alices_id)
+        await fail_a_video("bobs.mp4", bobs_id)
+        await receiver.wait_for(1, "/bob")
+        await set_active(None, alices_id, active=True)
+        alice = await sign_in(http, "alice")
+        [skipped] = await delivery_log(http, alices["id"], until="skipped", headers=alice)
+        await fail_a_video("back.mp4", alices_id)
+        [arrived] = await receiver.wait_for(1, "/alice")
+    assert [request.message["data"]["filename"] for request in receiver.at("/alice")] == ["back.mp4"]
+    assert arrived.verified
+    assert skipped["payload"]["data"]["filename"] == "while-away.mp4"
+    assert skipped["reason"] == "its owner's account is deactivated"
+    assert (skipped["attempts"], skipped["last_attempts"], skipped["next_attempt_at"]) == (0, [], None)
+
+
+async def test_an_owner_pausing_a_subscription_ends_its_pending_deliveries_as_skipped(
+    tmp_path: Path, store: StoreDatabase, receiver: Receiver
+) -> None:
+    receiver.script(500)
+    async with serving(webhook_settings(tmp_path, store, workers=0, webhook_retry_base_seconds=60)) as http:
+        subscription = await subscribe(http, receiver, event_types=["video.failed"])
+        await fail_a_video("first.mp4")
+        await receiver.wait_for(1)
+        paused = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": False})
+        again = await http.patch(f"/webhooks/{subscription['id']}", json={"enabled": False})
+        [skipped] = await delivery_log(http, subscription["id"], until="skipped")
+        await fail_a_video("while-paused.mp4")
+        await asyncio.sleep(0.5)
+        logged = (await http.get(f"/webhooks/{subscription['id']}/deliveries")).json()["items"]
+    assert len(receiver.received) == 1
+    assert paused.status_code == 200
+    assert paused.json()["enabled"] is False and paused.json()["disabled_by"] == "owner"
+    assert again.json()["disabled_at"] == paused.json()["disabled_at"], "pausing twice changes nothing"
+    assert (skipped["reason"], skipped["attempts"], skipped["next_attempt_at"]) == ("disabled by its owner", 1, None)
+    assert [item["id"] for item in logged] == [skipped["id"]], "no delivery for an event while paused"

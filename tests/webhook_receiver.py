@@ -47,6 +47,8 @@ class Receiver:
     secrets: dict[str, str] = field(default_factory=dict)
     """The secret of each path (`/` when one receiver serves one subscription)."""
     statuses: list[int] = field(default_factory=list)
+    answer_headers: list[dict[str, str]] = field(default_factory=list)
+    """The headers of each answer, one per request, in turn (none once they run out)."""
     delays: list[float] = field(default_factory=list)
     """Seconds to wait before answering, one per request, in turn (none once they run out)."""
     received: list[Received] = field(default_factory=list)
@@ -100,7 +102,7 @@ def _app(receiver: Receiver) -> Starlette:
             answered=status,
         )
         receiver.received.append(received)
-        return Response(status_code=status)
+        return Response(status_code=status, headers=receiver.answer_headers.pop(0) if receiver.answer_headers else None)
 
     return Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])
 

@@ -7,12 +7,9 @@ done first, on the event loop; the text is then made on a thread, with what was 
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 
 from service.db.service import store_deadline
@@ -50,26 +47,3 @@ def _encoder(accept: str) -> tuple[Callable[[Any], bytes], str]:
         return choose_encoder(accept)
     except (TypeError, ValueError):
         return choose_encoder("")
-
-
-class _ScrapeOnLoop:
-    """For prometheus_client's own HTTP server, which collects on its thread: the queue is read on
-    the event loop the workers run on, while that thread waits for it."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self.loop = loop
-        self.timeout = timeout
-
-    def collect(self) -> Iterable[Metric]:
-        depth = asyncio.run_coroutine_threadsafe(read_queue(self.timeout), self.loop).result()
-        yield from Scrape(depth).collect()
-
-
-def serve_worker_metrics(host: str, port: int, timeout: float) -> WSGIServer:
-    """GET /metrics on `host`:`port` for a worker-only node, from a thread of its own; call it from
-    the event loop the workers run on, and `shutdown()` the server before that loop ends."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ScrapeOnLoop(asyncio.get_running_loop(), timeout))
-    server, _ = start_http_server(port, host, registry)
-    logger.info("metrics: http://%s:%d/metrics", host, server.server_port)
-    return server

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Awaitable
 from typing import TypeVar
-from wsgiref.simple_server import WSGIServer
 
 from service.ai.providers.base import LanguageModel
 from service.ai.service import create_language_model, summarize
@@ -17,7 +16,7 @@ from service.config import Settings
 from service.db.service import connect
 from service.observability import correlation
 from service.observability.metrics import observe_transcription
-from service.observability.service import serve_worker_metrics
+from service.observability.worker_server import WorkerMetricsServer, serve_worker_metrics
 from service.processing import queue
 from service.processing.transcription import (
     JobCancelled,
@@ -197,9 +196,9 @@ class WorkerPool:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _serve_metrics(settings: Settings, port: int) -> WSGIServer:
+async def _serve_metrics(settings: Settings, port: int) -> WorkerMetricsServer:
     try:
-        return serve_worker_metrics(settings.host, port, settings.ready_timeout_seconds)
+        return await serve_worker_metrics(settings, settings.host, port)
     except OSError as error:
         raise SystemExit(f"video-analyzer worker: cannot serve metrics on {settings.host}:{port}: {error}") from None
 
@@ -213,13 +212,12 @@ async def run_workers(settings: Settings, metrics_port: int | None = None) -> No
             "video-analyzer worker needs MONGODB_URL: the embedded store lives inside one process, "
             "so run `video-analyzer serve` with WORKERS instead"
         )
-    metrics = None if metrics_port is None else _serve_metrics(settings, metrics_port)
+    metrics = None if metrics_port is None else await _serve_metrics(settings, metrics_port)
     try:
         await _work_until_stopped(settings)
     finally:
         if metrics is not None:
-            await asyncio.to_thread(metrics.shutdown)
-            metrics.server_close()
+            await metrics.stop()
 
 
 async def _work_until_stopped(settings: Settings) -> None:

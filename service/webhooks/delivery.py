@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpcore
 import httpx
@@ -28,11 +28,21 @@ from pymongo.errors import DuplicateKeyError
 from service import __version__
 from service.clock import utc_now
 from service.config import Settings
+from service.http.retry_after import retry_after_seconds
 from service.observability.metrics import WebhookOutcome, observe_webhook_abandoned, observe_webhook_attempt
 from service.videos.models import Video
 from service.webhooks import events
 from service.webhooks.addresses import AddressRefused, HostUnresolved, public_addresses
-from service.webhooks.models import KEPT_ATTEMPTS, DeliveryAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
+from service.webhooks.models import (
+    GONE_REASON,
+    KEPT_ATTEMPTS,
+    DeliveryAttempt,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
+from service.webhooks.service import OWNER_INACTIVE_REASON, disable, ended, ended_status, is_deactivated_user
 from service.webhooks.signing import secret_bytes, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -47,6 +57,12 @@ EMBEDDED_LOOK_SECONDS = 3600.0
 other process writes that store, so this process's announcements tell of every event and its own
 records of every retry; what a crash left behind is found at start-up. The look is a safety net."""
 USER_AGENT = f"video-analyzer/{__version__}"
+ASKS_TO_WAIT = (429, 503)
+"""Statuses whose Retry-After is heeded (RFC 6585, RFC 9110)."""
+MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600.0
+"""Past any retry window; keeps a receiver's absurd Retry-After within what timedelta can hold."""
+GONE = 410
+"""The Standard Webhooks specification: the receiver wants no more; the sender disables it."""
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -127,9 +143,9 @@ async def relay(settings: Settings, video_filter: dict[str, Any]) -> int:
 
 async def _fan_out(settings: Settings, event: WebhookEvent, owner_id: PydanticObjectId | None) -> None:
     """One delivery of `event` to each receiver that was listening for it when it happened: the
-    owner's subscriptions to its type, and WEBHOOK_URL."""
+    owner's enabled subscriptions to its type, and WEBHOOK_URL."""
     subscribed = WebhookSubscription.find(
-        {"owner_id": owner_id, "event_types": event.type, "created_at": {"$lte": event.at}}
+        {"owner_id": owner_id, "event_types": event.type, "created_at": {"$lte": event.at}, "disabled_at": None}
     )
     receivers: list[PydanticObjectId | None] = [subscription.id for subscription in await subscribed.to_list()]
     if settings.webhook_url is not None:
@@ -174,6 +190,13 @@ def _first_cause(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
     return error
+
+
+class Unsent(NamedTuple):
+    """How a delivery ends that is not to be sent at all."""
+
+    status: DeliveryStatus
+    reason: str
 
 
 SenderGroup = tuple[bool, PydanticObjectId | None]
@@ -325,6 +348,9 @@ class Dispatcher:
             if endpoint is None:  # its subscription was deleted, and its deliveries with it
                 await WebhookDelivery.get_motor_collection().delete_one({"_id": delivery.id})
                 return
+            if isinstance(endpoint, Unsent):
+                await self._end_unsent(delivery, endpoint)
+                return
             attempt, outcome = await self._attempt(delivery, *endpoint)
             observe_webhook_attempt(outcome)
             await self._record(delivery, attempt)
@@ -339,13 +365,28 @@ class Dispatcher:
             self._slots.release()
             self._in_flight -= Counter([_sender_group(delivery)])
 
-    async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | None:
-        """Where the delivery goes and the key that signs it, as they are now."""
+    async def _endpoint(self, delivery: WebhookDelivery) -> tuple[str, bytes] | Unsent | None:
+        """Where the delivery goes and the key that signs it, as they are now; why it is not sent
+        when its subscription is disabled or its owner deactivated; None when it is gone."""
         if delivery.subscription_id is None:
             assert self.settings.webhook_url is not None and self.settings.webhook_secret is not None
             return self.settings.webhook_url, secret_bytes(self.settings.webhook_secret.get_secret_value())
         subscription = await WebhookSubscription.get(delivery.subscription_id)
-        return None if subscription is None else (subscription.url, secret_bytes(subscription.secret))
+        if subscription is None:
+            return None
+        if subscription.disabled_at is not None:
+            reason = subscription.disabled_reason or "the subscription is disabled"
+            return Unsent(ended_status(subscription.disabled_by), reason)
+        if subscription.owner_id is not None and await is_deactivated_user(subscription.owner_id):
+            return Unsent("skipped", OWNER_INACTIVE_REASON)
+        return subscription.url, secret_bytes(subscription.secret)
+
+    async def _end_unsent(self, delivery: WebhookDelivery, unsent: Unsent) -> None:
+        """End a claimed delivery without an attempt (the claim's is taken back)."""
+        fields = ended(self.settings, unsent.status, unsent.reason, utc_now())
+        await WebhookDelivery.get_motor_collection().update_one(
+            self._held(delivery), {"$set": {**fields, "leased_by": None}, "$inc": {"attempts": -1}}
+        )
 
     async def _attempt(self, delivery: WebhookDelivery, url: str, key: bytes) -> tuple[DeliveryAttempt, WebhookOutcome]:
         """One signed POST; the whole of it, resolving the address included, within WEBHOOK_TIMEOUT_SECONDS."""
@@ -354,11 +395,14 @@ class Dispatcher:
         started = time.perf_counter()
         headers = signed_headers(key, delivery.message_id, int(time.time()), delivery.body)
         status: int | None = None
+        retry_after: float | None = None
         outcome: WebhookOutcome
         try:
             async with asyncio.timeout(self.settings.webhook_timeout_seconds):
                 async with self._client.stream("POST", url, content=delivery.body.encode(), headers=headers) as answer:
                     status = answer.status_code
+                    if status in ASKS_TO_WAIT:
+                        retry_after = retry_after_seconds(answer.headers.get("retry-after"))
             delivered = 200 <= status < 300
             outcome, error = ("delivered", None) if delivered else ("rejected", f"the receiver answered {status}")
         except HostUnresolved as unresolved:
@@ -375,16 +419,26 @@ class Dispatcher:
             cause = _first_cause(failure)
             outcome, error = "unreachable", f"{cause.__class__.__name__}: {_describe(cause)}"
         seconds = round(time.perf_counter() - started, 4)
-        return DeliveryAttempt(at=at, status_code=status, error=error, seconds=seconds), outcome
+        attempt = DeliveryAttempt(at=at, status_code=status, error=error, seconds=seconds, retry_after=retry_after)
+        return attempt, outcome
 
     async def _record(self, delivery: WebhookDelivery, attempt: DeliveryAttempt) -> None:
         """Keep the attempt and what follows from it, if the claim is still this node's."""
         now = utc_now()
         fields: dict[str, Any] = {"leased_by": None}
+        gone = attempt.status_code == GONE
         if attempt.error is None:
             fields.update(status="delivered", delivered_at=now, next_attempt_at=None, expires_at=self._expiry(now))
+        elif gone and delivery.subscription_id is not None:
+            fields.update(ended(self.settings, "gone", GONE_REASON, now))
         else:
-            next_attempt_at = self.retry_at(delivery, now)
+            if gone:
+                logger.warning(
+                    "webhooks: WEBHOOK_URL answered 410 Gone to %s: the receiver wants no more events, but "
+                    "WEBHOOK_URL is the operator's to change, so it is retried as any failure",
+                    delivery.message_id,
+                )
+            next_attempt_at = self.retry_at(delivery, now, attempt.retry_after)
             fields["next_attempt_at"] = next_attempt_at
             if next_attempt_at is None:
                 fields.update(status="failed", expires_at=self._expiry(now))
@@ -403,19 +457,25 @@ class Dispatcher:
         await WebhookDelivery.get_motor_collection().update_one(
             self._held(delivery), {"$set": fields, "$push": {"last_attempts": kept}}
         )
+        if gone and delivery.subscription_id is not None:
+            logger.warning("webhooks: subscription %s answered 410 Gone; it is disabled", delivery.subscription_id)
+            await disable(self.settings, delivery.subscription_id, "receiver", GONE_REASON)
 
-    def retry_at(self, delivery: WebhookDelivery, now: datetime) -> datetime | None:
+    def retry_at(self, delivery: WebhookDelivery, now: datetime, asked: float | None = None) -> datetime | None:
         """After a failed attempt: exponential backoff (WEBHOOK_RETRY_BASE_SECONDS doubling, at
         most WEBHOOK_RETRY_MAX_SECONDS) with jitter (a random half to all of it), so that receivers
-        coming back are not met by every retry at once; a last attempt when the retry window ends;
-        None once it has."""
+        coming back are not met by every retry at once, or the `asked` seconds of the receiver's
+        Retry-After when that is later; a last attempt when the retry window ends; None once it has."""
         settings = self.settings
         deadline = delivery.created_at + timedelta(hours=settings.webhook_retry_hours)
         if now >= deadline:
             return None
         exponent = min(delivery.attempts - 1, MAX_BACKOFF_EXPONENT)
         backoff = min(settings.webhook_retry_max_seconds, settings.webhook_retry_base_seconds * 2**exponent)
-        return min(now + timedelta(seconds=random.uniform(backoff / 2, backoff)), deadline)
+        wait = max(random.uniform(backoff / 2, backoff), asked or 0.0)
+        if now + timedelta(seconds=min(wait, MAX_WAIT_SECONDS)) >= deadline:
+            return deadline
+        return now + timedelta(seconds=wait)
 
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(days=self.settings.webhook_log_days)

@@ -12,7 +12,9 @@ from service.clock import utc_now
 
 EventType = Literal["video.completed", "video.failed", "summary.completed"]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
-DeliveryStatus = Literal["pending", "delivered", "failed"]
+DeliveryStatus = Literal["pending", "delivered", "failed", "gone", "skipped"]
+DisabledBy = Literal["receiver", "owner"]
+GONE_REASON = "the receiver answered 410 Gone"
 KEPT_ATTEMPTS = 10
 """A delivery keeps its last ten attempts for its log; `attempts` counts them all."""
 
@@ -38,6 +40,10 @@ class WebhookSubscription(Document):
     event_types: list[EventType]
     description: str = ""
     created_at: datetime = Field(default_factory=utc_now)
+    disabled_at: datetime | None = None
+    """Set while it is disabled: no event makes a delivery to it, and none is attempted."""
+    disabled_by: DisabledBy | None = None
+    disabled_reason: str | None = None
 
     class Settings:
         name = "webhooks"
@@ -49,6 +55,9 @@ class DeliveryAttempt(BaseModel):
     status_code: int | None = Field(description="the receiver's answer; null when none came")
     error: str | None = Field(description="why the attempt failed; null when it was delivered")
     seconds: float
+    retry_after: float | None = Field(
+        default=None, description="the seconds the receiver asked to wait (Retry-After with 429 or 503); null if none"
+    )
 
 
 class WebhookDelivery(Document):
@@ -69,6 +78,8 @@ class WebhookDelivery(Document):
     leased_by: str | None = None
     last_attempts: list[DeliveryAttempt] = Field(default_factory=list)
     delivered_at: datetime | None = None
+    reason: str | None = None
+    """Why it ended `gone` or `skipped` (not every such delivery had an attempt to say so)."""
     expires_at: datetime | None = None
     """Set once it is delivered or given up: the log keeps it WEBHOOK_LOG_DAYS (a TTL index)."""
 

@@ -14,6 +14,7 @@ from service.webhooks.schemas import (
     SubscriptionOut,
     SubscriptionPage,
     SubscriptionRequest,
+    SubscriptionUpdate,
 )
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -39,6 +40,19 @@ async def list_subscriptions(viewer: Viewer, limit: Limit = 20, cursor: str | No
 @router.get("/{webhook_id}", responses=error_responses(404))
 async def get_subscription(webhook_id: str, viewer: Viewer) -> SubscriptionOut:
     return SubscriptionOut.of(await service.get_subscription(webhook_id, viewer))
+
+
+@router.patch("/{webhook_id}", responses=error_responses(404, *STORE_WRITE_FAILED))
+async def update_subscription(
+    webhook_id: str,
+    update: SubscriptionUpdate,
+    context: Annotated[AppContext, Depends(get_context)],
+    viewer: Viewer,
+) -> SubscriptionOut:
+    """`{"enabled": true}` sends events to it again: after its receiver answered 410 Gone, which
+    disables it, or after you disabled it with `{"enabled": false}`. Events raised while it was
+    disabled are not sent."""
+    return await service.update_subscription(context.settings, webhook_id, viewer, update)
 
 
 @router.delete(

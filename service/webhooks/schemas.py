@@ -11,6 +11,7 @@ from service.webhooks.models import (
     EVENT_TYPES,
     DeliveryAttempt,
     DeliveryStatus,
+    DisabledBy,
     EventType,
     WebhookDelivery,
     WebhookSubscription,
@@ -56,12 +57,22 @@ class SubscriptionRequest(BaseModel):
         return list(dict.fromkeys(event_types))
 
 
+class SubscriptionUpdate(BaseModel):
+    enabled: bool = Field(
+        description="true to send events to it again (after its receiver answered 410 Gone, say); false to pause it"
+    )
+
+
 class SubscriptionOut(BaseModel):
     id: str
     url: str
     event_types: list[EventType]
     description: str
     created_at: datetime
+    enabled: bool = Field(description="false: no event is sent to it until its owner enables it again")
+    disabled_at: datetime | None = Field(description="when it was disabled; null while enabled")
+    disabled_by: DisabledBy | None = Field(description="`receiver` (it answered 410 Gone) or `owner`")
+    disabled_reason: str | None
 
     @classmethod
     def of(cls, subscription: WebhookSubscription) -> "SubscriptionOut":
@@ -71,6 +82,10 @@ class SubscriptionOut(BaseModel):
             event_types=subscription.event_types,
             description=subscription.description,
             created_at=subscription.created_at,
+            enabled=subscription.disabled_at is None,
+            disabled_at=subscription.disabled_at,
+            disabled_by=subscription.disabled_by,
+            disabled_reason=subscription.disabled_reason,
         )
 
 
@@ -92,6 +107,7 @@ class DeliveryOut(BaseModel):
     created_at: datetime = Field(description="when the event happened")
     next_attempt_at: datetime | None = Field(description="when it is tried next, while pending")
     delivered_at: datetime | None
+    reason: str | None = Field(description="why it ended `gone` or `skipped`; null otherwise")
     last_attempts: list[DeliveryAttempt] = Field(description="the last ten attempts, oldest first")
     payload: dict[str, Any] = Field(description="the body sent: `{type, timestamp, data}`")
 
@@ -106,6 +122,7 @@ class DeliveryOut(BaseModel):
             created_at=delivery.created_at,
             next_attempt_at=delivery.next_attempt_at,
             delivered_at=delivery.delivered_at,
+            reason=delivery.reason,
             last_attempts=delivery.last_attempts,
             payload=json.loads(delivery.body),
         )

@@ -1,16 +1,18 @@
 """Webhook subscriptions: each user's own receivers, their events, and their delivery logs."""
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
 from bson.errors import InvalidId
 
+from service.clock import utc_now
 from service.config import Settings
 from service.errors import Conflict, InvalidInput, NotFound
 from service.pagination import decode_id_cursor, encode_id_cursor
 from service.users.models import User
 from service.webhooks.addresses import AddressRefused, check_receiver
-from service.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+from service.webhooks.models import DeliveryStatus, DisabledBy, WebhookDelivery, WebhookSubscription
 from service.webhooks.schemas import (
     DeliveryOut,
     DeliveryPage,
@@ -18,9 +20,12 @@ from service.webhooks.schemas import (
     SubscriptionOut,
     SubscriptionPage,
     SubscriptionRequest,
+    SubscriptionUpdate,
 )
 from service.webhooks.signing import new_secret
 
+OWNER_DISABLED_REASON = "disabled by its owner"
+OWNER_INACTIVE_REASON = "its owner's account is deactivated"
 MAX_SUBSCRIPTIONS = 25
 """Per user: each event is written once per subscription, so their number bounds that work."""
 
@@ -87,6 +92,51 @@ async def delete_subscription(raw_id: str, viewer: User | None) -> None:
     """The subscription, then its deliveries: nothing more is sent to it. A delivery left by a crash
     between the two is dropped when it next comes due."""
     await _delete(await get_subscription(raw_id, viewer))
+
+
+async def update_subscription(
+    settings: Settings, raw_id: str, viewer: User | None, update: SubscriptionUpdate
+) -> SubscriptionOut:
+    """Enable the viewer's subscription (after a 410 Gone, say) or disable it; either is a no-op
+    when it already is so. Enabling sends the events raised from then on, not those missed."""
+    subscription = await get_subscription(raw_id, viewer)
+    if update.enabled and subscription.disabled_at is not None:
+        cleared = {"disabled_at": None, "disabled_by": None, "disabled_reason": None}
+        await WebhookSubscription.get_motor_collection().update_one({"_id": subscription.id}, {"$set": cleared})
+    elif not update.enabled and subscription.disabled_at is None:
+        await disable(settings, subscription.id, "owner", OWNER_DISABLED_REASON)
+    return SubscriptionOut.of(await get_subscription(raw_id, viewer))
+
+
+async def is_deactivated_user(user_id: PydanticObjectId) -> bool:
+    """Whether the subscription owner's account is deactivated, as it is now."""
+    return await User.find_one({"_id": user_id, "is_active": False}) is not None
+
+
+def ended_status(disabled_by: DisabledBy | None) -> DeliveryStatus:
+    """How a delivery to a disabled subscription ends: `gone` when its receiver said so."""
+    return "gone" if disabled_by == "receiver" else "skipped"
+
+
+async def disable(settings: Settings, subscription_id: PydanticObjectId, by: DisabledBy, reason: str) -> None:
+    """No event makes a delivery to the subscription any more, and its pending deliveries end now,
+    without another attempt. An attempt running meanwhile records its outcome over that end; if
+    it fails, the delivery ends when it is next claimed (see the dispatcher)."""
+    now = utc_now()
+    disabled = {"disabled_at": now, "disabled_by": by, "disabled_reason": reason}
+    await WebhookSubscription.get_motor_collection().update_one(
+        {"_id": subscription_id, "disabled_at": None}, {"$set": disabled}
+    )
+    await WebhookDelivery.get_motor_collection().update_many(
+        {"subscription_id": subscription_id, "status": "pending"},
+        {"$set": ended(settings, ended_status(by), reason, now)},
+    )
+
+
+def ended(settings: Settings, status: DeliveryStatus, reason: str, now: datetime) -> dict[str, Any]:
+    """The fields of a delivery that ends undelivered, kept in the log WEBHOOK_LOG_DAYS."""
+    expires_at = now + timedelta(days=settings.webhook_log_days)
+    return {"status": status, "reason": reason, "next_attempt_at": None, "expires_at": expires_at}
 
 
 async def _delete(subscription: WebhookSubscription) -> None:

@@ -15,11 +15,9 @@ import asyncio
 import html
 import json
 import logging
-import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx2
@@ -33,9 +31,9 @@ from service.ai.providers.base import LanguageModel
 from service.ai.providers.bounded_http import UnusableReply, bounded_http_client
 from service.ai.schemas import AnswerDraft, AnswerRequest, Excerpt, Overview, SummaryDraft, SummaryRequest
 from service.ai.summary_json import COMBINED_SCHEMA, PART_SCHEMA, RESPONSE_FORMATS, parse_summary, response_format
-from service.clock import utc_now
 from service.config import Settings
 from service.errors import ProviderFailed, ProviderUnavailable, ServiceError
+from service.http.retry_after import retry_after_seconds
 from service.text import encodable
 from service.videos.models import Segment
 
@@ -181,24 +179,8 @@ def _failure(error: openai.OpenAIError) -> ServiceError:
 def _retry_delay(error: openai.OpenAIError, attempt: int) -> float:
     """The server's Retry-After when it gives one (seconds or an HTTP date), else exponential backoff."""
     response = getattr(error, "response", None)
-    retry_after = response.headers.get("retry-after") if response is not None else None
-    if retry_after is None:
-        return _backoff(attempt)
-    try:
-        seconds = float(retry_after)
-    except ValueError:
-        seconds = _seconds_until(retry_after)
-    return _backoff(attempt) if seconds is None or math.isnan(seconds) else max(0.0, seconds)
-
-
-def _seconds_until(http_date: str) -> float | None:
-    try:
-        moment = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return (moment - utc_now()).total_seconds()
+    asked = retry_after_seconds(response.headers.get("retry-after") if response is not None else None)
+    return _backoff(attempt) if asked is None else asked
 
 
 def _backoff(attempt: int) -> float:
