@@ -1,5 +1,6 @@
 """Real media files made at test time with PyAV, for sizes the committed fixtures do not cover."""
 
+import struct
 from pathlib import Path
 
 import av
@@ -78,4 +79,17 @@ def loop_media(source: Path, target: Path, minutes: float) -> Path:
                     packet.stream = streams[index]
                     writer.mux(packet)
             offsets = ends
+    return target
+
+
+MATROSKA_DURATION = b"\x44\x89\x88"
+"""The Matroska Duration element's ID and its size (an 8-byte float, in milliseconds as PyAV writes it)."""
+
+
+def declaring_duration(source: Path, target: Path, seconds: float) -> Path:
+    """A Matroska copy of `source` whose header declares `seconds` of duration, whatever its streams hold."""
+    data = bytearray(remux(source, target, "matroska").read_bytes())
+    at = data.index(MATROSKA_DURATION) + len(MATROSKA_DURATION)
+    data[at : at + 8] = struct.pack(">d", seconds * 1000)
+    target.write_bytes(bytes(data))
     return target

@@ -123,6 +123,13 @@ def test_an_unknown_model_is_a_bad_request_in_openai_shape(client: openai.OpenAI
     assert "gpt-nothing" in error["message"] and "GET /v1/models" in error["message"]
 
 
+def test_a_prompt_with_whisper_control_tokens_is_a_bad_request(client: openai.OpenAI) -> None:
+    with SPEECH_VIDEO.open("rb") as file, pytest.raises(openai.BadRequestError) as raised:
+        client.audio.transcriptions.create(file=file, model="whisper-1", prompt="<|startoftranscript|><|notimestamps|>")
+    assert raised.value.body["type"] == "invalid_request_error"
+    assert raised.value.body["message"].startswith("prompt: holds <|startoftranscript|>, one of Whisper's control")
+
+
 @pytest.mark.parametrize(("name", "content"), [("notes.txt", b"not audio at all"), ("empty.mp3", b"")])
 def test_not_media_is_a_bad_request_as_openai_answers_it(client: openai.OpenAI, name: str, content: bytes) -> None:
     """OpenAI answers a file it cannot decode with 400 (its SDKs raise BadRequestError), where the

@@ -14,7 +14,7 @@ from service.config import Settings
 from service.processing.transcription import Transcriber
 from service.videos.models import TranscriptionOptions
 from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
-from tests.media import remux
+from tests.media import declaring_duration, remux
 from tests.store import StoreDatabase
 
 
@@ -94,6 +94,23 @@ async def test_a_partly_decodable_file_completes_with_what_it_had(client: httpx.
     assert "Lisbon" in video["transcript"]["text"]
     assert "garden" not in video["transcript"]["text"]
     assert video["transcript"]["segments"][-1]["end"] < 20
+
+
+async def test_a_file_declaring_less_than_its_audio_keeps_the_audios_timings(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A container header that says 5 s over 35 s of speech: the timings follow the audio that was
+    decoded, instead of every segment past 5 s being pressed onto 5 s, and a note says so."""
+    lying = declaring_duration(SPEECH_VIDEO, tmp_path / "lying.mkv", 5.0)
+    video = await finished(client, (await upload(client, lying, language="en")).json()["id"])
+    assert video["status"] == "completed", video["job"]
+    assert video["metadata"]["duration"] == 5.0
+    segments = video["transcript"]["segments"]
+    assert all(
+        following["start"] > previous["start"] for previous, following in zip(segments, segments[1:], strict=False)
+    )
+    assert segments[-1]["end"] > 30
+    assert video["job"]["note"] == "the file declares 5.0 s but its audio lasts 35.0 s; the timings follow the audio"
 
 
 async def test_an_undecodable_file_fails_with_a_clear_error(client: httpx.AsyncClient, settings: Settings) -> None:

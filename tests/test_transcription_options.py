@@ -14,7 +14,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
 
 from service.config import Settings
-from service.processing.transcription import SAMPLE_RATE, Transcriber
+from service.processing.transcription import SAMPLE_RATE, JobCancelled, Transcriber
 from service.videos.models import TranscriptionOptions
 from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
 from tests.media import loop_media
@@ -92,6 +92,8 @@ async def test_upload_options_are_kept_and_reach_faster_whisper(
         ("task", "summarize", "task"),
         ("vad", "perhaps", "vad"),
         ("prompt", "x" * 801, "prompt"),
+        ("prompt", "<|startoftranscript|><|notimestamps|>", "prompt: holds <|startoftranscript|>"),
+        ("prompt", "Glossary: Falcon. <|0.00|>", "prompt: holds <|0.00|>"),
     ],
 )
 async def test_a_bad_option_is_422_and_keeps_nothing(
@@ -110,6 +112,12 @@ async def test_a_prompt_of_800_characters_is_taken_in_any_script(client: httpx.A
     response = await upload(client, SPEECH_VIDEO, prompt=character * 800)
     assert response.status_code == 202, response.text
     assert response.json()["options"]["prompt"] == character * 800
+
+
+async def test_a_prompt_that_looks_like_a_token_but_is_none_is_taken(client: httpx.AsyncClient) -> None:
+    """Only Whisper's own control tokens are refused: other text between <| and |> is plain text."""
+    response = await upload(client, SPEECH_VIDEO, prompt="Operators: <|>, <|Hello World|> and a|b.")
+    assert response.status_code == 202, response.text
 
 
 async def test_translate_with_an_english_only_model_is_refused(client: httpx.AsyncClient) -> None:
@@ -184,6 +192,38 @@ async def test_cancel_a_running_job_frees_its_worker_within_a_second(
     assert len(whisper_calls) == 1
     assert all(call["batch_size"] == worker_settings.whisper_batch_size for call in batched_calls)
     assert all(call["vad_filter"] is True for call in batched_calls)
+
+
+def part_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("transcribe-part")]
+
+
+def test_a_cancel_stops_every_part_thread(long_speech: Path) -> None:
+    """A cancel as soon as the parts are being decoded: the transcription raises JobCancelled once
+    every part's thread has ended. A part stops at its next segment, so after the batch of windows
+    it is decoding; the time that takes is printed."""
+    transcriber = Transcriber(Settings(_env_file=None, whisper_parallel_parts=2))
+    transcriber.model()
+    cancelled = threading.Event()
+    failure: list[BaseException] = []
+
+    def transcribe() -> None:
+        try:
+            transcriber.transcribe(long_speech, "en", TranscriptionOptions(), None, lambda _: None, cancelled)
+        except BaseException as error:
+            failure.append(error)
+
+    runner = threading.Thread(target=transcribe)
+    runner.start()
+    while not part_threads() and runner.is_alive():
+        time.sleep(0.01)
+    cancelled.set()
+    cancelled_at = time.monotonic()
+    runner.join(timeout=60)
+    print(f"every part stopped {time.monotonic() - cancelled_at:.2f} s after the cancel")
+    assert not runner.is_alive()
+    assert [type(error) for error in failure] == [JobCancelled]
+    assert not part_threads()
 
 
 async def test_language_detection_is_asked_over_several_windows(

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.videos.schemas import MAX_PROMPT_CHARS
+from service.videos.schemas import Prompt
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 Granularity = Literal["word", "segment"]
@@ -19,7 +19,7 @@ class TranscriptionForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1)
-    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt: Prompt = None
     response_format: ResponseFormat = "json"
     temperature: float | None = Field(default=None, ge=0, le=1)
     timestamp_granularities: list[Granularity] = Field(default_factory=lambda: ["segment"])

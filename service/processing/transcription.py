@@ -50,10 +50,14 @@ LOOP_COMPRESSION_RATIO = 2.4
 LOOP_NGRAM = 3
 LOOP_NGRAM_REPEATS = 4
 MIN_PART_SECONDS = 30.0
-"""Audio is cut into parts decoded at once no shorter than this (one Whisper window)."""
+"""Audio is split evenly into parts decoded at once no shorter than this (one Whisper window); a cut
+then moves at most a quarter of a part to land in a pause, so a part lasts at least 22.5 s."""
 QUIET_SEARCH_SECONDS = 15.0
 """How far a cut between parts may move from an even split to land in a pause."""
-QUIET_STRETCH_SECONDS = 1.0
+QUIET_STRETCH_SECONDS = 0.2
+"""The quiet a cut looks for: a pause between words or sentences of fast speech is a quarter of a
+second; a stretch as long as a second would hold parts of the words around it, and its middle could
+fall in one of them."""
 ENERGY_FRAME_SAMPLES = 320
 """20 ms at 16 kHz: the step at which a cut looks for the quietest stretch."""
 
@@ -191,7 +195,7 @@ class Transcriber:
 
     def parts(self, audio: np.ndarray) -> list[tuple[int, int]]:
         """The audio's sample ranges decoded at once: long audio (WHISPER_BATCH_MIN_SECONDS or more)
-        cut at pauses into up to `parallel_parts` parts of MIN_PART_SECONDS or more; else the whole."""
+        cut at pauses into up to `parallel_parts` parts of about MIN_PART_SECONDS or more; else the whole."""
         seconds = len(audio) / SAMPLE_RATE
         count = min(self.parallel_parts, int(seconds // MIN_PART_SECONDS))
         if seconds < self.settings.whisper_batch_min_seconds or count < 2:
@@ -247,7 +251,7 @@ class Transcriber:
             audio=audio,
             parts=parts,
             decoder=self.decoder(decoded_seconds, options, arguments),
-            end_of_media=min(decoded_seconds, declared_duration or decoded_seconds),
+            end_of_media=_end_of_media(decoded_seconds, declared_duration),
             on_progress=on_progress,
             cancelled=cancelled,
         )
@@ -263,7 +267,7 @@ class Transcriber:
             text=" ".join(segment.text for segment in kept),
             segments=kept,
         )
-        return TranscriptionResult(transcript, _partial_note(decoded_seconds, declared_duration))
+        return TranscriptionResult(transcript, _duration_note(decoded_seconds, declared_duration))
 
     def detect_language(self, audio: np.ndarray, arguments: dict[str, Any]) -> tuple[str, float]:
         """The language of the whole audio, decided once so that every part is decoded in it, as
@@ -306,16 +310,19 @@ class Transcriber:
         window = audio[int(looping.start * SAMPLE_RATE) : int(looping.end * SAMPLE_RATE)]
         retry = {**arguments, "condition_on_previous_text": False, "temperature": DEFAULT_TEMPERATURES}
         segments, _ = self.model().transcribe(window, **retry)
-        redecoded = [self.placed(segment, looping.start, end_of_media) for segment in segments]
+        until = min(looping.end, end_of_media)
+        redecoded = [self.placed(segment, looping.start, until) for segment in segments]
         if not redecoded or any(is_loop(segment.text) for segment in redecoded):
             logger.warning("a decoding loop at %.1f-%.1f s could not be repaired", looping.start, looping.end)
             return [looping.model_copy(update={"low_confidence": True})]
         logger.info("repaired a decoding loop at %.1f-%.1f s", looping.start, looping.end)
         return redecoded
 
-    def placed(self, segment: WhisperSegment, offset: float, end_of_media: float) -> Segment:
-        """A segment decoded from audio starting `offset` seconds in, on the whole audio's time line."""
-        return _shifted(self._segment(segment, end_of_media - offset), offset)
+    def placed(self, segment: WhisperSegment, offset: float, until: float) -> Segment:
+        """A segment decoded from the audio between `offset` and `until` seconds, on the whole audio's
+        time line. Whisper may time the last word of a window past the window's end; the audio after
+        it belongs to the next window, so such a timing is cut back to where the samples ended."""
+        return _shifted(self._segment(segment, until - offset), offset)
 
     def _segment(self, segment: WhisperSegment, duration: float) -> Segment:
         def clamp(seconds: float) -> float:
@@ -369,12 +376,13 @@ class _PartsRun:
         try:
             start, end = self.parts[index]
             offset = start / SAMPLE_RATE
+            until = min(end / SAMPLE_RATE, self.end_of_media)
             segments, info = self.decoder(self.audio[start:end])
             kept = []
             for segment in segments:
                 if self.cancelled.is_set() or self.abandoned.is_set():
                     raise JobCancelled()
-                kept.append(self.transcriber.placed(segment, offset, self.end_of_media))
+                kept.append(self.transcriber.placed(segment, offset, until))
                 self._advanced(index, segment.end)
             return kept, info
         except BaseException:
@@ -453,9 +461,21 @@ def _decode(source: Path | BinaryIO) -> np.ndarray:
     return audio
 
 
-def _partial_note(decoded: float, declared: float | None) -> str | None:
-    if declared is None or decoded >= declared - PARTIAL_DECODE_TOLERANCE_SECONDS:
+def _end_of_media(decoded: float, declared: float | None) -> float:
+    """Where timings end: where the decoded audio ends, or the declared duration when that is up to
+    PARTIAL_DECODE_TOLERANCE_SECONDS shorter (an encoder's padding). A header declaring far less
+    than the audio holds is not believed: every timing past it would be pressed onto one moment."""
+    if declared is None or decoded - declared > PARTIAL_DECODE_TOLERANCE_SECONDS:
+        return decoded
+    return min(decoded, declared)
+
+
+def _duration_note(decoded: float, declared: float | None) -> str | None:
+    """What the job's note says when the file's declared duration and its decoded audio disagree."""
+    if declared is None or abs(decoded - declared) <= PARTIAL_DECODE_TOLERANCE_SECONDS:
         return None
+    if decoded > declared:
+        return f"the file declares {declared:.1f} s but its audio lasts {decoded:.1f} s; the timings follow the audio"
     return f"decoded {decoded:.1f} s of {declared:.1f} s declared; the rest of the file could not be decoded"
 
 

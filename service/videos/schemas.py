@@ -1,8 +1,10 @@
 """What the API shows of a video: the full view, and the lighter list item."""
 
+import re
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.videos.models import (
     Job,
@@ -18,6 +20,22 @@ from service.videos.models import (
 MAX_FILENAME_LENGTH = 255
 MAX_PROMPT_CHARS = 800
 """Whisper reads at most 224 prompt tokens; 800 characters is about that much English."""
+WHISPER_CONTROL_TOKEN = re.compile(r"<\|(?:[a-z_]+|\d+\.\d+)\|>")
+"""The shape of Whisper's own tokens (<|endoftext|>, <|en|>, <|notimestamps|>, <|0.00|>, ...). Its
+tokenizer reads them in a prompt as the tokens themselves, not as text: a prompt holding them
+steers the decoding (<|startoftranscript|><|notimestamps|> turned the speech fixture into other
+words; <|0.00|> repeated dropped most of it)."""
+
+
+def _without_control_tokens(prompt: str | None) -> str | None:
+    found = WHISPER_CONTROL_TOKEN.search(prompt or "")
+    if found:
+        raise ValueError(f"holds {found.group()}, one of Whisper's control tokens; write names and terms as plain text")
+    return prompt
+
+
+Prompt = Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS), AfterValidator(_without_control_tokens)]
+"""An initial prompt for Whisper: names, terms, hot words."""
 
 
 class UploadOptions(BaseModel):
@@ -26,7 +44,7 @@ class UploadOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     task: TranscriptionTask = "transcribe"
-    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt: Prompt = None
     word_timestamps: bool | None = None
     vad: bool | None = None
     temperature: float | None = Field(default=None, ge=0, le=1)
