@@ -9,7 +9,7 @@ import pytest
 from faster_whisper.audio import decode_audio
 
 from service.config import Settings
-from service.processing.transcription import ENERGY_FRAME_SAMPLES, SAMPLE_RATE, Transcriber
+from service.processing.transcription import ENERGY_FRAME_SAMPLES, SAMPLE_RATE, Transcriber, speech_only
 from service.videos.models import TranscriptionOptions
 from tests.conftest import SPEECH_VIDEO
 from tests.media import write_wav
@@ -79,3 +79,15 @@ def test_no_timing_crosses_a_cut_in_speech(speech: np.ndarray, tmp_path: Path) -
     assert all(word.end <= cut for word in words if word.start < cut)
     assert all(segment.start >= cut for segment in segments if segment.end > cut)
     assert segments[-1].end <= LONG_SECONDS
+
+
+def test_the_language_is_detected_on_speech_not_on_a_long_intro() -> None:
+    """Detection reads the first windows it is given: after 60 s of faint noise, those must be the
+    speech. (tiny.en is English-only and detects nothing, so what detection would read is checked.)"""
+    speech = decode_audio(str(SPEECH_VIDEO))
+    noise = np.random.default_rng(7).normal(0, 0.001, 60 * SAMPLE_RATE).astype(np.float32)
+    read = speech_only(np.concatenate([noise, speech]))
+    assert len(read) < len(speech) + 5 * SAMPLE_RATE
+    assert loudness(read[: 5 * SAMPLE_RATE]) > SPEECH_LOUDNESS  # speech from the first seconds on
+    silence = np.zeros(70 * SAMPLE_RATE, dtype=np.float32)
+    assert speech_only(silence) is silence  # nothing to keep: detection reads it all, as before

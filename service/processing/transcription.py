@@ -26,6 +26,7 @@ from faster_whisper.audio import decode_audio
 from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from faster_whisper.transcribe import Segment as WhisperSegment
 from faster_whisper.transcribe import TranscriptionInfo
+from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 from service.config import Settings
 from service.db.gridfs import DamagedFile
@@ -271,13 +272,13 @@ class Transcriber:
 
     def detect_language(self, audio: np.ndarray, arguments: dict[str, Any]) -> tuple[str, float]:
         """The language of the whole audio, decided once so that every part is decoded in it, as
-        faster-whisper decides it: over several windows with a threshold; English for an
-        English-only model."""
+        faster-whisper decides it: over several windows of its speech (as the batched pipeline
+        decides it for one part), with a threshold; English for an English-only model."""
         model = self.model()
         if not model.model.is_multilingual:
             return "en", 1.0
         language, probability, _ = model.detect_language(
-            audio,
+            speech_only(audio),
             language_detection_segments=arguments["language_detection_segments"],
             language_detection_threshold=arguments["language_detection_threshold"],
         )
@@ -425,6 +426,17 @@ def _shifted(segment: Segment, offset: float) -> Segment:
     return segment.model_copy(
         update={"start": round(segment.start + offset, 3), "end": round(segment.end + offset, 3), "words": words}
     )
+
+
+def speech_only(audio: np.ndarray) -> np.ndarray:
+    """The audio's speech, joined, as faster-whisper's Silero VAD finds it; the audio itself when
+    it holds none. A long intro of music or silence would otherwise fill every window the language
+    is detected on (faster-whisper's own `vad_filter` here fails on audio with no speech)."""
+    speech = get_speech_timestamps(audio, VadOptions())
+    if not speech:
+        return audio
+    chunks, _ = collect_chunks(audio, speech)
+    return np.concatenate(chunks)
 
 
 def compression_ratio(text: str) -> float:
