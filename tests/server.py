@@ -34,8 +34,10 @@ def silent_peer() -> Iterator[int]:
 
 @contextmanager
 def app_on_loopback(app: ASGIApp, port: int, name: str, log_level: str = "warning") -> Iterator[None]:
-    """A peer of the service (`app`) served by uvicorn on 127.0.0.1:`port`, from a thread of its own."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))
+    """A peer of the service (`app`) served by uvicorn on 127.0.0.1:`port`, from a thread of its own.
+    At the end, a request still in hand (a peer scripted to hang) is given a second, not waited for."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
