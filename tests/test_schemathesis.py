@@ -120,7 +120,7 @@ def api(request: pytest.FixtureRequest, tmp_path: Path, store: StoreDatabase) ->
         data_dir=tmp_path / "data",
         workers=0,
         max_upload_mb=1,
-        openai_api_wait_seconds=0.5,
+        openai_api_wait_seconds=0.1,
         auth_enabled=users,
         secret_key=SECRET if users else None,
         **store.settings,
