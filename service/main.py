@@ -48,7 +48,7 @@ from service.storage.service import open_storage
 from service.users.router import router as users_router
 from service.videos.router import router as videos_router
 from service.web.router import router as web_router
-from service.web.service import STATIC_PATH, app_files
+from service.web.service import APP_FILES, STATIC_PATH
 from service.webhooks import delivery
 from service.webhooks.router import router as webhooks_router
 
@@ -222,6 +222,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openai_router,
     ):
         app.include_router(router)
-    app.mount(STATIC_PATH, app_files())
+    app.mount(STATIC_PATH, APP_FILES)
     describe_errors(app)
     return app

@@ -49,11 +49,8 @@ class AppFiles(StaticFiles):
         return not_modified
 
 
-def app_files() -> AppFiles:
-    return AppFiles(directory=STATIC_DIR)
-
-
-_APP_FILES = app_files()
+APP_FILES = AppFiles(directory=STATIC_DIR)
+"""The app's files, mounted under STATIC_PATH; the page is revalidated by the same rules."""
 
 
 def wants_page(accept: str) -> bool:
@@ -86,7 +83,7 @@ async def page(request_headers: Headers) -> Response:
     headers = {"content-security-policy": PAGE_POLICY, "cache-control": REVALIDATE, "vary": "Accept"}
     stat_result = await asyncio.to_thread(os.stat, PAGE)
     response = WholeFileResponse(PAGE, media_type="text/html", headers=headers, stat_result=stat_result)
-    return _APP_FILES.revalidated(response, request_headers)
+    return APP_FILES.revalidated(response, request_headers)
 
 
 async def greeting(settings: Settings) -> ServiceGreeting:
