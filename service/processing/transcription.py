@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import threading
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
 from faster_whisper.tokenizer import _LANGUAGE_CODES as WHISPER_LANGUAGES
 from faster_whisper.transcribe import Segment as WhisperSegment
-from faster_whisper.transcribe import TranscriptionInfo
+from faster_whisper.transcribe import TranscriptionInfo, get_compression_ratio
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 from service.config import Settings
@@ -439,16 +438,10 @@ def speech_only(audio: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def compression_ratio(text: str) -> float:
-    """How much zlib shrinks the text, as Whisper measures it: a loop compresses far better than speech."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
 def is_loop(text: str) -> bool:
     """The text repeats itself: it compresses past Whisper's own threshold, or one run of
     LOOP_NGRAM words comes back LOOP_NGRAM_REPEATS times or more."""
-    if compression_ratio(text) > LOOP_COMPRESSION_RATIO:
+    if get_compression_ratio(text) > LOOP_COMPRESSION_RATIO:
         return True
     words = re.findall(r"\w+", text.lower())
     runs = Counter(tuple(words[i : i + LOOP_NGRAM]) for i in range(len(words) - LOOP_NGRAM + 1))
