@@ -8,16 +8,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.webhooks.addresses import check_url
+from service.webhooks.addresses import DEFAULT_PORTS, MAX_PORT, check_url
 from service.webhooks.signing import secret_bytes
 
 MIN_SECRET_KEY_BYTES = 32
 ANY_ORIGIN = "*"
 ORIGIN_PATTERN = re.compile(r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(:(?P<port>[1-9][0-9]{0,4}))?")
 """An origin as browsers send it in `Origin`: scheme, host and port, lower case, no path."""
-DEFAULT_PORTS = {"http": 80, "https": 443}
-"""Ports a browser leaves out of `Origin` (its scheme's own)."""
-MAX_PORT = 65535
 UPLOAD_FRAMING_BYTES = 64 * 1024
 """Room in an upload's body, beyond MAX_UPLOAD_MB (file and form fields), for multipart boundaries and part headers."""
 
@@ -115,7 +112,7 @@ class Settings(BaseSettings):
 
     # Server
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=0, le=MAX_PORT)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     ready_timeout_seconds: float = Field(default=2.0, gt=0)

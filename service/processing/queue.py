@@ -8,6 +8,8 @@ An attempt lost that way counts like any other: once JOB_MAX_ATTEMPTS are used u
 """
 
 import logging
+import os
+import socket
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +23,12 @@ from service.videos.models import Summary, Transcript, Video
 from service.webhooks import events
 
 logger = logging.getLogger(__name__)
+
+
+def worker_name(index: int | str) -> str:
+    """This process's name for a lease it holds (a video's, a webhook delivery's): host, process
+    id, and which of its workers."""
+    return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
 def _collection() -> Any:

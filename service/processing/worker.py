@@ -2,9 +2,7 @@
 
 import asyncio
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Awaitable
@@ -35,10 +33,6 @@ CANCEL_CHECK_SECONDS = 0.5
 """How often a worker reads whether its video is still its own (cancelled, or taken over)."""
 
 logger = logging.getLogger(__name__)
-
-
-def worker_name(index: int) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
 class Worker:
@@ -181,7 +175,8 @@ class WorkerPool:
     def __init__(self, settings: Settings, storage: Storage, language_model: LanguageModel) -> None:
         transcriber = Transcriber(settings)
         self.workers = [
-            Worker(settings, storage, transcriber, language_model, worker_name(i)) for i in range(settings.workers)
+            Worker(settings, storage, transcriber, language_model, queue.worker_name(i))
+            for i in range(settings.workers)
         ]
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []

@@ -19,6 +19,8 @@ import httpx
 MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
 MIN_PORT, MAX_PORT = 1, 65535
+DEFAULT_PORTS = {"http": 80, "https": 443}
+"""Each scheme's own port: the one a URL (and a browser's `Origin`) leaves out."""
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -121,4 +123,4 @@ async def public_addresses(host: str, port: int, timeout: float) -> list[str]:
 async def check_receiver(url: str, timeout: float) -> None:
     """Whether a webhook may go to `url` now (at subscription time); AddressRefused saying why not."""
     parsed = httpx.URL(url)
-    await public_addresses(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80), timeout)
+    await public_addresses(parsed.host, parsed.port or DEFAULT_PORTS[parsed.scheme], timeout)

@@ -10,9 +10,7 @@ once; a node that dies mid-attempt loses nothing: the lease runs out and the del
 import asyncio
 import json
 import logging
-import os
 import random
-import socket
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -30,6 +28,7 @@ from service.clock import utc_now
 from service.config import Settings
 from service.http.retry_after import retry_after_seconds
 from service.observability.metrics import WebhookOutcome, observe_webhook_abandoned, observe_webhook_attempt
+from service.processing import queue
 from service.videos.models import Video
 from service.webhooks import events
 from service.webhooks.addresses import AddressRefused, HostUnresolved, public_addresses
@@ -42,7 +41,14 @@ from service.webhooks.models import (
     WebhookEvent,
     WebhookSubscription,
 )
-from service.webhooks.service import OWNER_INACTIVE_REASON, disable, ended, ended_status, is_deactivated_user
+from service.webhooks.service import (
+    OWNER_INACTIVE_REASON,
+    disable,
+    ended,
+    ended_status,
+    is_deactivated_user,
+    log_expiry,
+)
 from service.webhooks.signing import secret_bytes, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -59,8 +65,6 @@ records of every retry; what a crash left behind is found at start-up. The look 
 USER_AGENT = f"video-analyzer/{__version__}"
 ASKS_TO_WAIT = (429, 503)
 """Statuses whose Retry-After is heeded (RFC 6585, RFC 9110)."""
-MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600.0
-"""Past any retry window; keeps a receiver's absurd Retry-After within what timedelta can hold."""
 GONE = 410
 """The Standard Webhooks specification: the receiver wants no more; the sender disables it."""
 
@@ -150,17 +154,15 @@ async def _fan_out(settings: Settings, event: WebhookEvent, owner_id: PydanticOb
     receivers: list[PydanticObjectId | None] = [subscription.id for subscription in await subscribed.to_list()]
     if settings.webhook_url is not None:
         receivers.append(None)
-    body = payload(event)
+    fields = WebhookDelivery(
+        message_id=event.id,
+        owner_id=owner_id,
+        type=event.type,
+        body=payload(event),
+        created_at=event.at,
+        next_attempt_at=event.at,
+    ).model_dump(exclude={"id", "message_id", "subscription_id"})
     for receiver in receivers:
-        fields = WebhookDelivery(
-            message_id=event.id,
-            subscription_id=receiver,
-            owner_id=owner_id,
-            type=event.type,
-            body=body,
-            created_at=event.at,
-            next_attempt_at=event.at,
-        ).model_dump(exclude={"id", "message_id", "subscription_id"})
         try:
             await WebhookDelivery.get_motor_collection().update_one(
                 {"message_id": event.id, "subscription_id": receiver}, {"$setOnInsert": fields}, upsert=True
@@ -217,7 +219,7 @@ class Dispatcher:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.name = f"{socket.gethostname()}:{os.getpid()}:webhooks"
+        self.name = queue.worker_name("webhooks")
         self._wake = asyncio.Event()
         self._raised: set[PydanticObjectId] = set()
         self._next_full_relay = 0.0
@@ -428,7 +430,9 @@ class Dispatcher:
         fields: dict[str, Any] = {"leased_by": None}
         gone = attempt.status_code == GONE
         if attempt.error is None:
-            fields.update(status="delivered", delivered_at=now, next_attempt_at=None, expires_at=self._expiry(now))
+            fields.update(
+                status="delivered", delivered_at=now, next_attempt_at=None, expires_at=log_expiry(self.settings, now)
+            )
         elif gone and delivery.subscription_id is not None:
             fields.update(ended(self.settings, "gone", GONE_REASON, now))
         else:
@@ -441,7 +445,7 @@ class Dispatcher:
             next_attempt_at = self.retry_at(delivery, now, attempt.retry_after)
             fields["next_attempt_at"] = next_attempt_at
             if next_attempt_at is None:
-                fields.update(status="failed", expires_at=self._expiry(now))
+                fields.update(status="failed", expires_at=log_expiry(self.settings, now))
                 observe_webhook_abandoned()
             level = logging.ERROR if next_attempt_at is None else logging.WARNING
             logger.log(
@@ -473,12 +477,11 @@ class Dispatcher:
         exponent = min(delivery.attempts - 1, MAX_BACKOFF_EXPONENT)
         backoff = min(settings.webhook_retry_max_seconds, settings.webhook_retry_base_seconds * 2**exponent)
         wait = max(random.uniform(backoff / 2, backoff), asked or 0.0)
-        if now + timedelta(seconds=min(wait, MAX_WAIT_SECONDS)) >= deadline:
+        if (
+            wait >= (deadline - now).total_seconds()
+        ):  # compared in seconds: a receiver's wait may pass what timedelta holds
             return deadline
         return now + timedelta(seconds=wait)
-
-    def _expiry(self, now: datetime) -> datetime:
-        return now + timedelta(days=self.settings.webhook_log_days)
 
     def _held(self, delivery: WebhookDelivery) -> dict[str, Any]:
         return {"_id": delivery.id, "leased_by": self.name, "attempts": delivery.attempts}

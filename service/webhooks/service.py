@@ -135,8 +135,12 @@ async def disable(settings: Settings, subscription_id: PydanticObjectId, by: Dis
 
 def ended(settings: Settings, status: DeliveryStatus, reason: str, now: datetime) -> dict[str, Any]:
     """The fields of a delivery that ends undelivered, kept in the log WEBHOOK_LOG_DAYS."""
-    expires_at = now + timedelta(days=settings.webhook_log_days)
-    return {"status": status, "reason": reason, "next_attempt_at": None, "expires_at": expires_at}
+    return {"status": status, "reason": reason, "next_attempt_at": None, "expires_at": log_expiry(settings, now)}
+
+
+def log_expiry(settings: Settings, now: datetime) -> datetime:
+    """When a delivery that ended `now` leaves the delivery log (WEBHOOK_LOG_DAYS)."""
+    return now + timedelta(days=settings.webhook_log_days)
 
 
 async def _delete(subscription: WebhookSubscription) -> None:
