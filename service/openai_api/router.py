@@ -9,11 +9,12 @@ from service.context import AppContext, get_context
 from service.openai_api import service
 from service.openai_api.dependencies import OpenAIViewer
 from service.openai_api.schemas import API_PREFIX, MODEL_ALIAS, ModelList, OpenAIError
+from service.openapi import ANY_REQUEST_STATUSES, BODY_STATUSES, CREDENTIAL_STATUSES
 from service.videos.schemas import MAX_PROMPT_CHARS
 
 router = APIRouter(prefix=API_PREFIX, tags=["openai"])
 
-ANY_REQUEST_ERRORS = (400, 401, 403, 408, 413, 422)
+ANY_REQUEST_ERRORS = (*ANY_REQUEST_STATUSES, *CREDENTIAL_STATUSES, *BODY_STATUSES)
 """What service/openapi.py would add to any operation here, documented with OpenAI's error shape
 (a 422 is answered as OpenAI does, as a 400)."""
 AUDIO_ERRORS = (*ANY_REQUEST_ERRORS, 404, 409, 503, 504, 507)

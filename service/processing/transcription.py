@@ -4,6 +4,7 @@ The model is loaded once per process, on first use, and shared: CTranslate2 mode
 concurrent calls. Everything here blocks and belongs on a worker thread.
 """
 
+import functools
 import json
 import logging
 import os
@@ -93,10 +94,12 @@ def model_name(settings: Settings) -> str:
     return settings.whisper_model.removeprefix(BUNDLED_PREFIX)
 
 
+@functools.cache
 def transcription_languages(setting: str) -> tuple[str, ...]:
     """The languages the model WHISPER_MODEL names can transcribe: English alone for an
-    English-only model, every Whisper language otherwise. Blocking (it may read the model's
-    vocabulary): call it from a thread."""
+    English-only model, every Whisper language otherwise. Blocking the first time for a model (it
+    may read the model's vocabulary, 51,000 lines): call it from a thread. Kept, since uploads and
+    the greeting ask it for every request."""
     return ("en",) if _english_only(setting) else WHISPER_LANGUAGES
 
 
