@@ -16,16 +16,16 @@ WORDS = (
 
 def test_eight_threads_stemming_at_once_give_the_single_threaded_stems() -> None:
     """A Snowball stemmer keeps state between calls: one shared by threads gave wrong stems and
-    IndexError; each thread has its own now. The uncached function is what the threads race on."""
-    uncached = stem.__wrapped__
+    IndexError; each thread has its own now. `stem` is uncached (`term` caches), so the threads
+    race on the stemmers themselves."""
     languages = ("english", "french", "spanish", "german")
     work = [(word.lower(), language) for word in WORDS for language in languages] * 150
     random.Random(3).shuffle(work)
-    expected = [uncached(word, language) for word, language in work]
+    expected = [stem(word, language) for word, language in work]
 
     def stem_all(offset: int) -> list[str]:
         rotated = work[offset:] + work[:offset]
-        found = [uncached(word, language) for word, language in rotated]
+        found = [stem(word, language) for word, language in rotated]
         return found[len(work) - offset :] + found[: len(work) - offset]
 
     interval = sys.getswitchinterval()

@@ -95,14 +95,13 @@ def _stemmer(language: str) -> Stemmer.Stemmer:
     A Snowball stemmer keeps per-call state, so one shared between threads (the store's, the
     workers', the event loop's) gives wrong stems and crashes; each thread gets its own. PyStemmer
     is Snowball's C library (libstemmer, as MongoDB links), about 60 times faster here than the
-    pure-Python snowballstemmer, with the same stems. Its own cache is off: `stem` caches."""
+    pure-Python snowballstemmer, with the same stems. Its own cache is off: `term` caches."""
     stemmers: dict[str, Stemmer.Stemmer] = _STEMMERS.__dict__.setdefault("by_language", {})
     if language not in stemmers:
         stemmers[language] = Stemmer.Stemmer(language, 0)
     return stemmers[language]
 
 
-@lru_cache(maxsize=200_000)
 def stem(word: str, language: str = "english") -> str:
     if language == NO_LANGUAGE:
         return word
