@@ -606,9 +606,8 @@ class Snapshot:
 
     def documents(self, database: str, collection: str) -> Iterator[dict[str, Any]]:
         """Every sound document of the collection; damaged rows are added to `damage`."""
-        for known_database, known_collection, table in self.reader.tables():
-            if (known_database, known_collection) == (database, collection):
-                yield from self.reader.documents(table, f"{database}.{collection}", self.damage)
+        for table in self._tables_of(database, collection):
+            yield from self.reader.documents(table, f"{database}.{collection}", self.damage)
 
     def indexes(self) -> list[tuple[str, str, dict[str, Any]]]:
         return self.reader.index_definitions(self.damage)
@@ -617,10 +616,12 @@ class Snapshot:
         """The `files_id` of every sound chunk of a collection of chunks, each chunk verified as it is
         read; damaged ones are added to `damage`."""
         files: set[Any] = set()
-        for known_database, known_collection, table in self.reader.tables():
-            if (known_database, known_collection) == (database, collection):
-                files |= self.reader.chunk_files(table, f"{database}.{collection}", self.damage)
+        for table in self._tables_of(database, collection):
+            files |= self.reader.chunk_files(table, f"{database}.{collection}", self.damage)
         return files
+
+    def _tables_of(self, database: str, collection: str) -> list[str]:
+        return [table for known, name, table in self.reader.tables() if (known, name) == (database, collection)]
 
 
 @contextmanager
