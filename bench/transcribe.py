@@ -18,8 +18,6 @@ run in both, and /health p50 and p99.
 
 import argparse
 import os
-import re
-import resource
 import statistics
 import tempfile
 import threading
@@ -35,7 +33,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from service.config import Settings
 from service.processing.transcription import model_location
-from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO
+from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, normalized_words
 from tests.media import loop_media
 from tests.server import running_server
 
@@ -49,11 +47,6 @@ class Run:
     text: str
     load: tuple[float, float]
     """The load average (1 minute) when the run started and when it ended."""
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -134,21 +127,18 @@ def direct_run(path: Path, batch_size: int, cpu_threads: int) -> Run:
     model = WhisperModel(
         model_location(settings.whisper_model), device="cpu", compute_type="int8", cpu_threads=cpu_threads
     )
-    load, cpu, began = os.getloadavg()[0], own_cpu_seconds(), time.perf_counter()
+    load, cpu, began = os.getloadavg()[0], time.process_time(), time.perf_counter()
     arguments = {"beam_size": settings.whisper_beam_size, "language": "en"}
     if batch_size:
         segments, _ = BatchedInferencePipeline(model).transcribe(str(path), batch_size=batch_size, **arguments)
     else:
         segments, _ = model.transcribe(str(path), vad_filter=False, **arguments)
     text = " ".join(segment.text.strip() for segment in segments)
-    return Run(time.perf_counter() - began, own_cpu_seconds() - cpu, text, (load, os.getloadavg()[0]))
+    return Run(time.perf_counter() - began, time.process_time() - cpu, text, (load, os.getloadavg()[0]))
 
 
 def word_error_rate(script: str, text: str) -> float:
-    def normalized(words: str) -> str:
-        return " ".join(re.sub(r"[^a-z' ]+", " ", words.lower()).split())
-
-    return jiwer.wer(normalized(script), normalized(text))
+    return jiwer.wer(normalized_words(script), normalized_words(text))
 
 
 def main() -> None:

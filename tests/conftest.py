@@ -1,5 +1,6 @@
 import asyncio
 import hashlib
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,13 @@ pytest_plugins = ("pytester", "tests.store")
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEECH_VIDEO = FIXTURES / "speech.mp4"
 SPEECH_SCRIPT = FIXTURES / "speech.txt"
+
+
+def normalized_words(text: str) -> str:
+    """Lower case, letters and apostrophes alone: a transcript as a word error rate compares it with its script."""
+    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
+
+
 NO_AUDIO_VIDEO = FIXTURES / "no_audio.mp4"
 SHORT_TRANSCRIPT = Transcript(
     language="en",

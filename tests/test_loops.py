@@ -1,6 +1,5 @@
 """Repetition loops: detected, and repaired by decoding their window again."""
 
-import re
 import threading
 
 import jiwer
@@ -10,11 +9,7 @@ from faster_whisper.audio import decode_audio
 from service.config import Settings
 from service.processing.transcription import SAMPLE_RATE, Transcriber, is_loop
 from service.videos.models import Segment, Transcript, TranscriptionOptions
-from tests.conftest import SPEECH_VIDEO
-
-
-def normalized_words(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
+from tests.conftest import SPEECH_VIDEO, normalized_words
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,6 @@
 """The OpenAI-compatible endpoints, driven by the official `openai` SDK against a real server process."""
 
 import io
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,14 +12,10 @@ import srt
 import webvtt
 
 from service.config import Settings
-from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, serving
+from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, normalized_words, serving
 from tests.server import ServerProcess, running_server
 
 PASSWORD = "a long enough password"
-
-
-def normalized_words(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,9 @@ import webvtt
 from service.config import Settings
 from service.processing.transcription import Transcriber
 from service.videos.models import TranscriptionOptions
-from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
+from tests.conftest import NO_AUDIO_VIDEO, SPEECH_SCRIPT, SPEECH_VIDEO, finished, normalized_words, serving, upload
 from tests.media import declaring_duration, remux
 from tests.store import StoreDatabase
-
-
-def normalized_words(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ from faster_whisper.audio import decode_audio
 from service.config import Settings
 from service.processing.transcription import SAMPLE_RATE, JobCancelled, Transcriber
 from service.videos.models import TranscriptionOptions
-from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, finished, serving, upload
+from tests.conftest import SPEECH_SCRIPT, SPEECH_VIDEO, finished, normalized_words, serving, upload
 from tests.media import loop_media
-from tests.test_loops import normalized_words
 
 
 @pytest.fixture(scope="module")
