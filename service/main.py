@@ -25,7 +25,7 @@ from service.context import AppContext
 from service.db.durable import StoreWriteFailed
 from service.db.service import connect
 from service.docs.router import router as docs_router
-from service.errors import DocumentFull, InvalidInput, ServiceError, describe_validation_errors, writable
+from service.errors import DocumentFull, InvalidInput, ServiceError, describe_validation_errors
 from service.health.router import router as health_router
 from service.http.cors import with_cors
 from service.http.headers import SecurityHeaders
@@ -36,8 +36,7 @@ from service.observability.correlation import internal_error_detail
 from service.observability.requests import ObservedRequests
 from service.observability.router import router as observability_router
 from service.openai_api.router import router as openai_router
-from service.openai_api.service import error_answer as openai_error_answer
-from service.openai_api.service import is_openai_path
+from service.openai_api.service import error_answer_for
 from service.openapi import describe_errors
 from service.processing import queue
 from service.processing.router import router as processing_router
@@ -80,11 +79,7 @@ class VideoAnalyzerApp(FastAPI):
 
 
 def _error(request: Request, status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Every error answer: `{"detail": string}`, writable whatever client input the detail quotes;
-    on the OpenAI-compatible routes, OpenAI's `{"error": {...}}`."""
-    if is_openai_path(request.url.path):
-        return openai_error_answer(status_code, detail, headers)
-    return JSONResponse(status_code=status_code, content={"detail": writable(detail)}, headers=headers)
+    return error_answer_for(request.url.path, status_code, detail, headers)
 
 
 async def _service_error(request: Request, error: ServiceError) -> JSONResponse:

@@ -18,12 +18,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
-from service.openai_api.service import error_answer as openai_error_answer
-from service.openai_api.service import is_openai_path
+from service.openai_api.service import error_answer_for
 
 CLOSE = "close"
 
@@ -132,9 +130,5 @@ class _LimitedExchange:
 
     async def _refuse(self, status: int, detail: str) -> None:
         self.cut_off = True
-        headers = {"connection": CLOSE}
-        if is_openai_path(self.scope["path"]):
-            response = openai_error_answer(status, detail, headers)
-        else:
-            response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
+        response = error_answer_for(self.scope["path"], status, detail, {"connection": CLOSE})
         await response(self.scope, self._receive, self._send)

@@ -62,6 +62,14 @@ def is_openai_path(path: str) -> bool:
     return path.startswith(API_PREFIX + "/")
 
 
+def error_answer_for(path: str, status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Every error answer: `{"detail": string}`, writable whatever client input the detail quotes;
+    on the OpenAI-compatible routes, OpenAI's `{"error": {...}}`."""
+    if is_openai_path(path):
+        return error_answer(status, detail, headers)
+    return JSONResponse(status_code=status, content={"detail": writable(detail)}, headers=headers)
+
+
 def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """An error of a /v1 route as OpenAI answers it: a request OpenAI would call invalid, a file it
     cannot decode among them, is a 400."""
