@@ -20,7 +20,7 @@ def _cue_text(cue: Cue) -> str:
 
 def to_txt(transcript: Transcript) -> str:
     """A line a segment; the text alone where there are no segments (a transcript migrated from the old service)."""
-    if not transcript.segments and transcript.text.strip():
+    if transcript.untimed:
         return transcript.text.strip() + "\n"
     return "".join(f"{segment.text}\n" for segment in transcript.segments)
 

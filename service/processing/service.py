@@ -32,7 +32,7 @@ async def transcript_file(
         return JSONResponse(video.transcript.model_dump(mode="json"), headers=disposition)
     if format == "txt":
         return PlainTextResponse(to_txt(video.transcript), media_type=TXT_MEDIA_TYPE, headers=disposition)
-    if not video.transcript.segments and video.transcript.text.strip():
+    if video.transcript.untimed:
         raise Conflict(
             f"the transcript has no timings (it came from the old service): POST /videos/{video.id}/reprocess "
             "makes them; format=txt or json serve its text"

@@ -115,10 +115,15 @@ class Transcript(BaseModel):
     text: str = ""
     segments: list[Segment] = Field(default_factory=list)
 
+    @property
+    def untimed(self) -> bool:
+        """A text without segments: a transcript migrated from the SQLite service."""
+        return not self.segments and bool(self.text.strip())
+
     def timed_segments(self, duration: float | None) -> list[Segment]:
-        """The segments; for a text without them (migrated from the SQLite service), one segment
-        spanning the whole video, so that it can still be summarized and questioned."""
-        if self.segments or not self.text.strip():
+        """The segments; for an untimed text, one segment spanning the whole video, so that it can
+        still be summarized and questioned."""
+        if not self.untimed:
             return self.segments
         return [Segment(start=0.0, end=duration or 0.0, text=self.text)]
 
